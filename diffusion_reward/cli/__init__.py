@@ -1,0 +1,73 @@
+"""`diffusion-reward`: one entry point, one subcommand per job.
+
+Each subcommand lives in its own module under `diffusion_reward.cli` exposing
+`add_arguments(parser)` and `run(args) -> int`. Modules are imported only when their command runs,
+so `diffusion-reward info` does not pay for importing torch or MuJoCo.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from ..errors import UserError
+
+# name -> (module, one-line help). Order is the order `--help` lists them: the pipeline, left to right.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "run the whole pipeline end to end on an embedded default (CPU, minutes)"),
+    "collect": ("collect", "collect simulated episodes (expert / epsilon-degraded) into a dataset"),
+    "info": ("info", "summarise a dataset; --verify reads every episode"),
+    "train-reward": ("train_reward", "train the reward model (VQ-GAN codec, then VQ-Diffusion video model)"),
+    "stats": ("stats", "compute reward standardisation statistics over expert episodes"),
+    "score": ("score", "score frames or a dataset with a reward model"),
+    "import-upstream": ("import_upstream", "convert the authors' checkpoints into a model file"),
+    "report": ("report", "reward QA report: expert vs epsilon-degraded episodes, metrics and plots"),
+    "relabel": ("relabel", "label recorded data (HDF5, rosbag2, RealSense, PNG folders) with learned rewards"),
+    "train-policy": ("train_policy", "train an offline policy with d3rlpy on a labelled dataset"),
+    "evaluate": ("evaluate", "evaluate a policy in simulation or off-policy on held-out data"),
+    "export": ("export", "export a trained policy to TorchScript / ONNX for the robot"),
+    "live": ("live", "run pipeline nodes on ROS 2 DDS without a ROS install"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diffusion-reward",
+        description="Diffusion Reward: dense rewards from expert videos, from simulation to real robots.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    command = _requested_command(sys.argv[1:])
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:  # only the command that runs needs its (possibly heavy) module
+            mod = importlib.import_module(f"{__name__}.{module}")
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    return parser
+
+
+def _requested_command(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv[1:] = argv
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        args = build_parser().parse_args()
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

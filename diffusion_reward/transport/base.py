@@ -1,0 +1,78 @@
+"""The small interface every node is written against: subscribe, publish, timer, parameters, clock.
+
+Messages are the dataclasses of `diffusion_reward.msgs`. Times are integer nanoseconds.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class QoS:
+    """The subset of ROS 2 QoS the nodes use (history is always KEEP_LAST, durability VOLATILE)."""
+
+    reliable: bool = True
+    depth: int = 10
+
+
+DEFAULT_QOS = QoS(reliable=True, depth=10)  # rclpy default profile
+SENSOR_DATA_QOS = QoS(reliable=False, depth=5)  # rclpy.qos.qos_profile_sensor_data
+
+
+class Publisher(abc.ABC):
+    @abc.abstractmethod
+    def publish(self, msg: Any) -> None: ...
+
+
+class Timer(abc.ABC):
+    @abc.abstractmethod
+    def cancel(self) -> None: ...
+
+
+class Transport(abc.ABC):
+    """One node's connection to the graph. `name` is the node name (used for `~/` topics)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    # -- graph -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_publisher(self, msg_type: type, topic: str, qos: QoS = DEFAULT_QOS) -> Publisher: ...
+
+    @abc.abstractmethod
+    def create_subscription(
+        self, msg_type: type, topic: str, callback: Callable[[Any], None], qos: QoS = DEFAULT_QOS
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer: ...
+
+    # -- parameters --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def declare_parameter(self, name: str, default: Any, description: str = "") -> Any:
+        """Declare a parameter with its default; return the value in force (override or default)."""
+
+    # -- time and logging ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def now_ns(self) -> int:
+        """Node clock in ns: simulated time when `use_sim_time` is true, else wall time."""
+
+    @abc.abstractmethod
+    def log(self, level: str, message: str) -> None:
+        """level: 'debug' | 'info' | 'warn' | 'error' | 'fatal'."""
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def spin(self) -> None:
+        """Process callbacks until shutdown."""
+
+    @abc.abstractmethod
+    def shutdown(self) -> None: ...
+
+    def resolve(self, topic: str) -> str:
+        """Expand a private `~/x` topic to `/<node>/x`; absolute and relative names pass through."""
+        if topic.startswith("~/"):
+            return f"/{self.name}/{topic[2:]}"
+        return topic if topic.startswith("/") else f"/{topic}"
