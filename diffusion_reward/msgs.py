@@ -218,9 +218,15 @@ class DiagnosticArray:
     status: list[DiagnosticStatus] = field(default_factory=list)
 
 
+@dataclass
+class Clock:
+    __msgtype__ = "rosgraph_msgs/msg/Clock"  # simulated time on /clock (`use_sim_time`)
+    clock: Time = field(default_factory=Time)
+
+
 ALL_MESSAGES = [
     Time, Duration, Header, Image, CompressedImage, RegionOfInterest, CameraInfo, JointState, Vector3,
     Vector3Stamped, Twist, TwistStamped, JointTrajectoryPoint, JointTrajectory, MultiArrayDimension,
-    MultiArrayLayout, Float64MultiArray, Bool, Empty, String, KeyValue, DiagnosticStatus, DiagnosticArray,
+    MultiArrayLayout, Float64MultiArray, Bool, Empty, String, KeyValue, DiagnosticStatus, DiagnosticArray, Clock,
 ]
 BY_TYPE_NAME = {m.__msgtype__: m for m in ALL_MESSAGES}
