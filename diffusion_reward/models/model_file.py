@@ -1,0 +1,231 @@
+"""`RewardModel`: codec + video model in ONE self-describing safetensors file.
+
+Weights are stored under `codec.*` and `video.*`; the safetensors metadata holds JSON for the format name and
+version, the config, the standardisation statistics and the provenance. Loading never unpickles anything.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import UserError
+from .codec import Codec, frames_to_input
+from .presets import RewardModelConfig, get_preset
+from .video import VideoModel
+
+FORMAT_NAME = "diffusion_reward.model"
+FORMAT_VERSION = 1
+REWARD_TYPES = ("entropy", "likelihood")
+_MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+
+def stats_key(task: str, reward_type: str, skip_step: int, num_samples: int, likelihood_compat: bool = False) -> str:
+    key = f"{task}/{reward_type}/skip{int(skip_step)}/n{int(num_samples)}"
+    return key + "/compat" if likelihood_compat else key
+
+
+def _software_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+class RewardModel(nn.Module):
+    def __init__(self, config: RewardModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.codec = Codec(config.codec)
+        self.video = VideoModel(config.video, num_codes=config.codec.num_codes, grid=config.codec.latent_size)
+        self.stats: dict[str, dict[str, Any]] = {}
+        self.provenance: dict[str, Any] = {}
+        self.path: str | None = None
+
+    # ------------------------------------------------------------------------------------------------ building
+    @classmethod
+    def from_config(cls, config: RewardModelConfig, seed: int = 0) -> "RewardModel":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = cls(config)
+        model.provenance = {"created": _now(), "software_version": _software_version(), "init_seed": seed,
+                            "training_steps": 0}
+        return model.eval()
+
+    @classmethod
+    def from_preset(cls, name: str, seed: int = 0) -> "RewardModel":
+        return cls.from_config(get_preset(name), seed=seed)
+
+    @property
+    def image_size(self) -> int:
+        return self.config.codec.image_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.codec.quant_conv.weight.device
+
+    # -------------------------------------------------------------------------------------------------- tokens
+    @torch.no_grad()
+    def tokenize(self, frames_u8, batch_size: int = 256) -> torch.Tensor:
+        """uint8 frames (T, H, W, 3) (numpy or torch) -> tokens (T, L) int64 on the model's device."""
+        frames = torch.as_tensor(np.asarray(frames_u8) if not torch.is_tensor(frames_u8) else frames_u8)
+        out = [self.codec.encode(frames_to_input(frames[i:i + batch_size].to(self.device)))
+               for i in range(0, len(frames), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, self.codec.num_tokens, dtype=torch.long, device=self.device)
+
+    # --------------------------------------------------------------------------------------------------- stats
+    def set_stats(self, task: str, reward_type: str, skip_step: int, num_samples: int, mean: float, std: float,
+                  *, likelihood_compat: bool = False, source: str | None = None) -> None:
+        if reward_type not in REWARD_TYPES:
+            raise UserError(f"reward type must be one of {REWARD_TYPES}, got {reward_type!r}")
+        if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+            raise UserError(f"statistics for {task!r} need a finite mean and a positive std, got {mean}, {std}")
+        self.stats[stats_key(task, reward_type, skip_step, num_samples, likelihood_compat)] = {
+            "task": task, "reward_type": reward_type, "skip_step": int(skip_step), "num_samples": int(num_samples),
+            "likelihood_compat": bool(likelihood_compat), "mean": float(mean), "std": float(std),
+            "source": source, "created": _now()}
+
+    def get_stats(self, task: str, reward_type: str, skip_step: int, num_samples: int,
+                  *, likelihood_compat: bool = False) -> tuple[float, float]:
+        entry = self.stats.get(stats_key(task, reward_type, skip_step, num_samples, likelihood_compat))
+        if entry is None:
+            model = self.path or "MODEL"
+            have = ", ".join(sorted(self.stats)) or "none"
+            raise UserError(
+                f"model has no statistics for task {task!r} ({reward_type}, skip {skip_step}, {num_samples} sample(s)"
+                f"{', likelihood-compat' if likelihood_compat else ''}; it has: {have}); compute them with "
+                f"`diffusion-reward stats --model {model} --data EXPERT_DATA --task {task}` or score with --raw")
+        return entry["mean"], entry["std"]
+
+    # --------------------------------------------------------------------------------------------- weights I/O
+    def weight_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"codec.{k}": v for k, v in self.codec.state_dict().items()}
+        tensors.update({f"video.{k}": v for k, v in self.video.state_dict().items()})
+        return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+
+    @property
+    def weights_hash(self) -> str:
+        """sha256 over names, dtypes, shapes and contents of every tensor (independent of stats and provenance)."""
+        h = hashlib.sha256()
+        for name, t in sorted(self.weight_tensors().items()):
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return h.hexdigest()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        from safetensors.torch import save
+
+        path = Path(path)
+        self.provenance.setdefault("created", _now())
+        self.provenance.setdefault("software_version", _software_version())
+        metadata = {
+            "format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
+            "config": json.dumps(self.config.to_dict()), "stats": json.dumps(self.stats),
+            "provenance": json.dumps(self.provenance),
+        }
+        blob = save(self.weight_tensors(), metadata=metadata)
+        _atomic_write(path, blob)
+        self.path = str(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "RewardModel":
+        from safetensors.torch import load
+
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"model file {path} does not exist")
+        data = path.read_bytes()
+        header = _read_header(path, data)
+        meta = header.get("__metadata__") or {}
+        if meta.get("format") != FORMAT_NAME:
+            raise UserError(f"{path} is a safetensors file but not a diffusion-reward model (format "
+                            f"{meta.get('format')!r}); convert the authors' checkpoints with `diffusion-reward import-upstream`")
+        try:
+            version = int(meta.get("format_version", "0"))
+            config = RewardModelConfig.from_dict(json.loads(meta["config"]))
+            stats = json.loads(meta.get("stats", "{}"))
+            provenance = json.loads(meta.get("provenance", "{}"))
+        except (ValueError, KeyError) as exc:
+            raise UserError(f"{path} has damaged model metadata ({exc})") from None
+        if version > FORMAT_VERSION:
+            raise UserError(f"{path} uses model format version {version}, newer than this software supports "
+                            f"({FORMAT_VERSION}); upgrade diffusion-reward")
+        try:
+            tensors = load(data)
+        except Exception as exc:  # safetensors raises its own error types for damaged files
+            raise UserError(f"{path} is damaged or truncated ({exc})") from None
+        model = cls(config)
+        model.load_weight_tensors(tensors, source=str(path))
+        model.stats, model.provenance, model.path = stats, provenance, str(path)
+        return model.to(device).eval()
+
+    def load_weight_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:
+        """Load `codec.*` / `video.*` tensors; every key must match in name and shape (UserError otherwise)."""
+        expected = {f"codec.{k}": v for k, v in self.codec.state_dict().items()}
+        expected.update({f"video.{k}": v for k, v in self.video.state_dict().items()})
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise UserError(f"{source} does not match its config: missing keys {_short(missing)}, "
+                            f"unexpected keys {_short(unexpected)}")
+        bad = [f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+               if tuple(tensors[k].shape) != tuple(v.shape)]
+        if bad:
+            raise UserError(f"{source} has tensors of the wrong shape: {_short(bad)}")
+        for prefix, module in (("codec.", self.codec), ("video.", self.video)):
+            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+
+
+def _read_header(path: Path, data: bytes) -> dict[str, Any]:
+    not_ours = f"{path} is not a safetensors model file or is truncated"
+    if len(data) < 8:
+        raise UserError(not_ours)
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > _MAX_HEADER_BYTES or 8 + n > len(data):
+        raise UserError(not_ours)
+    try:
+        header = json.loads(data[8:8 + n])
+    except (UnicodeDecodeError, ValueError):
+        raise UserError(not_ours) from None
+    if not isinstance(header, dict):
+        raise UserError(not_ours)
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
+               and "data_offsets" in v), default=0)
+    if 8 + n + end > len(data):
+        raise UserError(f"{path} is truncated ({len(data)} bytes, header promises {8 + n + end})")
+    return header
+
+
+def _atomic_write(path: Path, blob: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _short(items: list[str], n: int = 5) -> str:
+    if not items:
+        return "none"
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

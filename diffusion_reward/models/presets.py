@@ -1,0 +1,115 @@
+"""Typed configurations of the reward model and its named presets (`tiny`, `small`, `paper`).
+
+`paper` is the authors' architecture (VQ-GAN [128,128,256,256] x 1024 codes of 64-d; VQ-Diffusion with 16 layers
+of width 128 and an untrained 1024-d context embedding) so their checkpoints import into it key for key.
+`tiny` and `small` are ours: smaller, and with a trained context embedding that knows which frame and which grid
+cell every context token comes from.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UserError
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """VQ-GAN: image_size x image_size RGB -> latent_size x latent_size grid of codebook indices."""
+
+    channels: tuple[int, ...] = (128, 128, 256, 256)
+    latent_dim: int = 64  # code vector size
+    num_codes: int = 1024
+    image_size: int = 64
+    attn_resolutions: tuple[int, ...] = (16,)
+    num_res_blocks: int = 2
+    beta: float = 0.25  # weight of the codebook term (upstream quirk, see codec.Codebook)
+    norm_groups: int = 32  # GroupNorm groups (upstream: 32, fixed)
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // 2 ** (len(self.channels) - 1)
+
+    def validate(self) -> None:
+        if len(self.channels) < 2:
+            raise UserError("codec.channels needs at least two entries")
+        if any(c % self.norm_groups for c in self.channels):
+            raise UserError(f"codec.channels must be multiples of norm_groups {self.norm_groups}, got {list(self.channels)}")
+        if self.image_size % 2 ** (len(self.channels) - 1):
+            raise UserError(f"codec.image_size {self.image_size} is not divisible by 2^{len(self.channels) - 1}")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """VQ-Diffusion transformer over the next frame's tokens, cross-attending to the context frames' tokens."""
+
+    n_layer: int = 16
+    n_embd: int = 128
+    n_head: int = 16
+    condition_dim: int = 1024
+    mlp_hidden_times: int = 2
+    num_cond_frames: int = 2
+    frame_skip: int = 1
+    diffusion_steps: int = 100
+    # "upstream": plain N(0,1) code embedding, frozen, no frame/position information (checkpoint compatible).
+    # "learned": trained code embedding + frame embedding + grid-position embedding.
+    context_embedding: str = "upstream"
+    auxiliary_loss_weight: float = 1e-3
+    adaptive_auxiliary_loss: bool = True
+
+    def validate(self) -> None:
+        if self.context_embedding not in ("upstream", "learned"):
+            raise UserError(f"video.context_embedding must be 'upstream' or 'learned', got {self.context_embedding!r}")
+        if self.n_embd % self.n_head:
+            raise UserError(f"video.n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
+        if self.diffusion_steps < 2:
+            raise UserError("video.diffusion_steps must be at least 2")
+
+
+@dataclass(frozen=True)
+class RewardModelConfig:
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    preset: str = "custom"
+
+    def validate(self) -> None:
+        self.codec.validate()
+        self.video.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RewardModelConfig":
+        try:
+            codec = dict(d["codec"])
+            codec["channels"] = tuple(codec["channels"])
+            codec["attn_resolutions"] = tuple(codec["attn_resolutions"])
+            cfg = cls(codec=CodecConfig(**codec), video=VideoConfig(**d["video"]), preset=d.get("preset", "custom"))
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"model config is not valid: {exc}") from None
+        cfg.validate()
+        return cfg
+
+
+PRESETS: dict[str, RewardModelConfig] = {
+    "paper": RewardModelConfig(preset="paper"),
+    "small": RewardModelConfig(
+        codec=CodecConfig(channels=(64, 64, 128, 128), latent_dim=32, num_codes=256),
+        video=VideoConfig(n_layer=6, n_embd=128, n_head=8, condition_dim=128, context_embedding="learned"),
+        preset="small",
+    ),
+    # fast enough on a laptop CPU for tests and the demo (a few ms per frame for encode + an 11-step chain)
+    "tiny": RewardModelConfig(
+        codec=CodecConfig(channels=(16, 16, 32, 32), latent_dim=16, num_codes=128, attn_resolutions=(),
+                          num_res_blocks=1, norm_groups=8),
+        video=VideoConfig(n_layer=2, n_embd=64, n_head=4, condition_dim=64, context_embedding="learned"),
+        preset="tiny",
+    ),
+}
+
+
+def get_preset(name: str) -> RewardModelConfig:
+    if name not in PRESETS:
+        raise UserError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]

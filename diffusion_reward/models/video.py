@@ -1,0 +1,360 @@
+"""VQ-Diffusion video model (microsoft/VQ-Diffusion as trimmed by the Diffusion Reward authors).
+
+A mask-and-replace discrete diffusion over the next frame's tokens. The transformer predicts log p(x0 | x_t, context)
+and a step of the reverse chain is the analytic posterior q(x_{t-1} | x_t, x0_pred). Names equal the keys of the
+authors' `ema` state_dict (`condition_emb.emb.weight`, `transformer.blocks.N...`, `log_at`, ...).
+
+Shapes: B batch, L content tokens (64), K codes (class K is [MASK], K+1 classes), Lc context tokens, C = n_embd.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .presets import VideoConfig
+
+LOG_FLOOR = -70.0  # log-probabilities are clamped to [-70, 0] everywhere, as upstream
+
+
+# --------------------------------------------------------------------------------------------------- diffusion math
+
+def index_to_log_onehot(x: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B, L) int -> (B, num_classes, L) with log(1) and log(1e-30)."""
+    onehot = F.one_hot(x, num_classes).permute(0, 2, 1)
+    return torch.log(onehot.float().clamp(min=1e-30))
+
+
+def log_add_exp(a, b):
+    m = torch.max(a, b)
+    return m + torch.log(torch.exp(a - m) + torch.exp(b - m))
+
+
+def log_1_min_a(a):
+    return torch.log(1 - a.exp() + 1e-40)
+
+
+def multinomial_kl(log_p1, log_p2):  # KL(p1 || p2) over the class dim -> (B, L)
+    return (log_p1.exp() * (log_p1 - log_p2)).sum(dim=1)
+
+
+def log_categorical(log_x, log_p):  # E_x[log p] over the class dim -> (B, L)
+    return (log_x.exp() * log_p).sum(dim=1)
+
+
+def alpha_schedule(steps: int, num_codes: int, att_1=0.99999, att_T=0.000009, ctt_1=0.000009, ctt_T=0.99999):
+    """VQ-Diffusion `alpha1`: keep prob att falls and mask prob ctt rises linearly; float64 numpy arrays."""
+    att = np.arange(0, steps) / (steps - 1) * (att_T - att_1) + att_1
+    att = np.concatenate(([1], att))
+    at = att[1:] / att[:-1]
+    ctt = np.arange(0, steps) / (steps - 1) * (ctt_T - ctt_1) + ctt_1
+    ctt = np.concatenate(([0], ctt))
+    one_minus_ct = (1 - ctt)[1:] / (1 - ctt)[:-1]
+    ct = 1 - one_minus_ct
+    bt = (1 - at - ct) / num_codes
+    att = np.concatenate((att[1:], [1]))
+    ctt = np.concatenate((ctt[1:], [0]))
+    btt = (1 - att - ctt) / num_codes
+    return at, bt, ct, att, btt, ctt
+
+
+def _device(generator, default):
+    return generator.device if generator is not None else default
+
+
+def _extract(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return a.gather(-1, t).view(-1, 1, 1)
+
+
+# ------------------------------------------------------------------------------------------------------ transformer
+
+def gelu2(x):
+    return x * torch.sigmoid(1.702 * x)
+
+
+class AdaLayerNorm(nn.Module):
+    """LayerNorm without affine, scaled and shifted by a learned embedding of the timestep."""
+
+    def __init__(self, n_embd: int, diffusion_steps: int):
+        super().__init__()
+        self.emb = nn.Embedding(diffusion_steps, n_embd)
+        self.linear = nn.Linear(n_embd, n_embd * 2)
+        self.layernorm = nn.LayerNorm(n_embd, elementwise_affine=False)
+
+    def forward(self, x, t):  # x (B, L, C), t (B,)
+        scale, shift = self.linear(F.silu(self.emb(t))).unsqueeze(1).chunk(2, dim=2)
+        return self.layernorm(x) * (1 + scale) + shift
+
+
+class Attention(nn.Module):
+    """Multi-head attention, no mask. Self-attention when kv_dim == n_embd and keys come from x."""
+
+    def __init__(self, n_embd: int, n_head: int, kv_dim: int):
+        super().__init__()
+        self.n_head = n_head
+        self.key = nn.Linear(kv_dim, n_embd)
+        self.query = nn.Linear(n_embd, n_embd)
+        self.value = nn.Linear(kv_dim, n_embd)
+        self.proj = nn.Linear(n_embd, n_embd)
+
+    def kv(self, src):  # (B, S, kv_dim) -> k, v each (B, nh, S, hd)
+        b, s, _ = src.shape
+        k = self.key(src).view(b, s, self.n_head, -1).transpose(1, 2)
+        v = self.value(src).view(b, s, self.n_head, -1).transpose(1, 2)
+        return k, v
+
+    def forward(self, x, kv=None):  # x (B, L, C); kv precomputed for cross-attention, else self-attention
+        b, n, c = x.shape
+        k, v = self.kv(x) if kv is None else kv
+        q = self.query(x).view(b, n, self.n_head, -1).transpose(1, 2)  # (B, nh, L, hd)
+        att = F.softmax((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1))), dim=-1)  # (B, nh, L, S)
+        y = (att @ v).transpose(1, 2).reshape(b, n, c)
+        return self.proj(y)
+
+
+class ConvMLP(nn.Module):
+    """3x3 convolutions on the token grid with GELU2 in between."""
+
+    def __init__(self, n_embd: int, hidden_times: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(n_embd, n_embd * hidden_times, 3, 1, 1)
+        self.conv2 = nn.Conv2d(n_embd * hidden_times, n_embd, 3, 1, 1)
+
+    def forward(self, x):  # (B, L, C) with L = s*s
+        b, n, c = x.shape
+        s = int(math.isqrt(n))
+        h = x.transpose(1, 2).reshape(b, c, s, s)
+        h = self.conv2(gelu2(self.conv1(h)))
+        return h.reshape(b, c, n).transpose(1, 2)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: VideoConfig):
+        super().__init__()
+        self.ln1 = AdaLayerNorm(cfg.n_embd, cfg.diffusion_steps)
+        self.ln1_1 = AdaLayerNorm(cfg.n_embd, cfg.diffusion_steps)
+        self.ln2 = nn.LayerNorm(cfg.n_embd)
+        self.attn1 = Attention(cfg.n_embd, cfg.n_head, cfg.n_embd)
+        self.attn2 = Attention(cfg.n_embd, cfg.n_head, cfg.condition_dim)
+        self.mlp = ConvMLP(cfg.n_embd, cfg.mlp_hidden_times)
+
+    def forward(self, x, t, cond_kv):
+        x = x + self.attn1(self.ln1(x, t))
+        x = x + self.attn2(self.ln1_1(x, t), kv=cond_kv)
+        return x + self.mlp(self.ln2(x))
+
+
+class ContentEmbedding(nn.Module):
+    """Token embedding (K+1 rows, the last is [MASK]) + row embedding + column embedding."""
+
+    def __init__(self, num_classes: int, grid: int, n_embd: int):
+        super().__init__()
+        self.emb = nn.Embedding(num_classes, n_embd)
+        self.height_emb = nn.Embedding(grid, n_embd)
+        self.width_emb = nn.Embedding(grid, n_embd)
+
+    def forward(self, x):  # (B, L) -> (B, L, C)
+        g = self.height_emb.num_embeddings
+        idx = torch.arange(g, device=x.device)
+        pos = (self.height_emb(idx)[:, None, :] + self.width_emb(idx)[None, :, :]).reshape(g * g, -1)
+        return self.emb(x) + pos
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: VideoConfig, num_codes: int, grid: int):
+        super().__init__()
+        self.content_emb = ContentEmbedding(num_codes + 1, grid, cfg.n_embd)
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        self.to_logits = nn.Sequential(nn.LayerNorm(cfg.n_embd), nn.Linear(cfg.n_embd, num_codes))
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m):  # as VQ-Diffusion's Text2ImageTransformer
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            m.weight.data.normal_(mean=0.0, std=0.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                m.bias.data.zero_()
+        elif isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+            m.bias.data.zero_()
+            m.weight.data.fill_(1.0)
+
+    def forward(self, x_t, t, cond_kv):  # (B, L) tokens, (B,), per-block (k, v) -> logits (B, K, L)
+        h = self.content_emb(x_t)
+        for block, kv in zip(self.blocks, cond_kv):
+            h = block(h, t, kv)
+        return self.to_logits(h).transpose(1, 2)
+
+
+class ConditionEmbedding(nn.Module):
+    """Context token ids (B, F*L) -> (B, F*L, condition_dim).
+
+    "upstream": a plain N(0,1) lookup that upstream never trains (frozen here), no frame or position information.
+    "learned": trained lookup + frame embedding + grid-position embedding.
+    """
+
+    def __init__(self, cfg: VideoConfig, num_codes: int, num_tokens: int):
+        super().__init__()
+        self.learned = cfg.context_embedding == "learned"
+        self.emb = nn.Embedding(num_codes, cfg.condition_dim)  # default init N(0, 1), as upstream
+        if self.learned:
+            self.frame_emb = nn.Embedding(cfg.num_cond_frames, cfg.condition_dim)
+            self.pos_emb = nn.Embedding(num_tokens, cfg.condition_dim)
+            nn.init.normal_(self.frame_emb.weight, std=0.02)
+            nn.init.normal_(self.pos_emb.weight, std=0.02)
+        else:
+            self.emb.weight.requires_grad_(False)
+        self.num_tokens = num_tokens
+
+    def forward(self, cond):
+        e = self.emb(cond)
+        if not self.learned:
+            return e.float()
+        s = cond.shape[1]
+        idx = torch.arange(s, device=cond.device)
+        return e + self.frame_emb(idx // self.num_tokens) + self.pos_emb(idx % self.num_tokens)
+
+
+class VideoModel(nn.Module):
+    """The upstream `DiffusionTransformer`: condition embedding, transformer, noise schedule and diffusion math."""
+
+    def __init__(self, cfg: VideoConfig, num_codes: int, grid: int):
+        super().__init__()
+        self.config = cfg
+        self.num_codes = num_codes
+        self.num_classes = num_codes + 1  # + [MASK]
+        self.mask_id = num_codes
+        self.num_tokens = grid * grid
+        self.num_timesteps = cfg.diffusion_steps
+        self.condition_emb = ConditionEmbedding(cfg, num_codes, self.num_tokens)
+        self.transformer = Transformer(cfg, num_codes, grid)
+
+        at, bt, ct, att, btt, ctt = (torch.tensor(a, dtype=torch.float64)
+                                     for a in alpha_schedule(cfg.diffusion_steps, num_codes))
+        log_ct, log_cumprod_ct = torch.log(ct), torch.log(ctt)
+        for name, value in [("log_at", torch.log(at)), ("log_bt", torch.log(bt)), ("log_ct", log_ct),
+                            ("log_cumprod_at", torch.log(att)), ("log_cumprod_bt", torch.log(btt)),
+                            ("log_cumprod_ct", log_cumprod_ct), ("log_1_min_ct", log_1_min_a(log_ct)),
+                            ("log_1_min_cumprod_ct", log_1_min_a(log_cumprod_ct))]:
+            self.register_buffer(name, value.float())
+        # training statistics for importance sampling of t (upstream: EMA of L_t^2 and visit counts)
+        self.register_buffer("Lt_history", torch.zeros(cfg.diffusion_steps))
+        self.register_buffer("Lt_count", torch.zeros(cfg.diffusion_steps))
+
+    # ----------------------------------------------------------------------------------------------- network
+    def embed_condition(self, cond_tokens: torch.Tensor) -> torch.Tensor:
+        """(B, F*L) context token ids -> (B, F*L, condition_dim)."""
+        return self.condition_emb(cond_tokens)
+
+    def condition_kv(self, cond_emb: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Cross-attention keys/values of every block; they do not depend on x_t or t, so a chain computes them once."""
+        return [block.attn2.kv(cond_emb) for block in self.transformer.blocks]
+
+    def predict_start(self, x_t: torch.Tensor, t: torch.Tensor, cond_kv) -> torch.Tensor:
+        """log p(x0 | x_t, context): (B, L) tokens, (B,) steps -> (B, K+1, L), [MASK] row at -70, clamped [-70, 0]."""
+        logits = self.transformer(x_t, t, cond_kv)
+        log_pred = F.log_softmax(logits.double(), dim=1).float()
+        mask_row = torch.full_like(log_pred[:, :1], LOG_FLOOR)
+        return torch.cat((log_pred, mask_row), dim=1).clamp(LOG_FLOOR, 0)
+
+    # ------------------------------------------------------------------------------------------ diffusion math
+    def q_pred_one_timestep(self, log_x_t, t):  # q(x_t | x_{t-1})
+        log_at, log_bt = _extract(self.log_at, t), _extract(self.log_bt, t)
+        log_ct, log_1_min_ct = _extract(self.log_ct, t), _extract(self.log_1_min_ct, t)
+        return torch.cat([log_add_exp(log_x_t[:, :-1] + log_at, log_bt),
+                          log_add_exp(log_x_t[:, -1:] + log_1_min_ct, log_ct)], dim=1)
+
+    def q_pred(self, log_x_start, t):  # q(x_t | x_0); t = -1 wraps to the identity entry at index T
+        t = (t + (self.num_timesteps + 1)) % (self.num_timesteps + 1)
+        log_cumprod_at, log_cumprod_bt = _extract(self.log_cumprod_at, t), _extract(self.log_cumprod_bt, t)
+        log_cumprod_ct = _extract(self.log_cumprod_ct, t)
+        log_1_min_cumprod_ct = _extract(self.log_1_min_cumprod_ct, t)
+        return torch.cat([log_add_exp(log_x_start[:, :-1] + log_cumprod_at, log_cumprod_bt),
+                          log_add_exp(log_x_start[:, -1:] + log_1_min_cumprod_ct, log_cumprod_ct)], dim=1)
+
+    def q_posterior(self, log_x_start, log_x_t, t):
+        """q(x_{t-1} | x_t, x0) marginalised over log_x_start (a distribution over x0), exactly as VQ-Diffusion."""
+        b, _, n = log_x_start.shape
+        mask = (log_x_t.argmax(1) == self.mask_id).unsqueeze(1)  # (B, 1, L)
+        log_one = torch.zeros(b, 1, 1, dtype=log_x_t.dtype, device=log_x_t.device)
+        log_zero = torch.log(log_one + 1.0e-30).expand(-1, -1, n)
+
+        log_qt = self.q_pred(log_x_t, t)[:, :-1]  # (B, K, L)
+        ct_cumprod = _extract(self.log_cumprod_ct, t).expand(-1, self.num_classes - 1, -1)
+        log_qt = (~mask) * log_qt + mask * ct_cumprod
+
+        log_qt_one = torch.cat((self.q_pred_one_timestep(log_x_t, t)[:, :-1], log_zero), dim=1)
+        ct_vector = torch.cat((_extract(self.log_ct, t).expand(-1, self.num_classes - 1, -1), log_one), dim=1)
+        log_qt_one = (~mask) * log_qt_one + mask * ct_vector
+
+        q = torch.cat((log_x_start[:, :-1] - log_qt, log_zero), dim=1)
+        q_log_sum_exp = torch.logsumexp(q, dim=1, keepdim=True)
+        q = q - q_log_sum_exp
+        out = self.q_pred(q, t - 1) + log_qt_one + q_log_sum_exp
+        return out.clamp(LOG_FLOOR, 0)
+
+    def log_sample(self, log_probs, uniforms=None):
+        """Gumbel-max sample (B, K+1, L) -> tokens (B, L); uniforms=None means argmax (upstream `noise: false`)."""
+        if uniforms is None:
+            return log_probs.argmax(1)
+        gumbel = -torch.log(-torch.log(uniforms + 1e-30) + 1e-30)
+        return (gumbel + log_probs).argmax(1)
+
+    # ------------------------------------------------------------------------------------------------ training
+    def sample_time(self, b: int, device, generator=None):
+        """t ~ sqrt(EMA L_t^2) once every step was seen more than 10 times, uniform before (upstream)."""
+        if (self.Lt_count > 10).all():
+            lt_sqrt = torch.sqrt(self.Lt_history + 1e-10) + 0.0001
+            lt_sqrt[0] = lt_sqrt[1]  # decoder term gets the weight of L1
+            pt_all = lt_sqrt / lt_sqrt.sum()
+            t = torch.multinomial(pt_all.to(_device(generator, device)), b, replacement=True, generator=generator)
+            t = t.to(device)
+            return t, pt_all.gather(0, t)
+        t = torch.randint(0, self.num_timesteps, (b,), generator=generator, device=_device(generator, device))
+        t = t.to(device)
+        return t, torch.full((b,), 1.0 / self.num_timesteps, device=device)
+
+    def training_loss(self, x0_tokens: torch.Tensor, cond_tokens: torch.Tensor, generator=None):
+        """Upstream vb_stochastic loss per token: (B, L) target tokens, (B, F*L) context tokens -> (loss, metrics).
+
+        KL(q(x_{t-1}|x_t,x0) || p(x_{t-1}|x_t)) (decoder NLL at t=0) / p_t, importance-sampled t after warm-up,
+        + auxiliary KL(x0 || x0_pred) * weight * (1 + (1 - t/T)) / p_t; divided by B * L.
+        """
+        b, n = x0_tokens.shape
+        device = x0_tokens.device
+        t, pt = self.sample_time(b, device, generator)
+        log_x0 = index_to_log_onehot(x0_tokens, self.num_classes)
+        u = torch.rand(log_x0.shape, generator=generator, device=_device(generator, device)).to(device)
+        x_t = self.log_sample(self.q_pred(log_x0, t), u)  # q(x_t | x0)
+        log_xt = index_to_log_onehot(x_t, self.num_classes)
+
+        cond_kv = self.condition_kv(self.embed_condition(cond_tokens))
+        log_x0_recon = self.predict_start(x_t, t, cond_kv)
+        log_model_prob = self.q_posterior(log_x0_recon, log_xt, t)
+        log_true_prob = self.q_posterior(log_x0, log_xt, t)
+
+        kl = multinomial_kl(log_true_prob, log_model_prob).sum(1)  # mask_weight [1, 1]
+        decoder_nll = -log_categorical(log_x0, log_model_prob).sum(1)
+        is_t0 = (t == 0).float()
+        kl_loss = is_t0 * decoder_nll + (1.0 - is_t0) * kl
+
+        with torch.no_grad():  # importance-sampling statistics
+            new_hist = 0.1 * kl_loss.pow(2) + 0.9 * self.Lt_history.gather(0, t)
+            self.Lt_history.scatter_(0, t, new_hist)
+            self.Lt_count.scatter_add_(0, t, torch.ones_like(new_hist))
+
+        loss = kl_loss / pt
+        aux = torch.zeros_like(loss)
+        if self.config.auxiliary_loss_weight:
+            kl_aux = multinomial_kl(log_x0[:, :-1], log_x0_recon[:, :-1]).sum(1)
+            kl_aux = is_t0 * decoder_nll + (1.0 - is_t0) * kl_aux
+            weight = (1 - t / self.num_timesteps) + 1.0 if self.config.adaptive_auxiliary_loss else 1.0
+            aux = weight * self.config.auxiliary_loss_weight * kl_aux / pt
+        total = (loss + aux).sum() / (b * n)
+        with torch.no_grad():
+            acc = (log_x0_recon.argmax(1) == x0_tokens).float().mean()
+        metrics = {"loss": float(total.detach()), "kl": float(kl_loss.detach().mean()) / n,
+                   "aux": float(aux.detach().mean()) / n, "x0_accuracy": float(acc)}
+        return total, metrics
