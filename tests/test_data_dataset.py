@@ -333,3 +333,22 @@ def test_verify_detects_missing_episode_file_and_total_mismatch(tmp_path):
     with Dataset(path) as ds:
         with pytest.raises(UserError, match="demo_0: episode file .*demo_0.h5 is missing"):
             ds.verify()
+
+
+def test_episode_committed_but_not_indexed_is_recovered_on_append(tmp_path):
+    """A kill between the episode rename and the index replace: the episode is found and linked later."""
+    rng = np.random.default_rng(10)
+    path = tmp_path / "d.hdf5"
+    with DatasetWriter(path, env_args=ENV_ARGS) as writer:
+        writer.write_episode(**make_episode(rng))
+        index_before_second = path.read_bytes()
+        writer.write_episode(**make_episode(rng))
+    path.write_bytes(index_before_second)  # the index as it was when the kill struck
+    with Dataset(path) as ds:
+        assert ds.episode_names == ["demo_0"] and ds.unindexed == ["demo_1"]
+    with DatasetWriter(path) as writer:
+        assert writer.recovered == ["demo_1"]
+        assert writer.write_episode(**make_episode(rng)) == "demo_2"
+    with Dataset(path) as ds:
+        assert ds.episode_names == ["demo_0", "demo_1", "demo_2"] and ds.unindexed == []
+        assert ds.verify()["frames"] == 18
