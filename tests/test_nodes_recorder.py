@@ -1,0 +1,158 @@
+"""Episode recorder on the in-process transport: stamp sync, drops, episode control, crash-safe dataset."""
+import numpy as np
+import pytest
+
+from diffusion_reward.data import Dataset
+from diffusion_reward.errors import UserError
+from diffusion_reward.msgs import Bool, DiagnosticArray, DiagnosticStatus, Empty, Header, JointState, \
+    JointTrajectory, JointTrajectoryPoint, KeyValue, Time, Vector3, Vector3Stamped
+from diffusion_reward.nodes.episode_recorder import FR3_JOINTS, EpisodeRecorderNode
+from diffusion_reward.nodes.image_conv import rgb_to_image
+from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
+from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
+
+FPS = 10
+FRAME_NS = 10**9 // FPS
+
+
+class Robot:
+    """Publishes what the camera, arm, controller and labeller would, with controllable stamps."""
+
+    def __init__(self, bus):
+        self.bus = bus
+        t = self.t = InProcessTransport("robot", bus)
+        self.image = t.create_publisher(type(rgb_to_image(np.zeros((1, 1, 3), np.uint8))),
+                                        "/camera/camera/color/image_raw", SENSOR_DATA_QOS)
+        self.joints = t.create_publisher(JointState, "/franka/joint_states")
+        self.command = t.create_publisher(JointTrajectory, "/fr3_arm_controller/joint_trajectory")
+        self.reward = t.create_publisher(Vector3Stamped, "/reward_labeller/reward")
+        self.diagnostics = t.create_publisher(DiagnosticArray, "/diagnostics")
+        self.events = {name: t.create_publisher(Empty, f"/episode/{name}") for name in ("start", "stop", "discard")}
+        self.success = t.create_publisher(Bool, "/episode/success", DEFAULT_QOS)
+        self.rng = np.random.default_rng(0)
+
+    def event(self, name):
+        self.events[name].publish(Empty())
+        self.bus.spin_until_idle()
+
+    def frame(self, i, stamp, reward=True, joints=FR3_JOINTS, state_offset_ns=3_000_000):
+        rgb = self.rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+        q = np.arange(7) + i
+        self.joints.publish(JointState(header=Header(stamp=Time.from_ns(stamp + state_offset_ns)), name=list(joints),
+                                       position=q.astype(float), velocity=-q.astype(float)))
+        self.image.publish(rgb_to_image(rgb, stamp, "camera_color_optical_frame"))
+        self.command.publish(JointTrajectory(header=Header(stamp=Time.from_ns(stamp)), joint_names=FR3_JOINTS,
+                                             points=[JointTrajectoryPoint(positions=q + 0.5)]))
+        self.joints.publish(JointState(header=Header(stamp=Time.from_ns(stamp + FRAME_NS // 2)), name=list(joints),
+                                       position=q + 0.5, velocity=q * 0.0))
+        if reward:
+            self.reward.publish(Vector3Stamped(header=Header(stamp=Time.from_ns(stamp), frame_id="cam"),
+                                               vector=Vector3(x=float(i), y=-float(i), z=0.01)))
+        self.bus.advance(1 / FPS)
+        return rgb
+
+
+def _recorder(tmp_path, **overrides):
+    bus = InProcessBus()
+    params = {"output": str(tmp_path / "robot.hdf5"), "task": "button-press-v3", "image_size": 16,
+              "gripper_topic": "", **overrides}
+    return bus, EpisodeRecorderNode(InProcessTransport("episode_recorder", bus, params=params))
+
+
+def test_records_synced_episode_with_reward_labels_and_drop_counts(tmp_path):
+    bus, rec = _recorder(tmp_path)
+    robot = Robot(bus)
+    robot.diagnostics.publish(DiagnosticArray(status=[DiagnosticStatus(
+        name="reward_labeller: reward", values=[KeyValue("reward_type", "entropy"), KeyValue("model_hash", "abc")])]))
+    robot.event("start")
+    start = robot.t.now_ns()
+    stamps, frames = [], []
+    for i in range(6):
+        stamp = start + i * FRAME_NS
+        frames.append(robot.frame(i, stamp, reward=(i != 3)))  # the labeller skipped frame 3
+        stamps.append(stamp)
+    robot.success.publish(Bool(data=True))
+    robot.event("stop")
+    bus.advance(3.0)  # frame 3 times out waiting for its reward; then the episode is saved
+    assert rec.saved == ["demo_0"]
+    rec.close()
+
+    ds = Dataset(tmp_path / "robot.hdf5")
+    ds.verify()
+    assert ds.env_args["task"] == "button-press-v3" and ds.env_args["topics"]["reward"] == "/reward_labeller/reward"
+    (ep,) = list(ds)
+    kept = [0, 1, 2, 4, 5]
+    assert ep.num_samples == 5 and ep.success
+    np.testing.assert_array_equal(ep.obs["image_full"][()], np.stack([frames[i] for i in kept]))
+    assert ep.obs["image"].shape == (5, 16, 16, 3)
+    # the state nearest each image (3 ms later), not the one half a frame later
+    np.testing.assert_allclose(ep.obs["state"][()][:, :7], np.stack([np.arange(7) + i for i in kept]))
+    np.testing.assert_allclose(ep.obs["state"][()][:, 7:], -np.stack([np.arange(7) + i for i in kept]))
+    np.testing.assert_allclose(ep.actions, np.stack([np.arange(7) + i + 0.5 for i in kept]))
+    np.testing.assert_allclose(ep.stamps["image"], np.array(stamps)[kept] / 1e9)
+    np.testing.assert_allclose(ep.stamps["state"] - ep.stamps["image"], 0.003, atol=1e-6)
+    label = ep.reward_labels["entropy"]
+    np.testing.assert_array_equal(label["datasets"]["reward"], np.array(kept, np.float32))
+    np.testing.assert_array_equal(label["datasets"]["raw"], -np.array(kept, np.float32))
+    assert label["attrs"]["model_hash"] == "abc" and "frames (i-1, i)" in label["attrs"]["alignment"]
+    assert list(ep.dones) == [0, 0, 0, 0, 1] and list(ep.rewards) == [0, 0, 0, 0, 1.0]
+    sync = ep.attrs["sync"]
+    assert sync["dropped"] == {"no_reward": 1} and sync["recorded"] == 5
+    assert sync["max_skew_s"]["state"] == pytest.approx(0.003)
+
+
+def test_state_with_missing_joints_skips_frames_without_corrupting(tmp_path):
+    bus, rec = _recorder(tmp_path, store_full_image=False, sync_tolerance_s=0.02)
+    robot = Robot(bus)
+    robot.event("start")
+    start = robot.t.now_ns()
+    for i in range(4):
+        joints = FR3_JOINTS[:5] if i == 1 else FR3_JOINTS  # one frame's states lack two joints
+        robot.frame(i, start + i * FRAME_NS, joints=joints)
+    robot.event("stop")
+    bus.advance(3.0)
+    errors = [m for level, m in rec.transport.logs if level == "error"]
+    assert len(errors) == 1 and "fr3_joint6, fr3_joint7" in errors[0]
+    rec.close()
+    ds = Dataset(tmp_path / "robot.hdf5")
+    ds.verify()
+    (ep,) = list(ds)
+    assert ep.num_samples == 3 and "image_full" not in ep.obs
+    assert ep.attrs["sync"]["dropped"] == {"no_state": 1}
+    assert ep.attrs["sync"]["bad_messages"] == {"state": 2}
+
+
+def test_discard_and_back_to_back_episodes_append(tmp_path):
+    bus, rec = _recorder(tmp_path, reward_topic="", action_topic="")
+    robot = Robot(bus)
+    for name in ("start", "discard", "start"):
+        if name == "discard":
+            robot.frame(0, robot.t.now_ns())
+        robot.event(name)
+    for i in range(3):
+        robot.frame(i, robot.t.now_ns())
+    robot.event("stop")
+    robot.event("start")
+    robot.frame(0, robot.t.now_ns())
+    rec.close()  # shutting down saves the running episode
+    bus2, rec2 = _recorder(tmp_path, reward_topic="", action_topic="")  # a new session appends
+    rec2.close()
+    ds = Dataset(tmp_path / "robot.hdf5")
+    ds.verify()
+    assert ds.episode_names == ["demo_0", "demo_1"]
+    assert [ep.num_samples for ep in ds] == [3, 1]
+    assert "reward_labels" not in ds.episode("demo_0").group and ds.episode("demo_0").actions is None
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"state_fields": ["pose"]}, "state_fields"),
+    ({"action_type": "twist"}, "action_type"),
+    ({"sync_tolerance_s": 0.0}, "sync_tolerance_s"),
+    ({"crop": "1,2"}, "crop"),
+    ({"output": ""}, "output is empty"),
+    ({"image_size": "64"}, "'image_size' must be of type int"),
+])
+def test_parameter_validation(tmp_path, params, match):
+    with pytest.raises(UserError, match=match):
+        _recorder(tmp_path, **params)
+    assert not (tmp_path / "robot.hdf5").exists()
