@@ -1,0 +1,78 @@
+"""Recorded episodes from every kind of source, as `SourceEpisode`s ready for relabelling.
+
+Kinds: our HDF5 datasets and robomimic-layout HDF5 files, rosbag2 recordings (directories with mcap or
+sqlite3 storage, bare `.mcap` / `.db3` files), RealSense recordings (`.db3` from the pyrealsense2
+recorder, `.bag`), and folders of PNG frames in the authors' `<domain>/<task>/<split>/<episode>/<i>.png`
+layout. Every episode's `attrs` carry `source_kind`, `source_path` and `source_episode`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+from ...errors import UserError
+from .episode import SourceEpisode
+from .rosbag import DEFAULT_GAP_S
+
+KINDS = ("hdf5", "rosbag2", "realsense", "png")
+
+
+def detect_kind(path: Path) -> str:
+    if not path.exists():
+        raise UserError(f"input {path} does not exist")
+    if path.is_dir():
+        if (path / "metadata.yaml").exists():
+            return "rosbag2"
+        if next(path.rglob("*.png"), None) is not None:
+            return "png"
+        raise UserError(f"{path} is neither a rosbag2 directory (no metadata.yaml) nor a folder of PNG frames")
+    suffix = path.suffix.lower()
+    if suffix in (".hdf5", ".h5"):
+        return "hdf5"
+    if suffix == ".mcap":
+        return "rosbag2"
+    if suffix == ".db3":
+        from .realsense import is_realsense_db3
+
+        return "realsense" if is_realsense_db3(path) else "rosbag2"
+    if suffix == ".bag":
+        return "realsense"
+    raise UserError(f"cannot tell what {path} is; supported: .hdf5/.h5, rosbag2 directory, .mcap, .db3 "
+                    "(rosbag2 or RealSense), RealSense .bag, folder of PNG frames")
+
+
+def open_source(path: str | os.PathLike, image_topic: str | None = None, state_topic: str | None = None,
+                action_topic: str | None = None, rate_hz: float | None = None, episode_topic: str | None = None,
+                gap_s: float = DEFAULT_GAP_S, tolerance_s: float | None = None) -> Iterator[SourceEpisode]:
+    """Episodes of a recording. Topics apply to rosbag2 (for HDF5, `image_topic` is the obs key);
+    `rate_hz` / `tolerance_s` resample time-stamped recordings (rosbag2, RealSense) to a control rate."""
+    path = Path(path)
+    kind = detect_kind(path)
+    if kind in ("hdf5", "png") and (rate_hz or tolerance_s is not None):
+        raise UserError(f"--rate applies to time-stamped recordings (rosbag2, RealSense), not to {kind} input")
+    if kind != "rosbag2" and (state_topic or action_topic or episode_topic):
+        raise UserError(f"state/action/episode topics apply to rosbag2 recordings, not to {kind} input")
+    if kind == "hdf5":
+        from .hdf5 import read_hdf5
+
+        episodes = read_hdf5(path, image_key=image_topic)
+    elif kind == "rosbag2":
+        from .rosbag import read_rosbag
+
+        episodes = read_rosbag(path, image_topic, state_topic, action_topic, rate_hz, episode_topic, gap_s,
+                               tolerance_s)
+    elif kind == "realsense":
+        from .realsense import read_realsense
+
+        episodes = read_realsense(path, rate_hz, tolerance_s)
+    else:
+        from .folder import read_png_folder
+
+        episodes = read_png_folder(path)
+    for episode in episodes:
+        episode.attrs.update(source_kind=kind, source_path=str(path.resolve()), source_episode=episode.name)
+        yield episode
+
+
+__all__ = ["KINDS", "SourceEpisode", "detect_kind", "open_source"]

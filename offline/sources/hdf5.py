@@ -1,0 +1,31 @@
+"""Our HDF5 datasets and robomimic-layout files, read through `diffusion_reward.data.Dataset`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ...data import Dataset
+from ...errors import UserError
+from .episode import SourceEpisode
+
+
+def read_hdf5(path: Path, image_key: str | None = None) -> Iterator[SourceEpisode]:
+    """One SourceEpisode per `data/demo_N`; `image_key` picks the camera (default: the dataset's image key)."""
+    with Dataset(path) as ds:
+        key = image_key or ds.image_key
+        if key is None:
+            raise UserError(f"{path} has no uint8 image observation; pass --image-topic with the obs key")
+        for ep in ds:
+            with ep:
+                if key not in ep.obs:
+                    raise UserError(f"{path}:{ep.name} has no observation {key!r}; obs keys: {sorted(ep.obs)}")
+                frames = ep.obs[key][()]
+                if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+                    raise UserError(f"{path}:{ep.name} obs {key!r} is {frames.dtype}{list(frames.shape)}, "
+                                    "not RGB frames u8[T,H,W,3]")
+                yield SourceEpisode(
+                    name=ep.name, frames=frames, obs={k: ep.obs[k][()] for k in ep.obs if k != key},
+                    actions=ep.actions, rewards=ep.rewards, dones=ep.dones, timestamps=ep.timestamps,
+                    success=ep.success, stamps=ep.stamps, attrs={"image_key": key})

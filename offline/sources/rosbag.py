@@ -1,0 +1,242 @@
+"""rosbag2 recordings (directories with mcap or sqlite3 storage, bare `.mcap` / `.db3` files) without ROS.
+
+Messages are read with `rosbags`; a bare `.mcap` that `rosbags` refuses (another profile, no summary)
+is read with the `mcap` package and deserialised with the schema stored in the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ...errors import UserError
+from ..sync import synchronise
+from .episode import SourceEpisode
+from ...nodes.image_conv import image_to_rgb
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+DEFAULT_IMAGE_TOPICS = ("/camera/camera/color/image_raw", "/camera/color/image_raw",
+                        "/camera/camera/color/image_raw/compressed", "/camera/color/image_raw/compressed")
+DEFAULT_STATE_TOPICS = ("/franka/joint_states", "/joint_states")
+DEFAULT_ACTION_TOPICS = ("/fr3_arm_controller/joint_trajectory",)
+DEFAULT_EPISODE_TOPICS = ("/episode/start", "/episode/stop")
+VECTOR_TYPES = ("sensor_msgs/msg/JointState", "trajectory_msgs/msg/JointTrajectory",
+                "std_msgs/msg/Float64MultiArray", "std_msgs/msg/Float32MultiArray",
+                "geometry_msgs/msg/TwistStamped", "geometry_msgs/msg/Twist")
+MARKER_TYPES = ("std_msgs/msg/Empty", "std_msgs/msg/Bool")
+DEFAULT_GAP_S = 1.0
+
+
+class BagMessages:
+    """Topic table and deserialised messages of one recording, whichever library reads it."""
+
+    def __init__(self, path: Path):
+        from rosbags.rosbag2 import Reader
+        from rosbags.rosbag2.errors import ReaderError
+        from rosbags.typesys import Stores, get_typestore
+
+        self.path = path
+        self.typestore = get_typestore(Stores.LATEST)
+        self._reader = None
+        try:
+            reader = Reader(path)
+            reader.open()
+        except (ReaderError, FileNotFoundError) as exc:
+            if path.suffix != ".mcap":
+                raise UserError(f"cannot read rosbag2 recording {path}: {exc}") from None
+            self._mcap_path, self.topics = path, self._mcap_topics(path)
+        else:
+            self._reader = reader
+            self.topics = {}
+            for con in reader.connections:
+                self.topics[con.topic] = con.msgtype
+                self._register(con.msgtype, con.msgdef.data, con.msgdef.format.name)
+
+    def _register(self, msgtype: str, definition: str, fmt: str) -> None:
+        from rosbags.typesys import get_types_from_idl, get_types_from_msg
+
+        if msgtype in self.typestore.types or not definition:
+            return
+        parse = get_types_from_idl if fmt.upper() in ("IDL", "ROS2IDL") else get_types_from_msg
+        self.typestore.register(parse(definition, msgtype) if parse is get_types_from_msg else parse(definition))
+
+    def _mcap_topics(self, path: Path) -> dict[str, str]:
+        from mcap.reader import make_reader
+
+        topics = {}
+        with open(path, "rb") as f:
+            try:
+                for schema, channel, _ in make_reader(f).iter_messages():
+                    if channel.topic not in topics:
+                        topics[channel.topic] = schema.name
+                        self._register(schema.name, schema.data.decode(), schema.encoding)
+            except Exception as exc:  # the mcap package raises its own zoo of errors on broken files
+                raise UserError(f"cannot read MCAP file {path}: {exc}") from None
+        return topics
+
+    def messages(self, topics: set[str]) -> Iterator[tuple[str, int, object]]:
+        """(topic, log time ns, message) in log order for the requested topics."""
+        if self._reader is not None:
+            cons = [c for c in self._reader.connections if c.topic in topics]
+            for con, log_ns, raw in self._reader.messages(connections=cons):
+                yield con.topic, log_ns, self.typestore.deserialize_cdr(raw, con.msgtype)
+            return
+        from mcap.reader import make_reader
+
+        with open(self._mcap_path, "rb") as f:
+            for schema, channel, message in make_reader(f).iter_messages(topics=list(topics)):
+                yield channel.topic, message.log_time, self.typestore.deserialize_cdr(message.data, schema.name)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+    def describe(self) -> str:
+        return ", ".join(f"{t} ({ty})" for t, ty in sorted(self.topics.items())) or "none"
+
+    def pick(self, requested: str | None, defaults: tuple[str, ...], types: tuple[str, ...], what: str,
+             flag: str, required: bool) -> str | None:
+        """The topic to read for one stream: the requested one (must exist), else the first default present."""
+        if requested:
+            if requested not in self.topics:
+                raise UserError(f"{self.path} has no topic {requested!r}; topics: {self.describe()}")
+            if self.topics[requested] not in types:
+                raise UserError(f"{what} topic {requested!r} has type {self.topics[requested]}; "
+                                f"supported: {', '.join(types)}")
+            return requested
+        found = [t for t in defaults if self.topics.get(t) in types]
+        if not found and required:
+            found = [t for t, ty in sorted(self.topics.items()) if ty in types]
+            if len(found) != 1:
+                raise UserError(f"cannot choose the {what} topic in {self.path}; pass {flag}; "
+                                f"topics: {self.describe()}")
+        return found[0] if found else None
+
+
+def message_stamp(msg, log_ns: int) -> float:
+    """Header stamp in seconds; the log time when the message has no (or a zero) header stamp."""
+    header = getattr(msg, "header", None)
+    if header is not None and (header.stamp.sec or header.stamp.nanosec):
+        return header.stamp.sec + header.stamp.nanosec * 1e-9
+    return log_ns * 1e-9
+
+
+def _reorder(values, names, order: list[str]) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if not order or list(names) == order:
+        return values
+    index = {n: i for i, n in enumerate(names)}
+    missing = [n for n in order if n not in index]
+    if missing:
+        raise UserError(f"joint names changed during the recording: {missing} disappeared")
+    return values[[index[n] for n in order]]
+
+
+def message_vector(msg, msgtype: str, order: list[str]) -> np.ndarray:
+    """State / action message -> f32 vector. JointState: positions; JointTrajectory: positions of the first
+    point; Float*MultiArray: data; Twist(Stamped): linear xyz + angular xyz. Joints keep the order of the
+    first message (`order`, filled in place)."""
+    if msgtype == "sensor_msgs/msg/JointState":
+        names, values = list(msg.name), msg.position
+    elif msgtype == "trajectory_msgs/msg/JointTrajectory":
+        if not msg.points:
+            raise UserError("JointTrajectory message without points")
+        names, values = list(msg.joint_names), msg.points[0].positions
+    elif msgtype in ("std_msgs/msg/Float64MultiArray", "std_msgs/msg/Float32MultiArray"):
+        names, values = [], msg.data
+    else:
+        twist = msg.twist if msgtype == "geometry_msgs/msg/TwistStamped" else msg
+        names, values = [], [twist.linear.x, twist.linear.y, twist.linear.z,
+                             twist.angular.x, twist.angular.y, twist.angular.z]
+    if names and not order:
+        order.extend(names)
+    return _reorder(values, names, order).astype(np.float32)
+
+
+def _episode_windows(markers: list[tuple[float, bool | None]]) -> list[tuple[float, float]]:
+    """Marker messages -> [begin, end) windows. True = start, False = stop, None = boundary."""
+    if not markers:
+        return [(-np.inf, np.inf)]
+    markers = sorted(markers, key=lambda m: m[0])
+    if all(kind is None for _, kind in markers):
+        edges = [-np.inf] + [t for t, _ in markers] + [np.inf]
+        return list(zip(edges[:-1], edges[1:]))
+    if not any(kind for _, kind in markers):  # stops only
+        edges = [-np.inf] + [t for t, _ in markers]
+        return list(zip(edges[:-1], edges[1:]))
+    windows, begin = [], None
+    for t, kind in markers:
+        if kind:
+            if begin is not None:
+                windows.append((begin, t))
+            begin = t
+        elif begin is not None:
+            windows.append((begin, t))
+            begin = None
+    if begin is not None:
+        windows.append((begin, np.inf))
+    return windows
+
+
+def _split_gaps(stamps: np.ndarray, gap_s: float) -> list[np.ndarray]:
+    """Indices (into `stamps`, sorted by time) of runs without a gap longer than `gap_s`."""
+    order = np.argsort(stamps, kind="stable")
+    cuts = np.nonzero(np.diff(stamps[order]) > gap_s)[0] + 1
+    return np.split(order, cuts)
+
+
+def read_rosbag(path: Path, image_topic=None, state_topic=None, action_topic=None, rate_hz=None,
+                episode_topic=None, gap_s: float = DEFAULT_GAP_S, tolerance_s=None) -> Iterator[SourceEpisode]:
+    bag = BagMessages(path)
+    try:
+        image_topic = bag.pick(image_topic, DEFAULT_IMAGE_TOPICS, IMAGE_TYPES, "image", "--image-topic", True)
+        state_topic = bag.pick(state_topic, DEFAULT_STATE_TOPICS, VECTOR_TYPES, "state", "--state-topic", False)
+        action_topic = bag.pick(action_topic, DEFAULT_ACTION_TOPICS, VECTOR_TYPES, "action", "--action-topic", False)
+        marker_topics = [bag.pick(episode_topic, (), MARKER_TYPES, "episode marker", "--episode-topic", True)] \
+            if episode_topic else [t for t in DEFAULT_EPISODE_TOPICS if bag.topics.get(t) in MARKER_TYPES]
+
+        streams = {"image": image_topic, "state": state_topic, "action": action_topic}
+        streams = {k: t for k, t in streams.items() if t}
+        values: dict[str, list] = {k: [] for k in streams}
+        stamps: dict[str, list] = {k: [] for k in streams}
+        joint_order: dict[str, list[str]] = {k: [] for k in streams}
+        markers: list[tuple[float, bool | None]] = []
+        topic_stream = {t: k for k, t in streams.items()}
+        for topic, log_ns, msg in bag.messages(set(streams.values()) | set(marker_topics)):
+            msgtype = bag.topics[topic]
+            if topic in marker_topics:
+                kind = bool(msg.data) if msgtype == "std_msgs/msg/Bool" else \
+                    {"/episode/start": True, "/episode/stop": False}.get(topic) if not episode_topic else None
+                markers.append((log_ns * 1e-9, kind))
+                continue
+            stream = topic_stream[topic]
+            stamps[stream].append(message_stamp(msg, log_ns))
+            values[stream].append(image_to_rgb(msg) if stream == "image"
+                                  else message_vector(msg, msgtype, joint_order[stream]))
+    finally:
+        bag.close()
+
+    stamps = {k: np.asarray(v, dtype=np.float64) for k, v in stamps.items()}
+    if stamps["image"].size == 0:
+        raise UserError(f"image topic {image_topic!r} in {path} has no messages")
+    windows = _episode_windows(markers)
+    runs = []
+    for begin, end in windows:
+        inside = np.nonzero((stamps["image"] >= begin) & (stamps["image"] < end))[0]
+        runs += [inside[run] for run in _split_gaps(stamps["image"][inside], gap_s) if len(run) >= 2]
+    for k, frame_idx in enumerate(runs):
+        begin, end = stamps["image"][frame_idx].min(), stamps["image"][frame_idx].max()
+        window = {"image": frame_idx}
+        for stream in ("state", "action"):
+            if stream in streams:  # messages within the episode, plus half a second of margin for matching
+                window[stream] = np.nonzero((stamps[stream] >= begin - 0.5) & (stamps[stream] <= end + 0.5))[0]
+        sync = synchronise({s: stamps[s][idx] for s, idx in window.items()}, "image", rate_hz, tolerance_s)
+        pick = {s: window[s][sync.indices[s]] for s in window}  # indices into the whole-bag lists
+        frames = np.stack([values["image"][i] for i in pick["image"]])
+        obs = {"state": np.stack([values["state"][i] for i in pick["state"]])} if "state" in pick else {}
+        actions = np.stack([values["action"][i] for i in pick["action"]]) if "action" in pick else None
+        name = path.stem if len(runs) == 1 else f"{path.stem}_ep{k}"
+        attrs = {"topics": {s: streams[s] for s in window}, **sync.stats}
+        yield SourceEpisode(name=name, frames=frames, obs=obs, actions=actions, timestamps=sync.times,
+                            stamps=sync.stamps, attrs=attrs)
