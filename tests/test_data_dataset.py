@@ -117,6 +117,7 @@ def test_append_continues_numbering_and_keeps_masks(tmp_path):
         assert writer.write_episode(**make_episode(rng)) == "demo_4"
         writer.split_train_valid(valid_fraction=0.25, seed=0)
     with Dataset(path) as ds:
+        assert ds[0].attrs["env_args"]["seed"] == 0 and ds[4].attrs["env_args"]["seed"] == 7
         assert len(ds) == 5 and ds.masks["success"] == ["demo_0", "demo_1", "demo_2", "demo_3"]
         assert len(ds.masks["valid"]) == 1 and len(ds.masks["train"]) == 4
         assert first_split[1][0] in ds.episode_names
@@ -138,9 +139,14 @@ def test_append_with_incompatible_env_args_is_refused(tmp_path, key, value):
 
 def test_second_writer_is_refused_while_first_is_open(tmp_path):
     path = tmp_path / "d.hdf5"
-    with DatasetWriter(path, env_args=ENV_ARGS):
+    with DatasetWriter(path, env_args=ENV_ARGS) as writer:
         with pytest.raises(UserError, match="another process"):
             DatasetWriter(path)
+        writer.begin_episode()
+        with Dataset(path) as ds:  # reading while recording: the open episode is in progress, not interrupted
+            assert ds.recording and ds.interrupted == [] and len(ds) == 0
+    with Dataset(path) as ds:
+        assert not ds.recording and len(ds.interrupted) == 1
 
 
 def test_close_with_open_episode_moves_it_aside(tmp_path):

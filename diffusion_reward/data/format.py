@@ -19,8 +19,13 @@ LAYOUT_SINGLE = "single"  # self-contained copy made by `Dataset.export`
 EPISODES_SUFFIX = ".episodes"
 PARTIAL_SUFFIX = ".h5.partial"
 INTERRUPTED_DIR = "interrupted"
+LOCK_FILE = ".lock"
 LABELS_GROUP = "reward_labels"
 STAMPS_GROUP = "stamps"
+
+# The time-alignment rule of every reward label (DESIGN.md); producers store it in the label's `alignment`.
+REWARD_ALIGNMENT = ("row i scores the transition that starts at frame i: it conditions on frames (i-1, i) "
+                    "(row 0 on (0, 0)) and predicts frame i+1")
 
 # Appending must not mix data the reward model would see differently; other env_args keys may differ
 # between sessions (each episode keeps its own copy in its `env_args` attribute).

@@ -1,6 +1,7 @@
 """Lazy, read-only access to our datasets and to robomimic-layout HDF5 files written by others."""
 from __future__ import annotations
 
+import fcntl
 import os
 import weakref
 from pathlib import Path
@@ -16,6 +17,7 @@ from .format import (
     LABELS_GROUP,
     LAYOUT_LINKED,
     LAYOUT_SINGLE,
+    LOCK_FILE,
     STAMPS_GROUP,
     check_format_version,
     decode_attr,
@@ -199,12 +201,30 @@ class Dataset:
         return {k: [decode_attr(n) for n in v[()]] for k, v in group.items() if isinstance(v, h5py.Dataset)}
 
     @property
+    def recording(self) -> bool:
+        """Whether a writer holds this dataset open right now (its `.partial` episode is in progress)."""
+        lock = episodes_dir(self.path) / LOCK_FILE
+        if self.layout != LAYOUT_LINKED or not lock.exists():
+            return False
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also releases the probe lock
+
+    @property
     def interrupted(self) -> list[str]:
-        """Partial episodes left by a crash (moved aside on the next append, or still in place)."""
+        """Partial episodes left by a crash: moved aside to `interrupted/` by the next writer, or still in
+        place when no writer has opened the dataset since (in place while recording = in progress)."""
         folder = episodes_dir(self.path)
         if self.layout != LAYOUT_LINKED or not folder.is_dir():
             return []
-        found = list(folder.glob("demo_*.h5.partial")) + list((folder / INTERRUPTED_DIR).glob("*"))
+        found = list((folder / INTERRUPTED_DIR).glob("*"))
+        if not self.recording:
+            found += folder.glob("demo_*.h5.partial")
         return sorted(str(p.relative_to(self.path.parent)) for p in found)
 
     @property
@@ -238,6 +258,7 @@ class Dataset:
             "masks": {k: len(v) for k, v in self.masks.items()},
             "env_args": self.env_args,
             "interrupted": self.interrupted,
+            "recording": self.recording,
             "unindexed": self.unindexed,
         }
 

@@ -25,6 +25,7 @@ from .format import (
     FORMAT_VERSION,
     INTERRUPTED_DIR,
     LAYOUT_LINKED,
+    LOCK_FILE,
     PARTIAL_SUFFIX,
     check_env_args_compatible,
     check_format_version,
@@ -39,6 +40,7 @@ from .format import (
 )
 
 IMAGE_CHUNK_NDIM = 2  # per-step arrays with at least this many dims are frames: one chunk per frame, compressed
+LOCK_ATTEMPTS = 20
 VECTOR_CHUNK_BYTES = 16 << 10  # small: HDF5 allocates whole chunks, and short episodes are common
 
 
@@ -200,10 +202,13 @@ class DatasetWriter:
         self.recovered: list[str] = []  # committed episodes that a crash had left out of the index
 
         self._prepare_output_folder()
+        defaults = {"image_key": "image", "software_version": __version__}
         if self.path.exists():
-            self.env_args = self._read_existing_index(env_args)
+            self.env_args = self._read_existing_index(env_args)  # the dataset keeps its creation env_args
         else:
-            self.env_args = {"image_key": "image", "software_version": __version__, **dict(env_args or {})}
+            self.env_args = {**defaults, **dict(env_args or {})}
+        # each episode records the env_args of the session that wrote it (seed, software version, ...)
+        self.session_env_args = {**self.env_args, "software_version": __version__, **dict(env_args or {})}
         try:
             self.episodes_path.mkdir(exist_ok=True)
         except OSError as exc:
@@ -235,7 +240,8 @@ class DatasetWriter:
         if episode.num_samples == 0:
             raise UserError(f"{episode.name} has no steps; discard it instead of ending it")
         episode._finish({**(attrs or {}), "num_samples": episode.num_samples, "success": bool(success),
-                         "env_args": self.env_args, "format_version": FORMAT_VERSION}, extra_attrs or {})
+                         "env_args": self.session_env_args, "format_version": FORMAT_VERSION},
+                        extra_attrs or {})
         final = self.episodes_path / f"{episode.name}.h5"
         fsync_file(episode.partial_path)
         os.rename(episode.partial_path, final)
@@ -357,13 +363,17 @@ class DatasetWriter:
         return existing
 
     def _acquire_lock(self) -> None:
-        self._lock_fd = os.open(self.episodes_path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            raise UserError(f"{self.path} is open for writing by another process") from None
+        """One writer per dataset. The kernel drops the lock when a writer dies, even by SIGKILL."""
+        self._lock_fd = os.open(self.episodes_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        for _ in range(LOCK_ATTEMPTS):  # readers probe the lock for an instant (see Dataset.recording)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                time.sleep(0.05)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+        raise UserError(f"{self.path} is open for writing by another process")
 
     def _recover(self) -> None:
         """Move partial episodes aside and (re)index every committed episode file on disk."""
