@@ -260,7 +260,7 @@ class DdsTransport(Transport):
         first = None if (self.use_sim_time and now == 0) else now + period_ns
         timer = _Timer(period_ns, callback, first, self.use_sim_time)
         self._timers.append(timer)
-        self._guard.set(True)  # let a waiting spin recompute its timeout
+        self._wake()  # let a waiting spin recompute its timeout
         return timer
 
     # -- parameters ------------------------------------------------------------------------------
@@ -396,8 +396,14 @@ class DdsTransport(Transport):
     def shutdown(self) -> None:
         """Stop `spin()` (safe from signal handlers, other threads and callbacks) and leave the DDS graph."""
         self._stop.set()
-        self._guard.set(True)
+        self._wake()
         self._close_if_idle()
+
+    def _wake(self) -> None:
+        try:
+            self._guard.set(True)
+        except DDSException:  # already closed (shutdown twice, or racing the spinning thread's close)
+            pass
 
     def _close_if_idle(self) -> None:
         if not self._spin_lock.acquire(blocking=False):
