@@ -217,7 +217,7 @@ class DdsTransport(Transport):
         self._type_warnings: set[tuple[str, str]] = set()
         self._sim_ns = 0
         self._stop = threading.Event()
-        self._closed = False
+        self._closing = self._closed = False
         self._spin_lock = threading.Lock()
         if self.use_sim_time:
             self.create_subscription(msgs.Clock, "/clock", self._on_clock, QoS(reliable=False, depth=1))
@@ -298,24 +298,22 @@ class DdsTransport(Transport):
     def spin(self) -> None:
         while not self._stop.is_set():
             self.spin_once(_MAX_WAIT_S)
-        self._close_if_idle()
 
     def spin_once(self, timeout_s: float = 0.0) -> int:
         """Wait up to `timeout_s` for work, then run every ready callback. Returns how many ran."""
+        ran = 0
         with self._spin_lock:
-            if self._closed:
-                return 0
-            wait_ns = self._wait_ns(timeout_s)
-            if wait_ns > 0:
-                self._waitset.wait(wait_ns)
-            self._guard.set(False)
-            ran = 0
-            if not self._stop.is_set():
-                ran = self._dispatch_messages() + self._run_timers()
-                if time.monotonic_ns() >= self._next_graph_check:
-                    self._next_graph_check = time.monotonic_ns() + _GRAPH_CHECK_NS
-                    self._check_graph()
-        if self._stop.is_set():
+            if not self._closed:
+                wait_ns = self._wait_ns(timeout_s)
+                if wait_ns > 0:
+                    self._waitset.wait(wait_ns)
+                self._guard.set(False)
+                if not self._stop.is_set():
+                    ran = self._dispatch_messages() + self._run_timers()
+                    if time.monotonic_ns() >= self._next_graph_check:
+                        self._next_graph_check = time.monotonic_ns() + _GRAPH_CHECK_NS
+                        self._check_graph()
+        if self._closing:
             self._close_if_idle()
         return ran
 
@@ -393,10 +391,16 @@ class DdsTransport(Transport):
                                      f"subscription does not receive from a best-effort publisher)")
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Stop `spin()` (safe from signal handlers, other threads and callbacks) and leave the DDS graph."""
+    def interrupt(self) -> None:
+        """Make `spin()` return (safe from signal handlers, other threads and callbacks); stay in the graph,
+        so a node can still publish while it closes. `shutdown()` afterwards leaves the graph."""
         self._stop.set()
         self._wake()
+
+    def shutdown(self) -> None:
+        """Stop `spin()` and leave the DDS graph (now, or when the spinning thread's current round ends)."""
+        self._closing = True
+        self.interrupt()
         self._close_if_idle()
 
     def _wake(self) -> None:

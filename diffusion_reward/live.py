@@ -1,0 +1,274 @@
+"""Live mode without ROS: pipeline nodes as processes on the ROS 2 DDS graph (`diffusion-reward live`).
+
+    run_node("labeller", params_files=["config/reward_labeller.yaml"], overrides={"task": "button-press-v3"})
+    LaunchSet.from_file("live.yaml").run()       # `live up`: several nodes, one process each
+
+`live up` reads a small YAML file listing what a launch file would start:
+
+    domain_id: 0                 # optional: ROS_DOMAIN_ID, else 0
+    network: loopback            # optional: loopback | default | <interface name>
+    nodes:
+      - node: sim-bridge         # labeller | recorder | policy | sim-bridge | camera
+        name: sim_bridge         # optional ROS node name (default: the node's registry name)
+        params: [../ros2_ws/src/diffusion_reward_ros/config/sim_bridge.yaml]   # relative to this file
+        param: {episodes: 2}     # overrides, last word (as `--param name:=value`)
+        required: true           # when it exits, stop the others (launch's on_exit=Shutdown)
+
+Each node runs in its own process with its output prefixed by its name. Ctrl-C / SIGTERM sends SIGINT to
+every node; a node stops spinning, closes (the recorder saves its open episode durably) and leaves the
+graph; nodes still running after `stop_timeout_s` get SIGTERM, then SIGKILL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+# CLI name -> registry name in `diffusion_reward.nodes.NODES` (also the default ROS node name)
+NODE_ALIASES = {
+    "labeller": "reward_labeller",
+    "recorder": "episode_recorder",
+    "policy": "policy_runner",
+    "sim-bridge": "sim_bridge",
+    "camera": "camera",
+}
+NETWORKS = ("loopback", "default")
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """`name:=value` with a YAML value, as `ros2 run ... -p name:=value` reads it."""
+    name, sep, value = text.partition(":=")
+    if not sep or not name.strip():
+        raise UserError(f"--param needs the form name:=value, got '{text}'")
+    try:
+        return name.strip(), yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        raise UserError(f"--param {name}: value '{value}' is not valid YAML") from None
+
+
+def dds_config(network: str | None, dds_config_file: str | None = None) -> str | None:
+    """The `DdsTransport(config=...)` for `--network` / `--dds-config`."""
+    from .transport.dds import interface_config
+
+    if dds_config_file:
+        if network not in (None, "default"):
+            raise UserError("use either --network or --dds-config, not both")
+        return dds_config_file
+    if network in (None, "default"):
+        return None  # CYCLONEDDS_URI if set, else Cyclone DDS defaults (multicast), as ROS 2 does
+    return "loopback" if network == "loopback" else interface_config(network)
+
+
+def node_parameters(node_name: str, params_files: list[str], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Parameters from ROS 2 parameter files (in order), then overrides."""
+    from .nodes.params import load_parameter_file
+
+    merged: dict[str, Any] = {}
+    for path in params_files:
+        merged.update(load_parameter_file(path, node_name))
+    merged.update(overrides)
+    return merged
+
+
+def run_node(node: str, params_files: list[str] = (), overrides: dict[str, Any] | None = None,
+             name: str | None = None, domain_id: int | None = None, config: str | None = None,
+             log_level: str = "info") -> int:
+    """Run one node on DDS until SIGINT/SIGTERM; close it cleanly. UserError for bad parameters."""
+    from .nodes import node_class
+    from .transport.dds import DdsTransport
+
+    if node not in NODE_ALIASES:
+        raise UserError(f"unknown node '{node}': choose one of {', '.join(NODE_ALIASES)}")
+    key = NODE_ALIASES[node]
+    name = name or key
+    params = node_parameters(name, list(params_files), dict(overrides or {}))
+    transport = DdsTransport(name, params=params, domain_id=domain_id, config=config, log_level=log_level)
+    stop_requested = threading.Event()
+
+    def on_signal(signum, _frame):
+        if stop_requested.is_set():
+            return
+        stop_requested.set()
+        transport.log("info", f"{signal.Signals(signum).name}: shutting down")
+        transport.interrupt()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    instance = None
+    try:
+        instance = node_class(key)(transport)  # declares and validates parameters: UserError on bad ones
+        for unknown in transport.undeclared_overrides():
+            transport.log("warn", f"parameter '{unknown}' is not declared by {name}: ignored")
+        if not stop_requested.is_set():
+            transport.spin()
+    finally:
+        try:
+            if instance is not None and hasattr(instance, "close"):
+                instance.close()
+        finally:
+            transport.shutdown()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    return 0
+
+
+# -- live up ------------------------------------------------------------------------------------------
+
+@dataclass
+class NodeSpec:
+    node: str
+    name: str
+    params: list[str] = field(default_factory=list)
+    param: dict[str, Any] = field(default_factory=dict)
+    required: bool = False
+
+    def command(self, domain_id: int | None, network: str | None, log_level: str) -> list[str]:
+        cmd = [sys.executable, "-m", "diffusion_reward", "live", self.node, "--name", self.name,
+               "--log-level", log_level]
+        for path in self.params:
+            cmd += ["--params", path]
+        for key, value in self.param.items():
+            cmd += ["--param", f"{key}:={json.dumps(value)}"]  # JSON is YAML: types survive the trip
+        if domain_id is not None:
+            cmd += ["--domain-id", str(domain_id)]
+        if network is not None:
+            cmd += ["--network", network]
+        return cmd
+
+
+@dataclass
+class LaunchSet:
+    nodes: list[NodeSpec]
+    domain_id: int | None = None
+    network: str | None = None
+    log_level: str = "info"
+    stop_timeout_s: float = 15.0
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, domain_id: int | None = None, network: str | None = None,
+                  log_level: str = "info") -> "LaunchSet":
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"live config not found: {path}")
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"live config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or not doc["nodes"]:
+            raise UserError(f"live config {path} needs a non-empty 'nodes' list")
+        unknown = set(doc) - {"nodes", "domain_id", "network", "stop_timeout_s"}
+        if unknown:
+            raise UserError(f"live config {path}: unknown key(s) {', '.join(sorted(unknown))}")
+        specs, names = [], set()
+        for i, entry in enumerate(doc["nodes"]):
+            if not isinstance(entry, dict) or entry.get("node") not in NODE_ALIASES:
+                raise UserError(f"live config {path}: nodes[{i}] needs 'node: <{'|'.join(NODE_ALIASES)}>'")
+            extra = set(entry) - {"node", "name", "params", "param", "required"}
+            if extra:
+                raise UserError(f"live config {path}: nodes[{i}] has unknown key(s) {', '.join(sorted(extra))}")
+            params = entry.get("params") or []
+            params = [params] if isinstance(params, str) else params
+            resolved = [str((path.parent / p).resolve()) for p in params]
+            for p in resolved:
+                if not Path(p).is_file():
+                    raise UserError(f"live config {path}: parameter file not found: {p}")
+            if not isinstance(entry.get("param", {}), dict):
+                raise UserError(f"live config {path}: nodes[{i}].param must be a map of name: value")
+            name = entry.get("name") or NODE_ALIASES[entry["node"]]
+            if name in names:
+                raise UserError(f"live config {path}: two nodes are named '{name}'; give one a 'name'")
+            names.add(name)
+            specs.append(NodeSpec(entry["node"], name, resolved, dict(entry.get("param") or {}),
+                                  bool(entry.get("required", False))))
+        return cls(specs,
+                   domain_id=domain_id if domain_id is not None else doc.get("domain_id"),
+                   network=network if network is not None else doc.get("network"),
+                   log_level=log_level, stop_timeout_s=float(doc.get("stop_timeout_s", 15.0)))
+
+    def run(self) -> int:
+        """Start every node, relay their output, stop them all on SIGINT/SIGTERM or when a required one
+        exits; return 0 when every node ended cleanly, else the first failing exit code."""
+        stop = threading.Event()
+        previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+        procs: list[tuple[NodeSpec, subprocess.Popen]] = []
+        relays = []
+        try:
+            for spec in self.nodes:
+                proc = subprocess.Popen(spec.command(self.domain_id, self.network, self.log_level),
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True,  # only we send them signals, once
+                                        preexec_fn=_die_with_parent)
+                procs.append((spec, proc))
+                relay = threading.Thread(target=_relay, args=(spec.name, proc), daemon=True)
+                relay.start()
+                relays.append(relay)
+                _say(f"started {spec.name} (pid {proc.pid})")
+            reported: set[int] = set()
+            while not stop.is_set():
+                for spec, proc in procs:
+                    if proc.poll() is not None and proc.pid not in reported:
+                        reported.add(proc.pid)
+                        _say(f"{spec.name} exited with code {proc.returncode}")
+                        if spec.required:
+                            _say(f"{spec.name} is required: stopping the others")
+                            stop.set()
+                if len(reported) == len(procs):
+                    break
+                stop.wait(0.1)
+            self._stop_all(procs)
+        finally:
+            self._stop_all(procs)
+            for relay in relays:
+                relay.join(timeout=2)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        codes = [proc.returncode for _, proc in procs]
+        return next((c for c in codes if c not in (0, None)), 0)
+
+    def _stop_all(self, procs: list[tuple[NodeSpec, subprocess.Popen]]) -> None:
+        for sig, timeout in ((signal.SIGINT, self.stop_timeout_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            running = [(spec, p) for spec, p in procs if p.poll() is None]
+            if not running:
+                return
+            for spec, p in running:
+                if sig != signal.SIGINT:
+                    _say(f"{spec.name} did not stop: sending {sig.name}")
+                p.send_signal(sig)
+            deadline = time.monotonic() + timeout
+            for _, p in running:
+                try:
+                    p.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+
+
+def _relay(name: str, proc: subprocess.Popen) -> None:
+    for raw in iter(proc.stdout.readline, b""):
+        sys.stdout.write(f"[{name}] {raw.decode('utf-8', 'replace').rstrip()}\n")
+        sys.stdout.flush()
+    proc.stdout.close()
+
+
+def _say(message: str) -> None:
+    sys.stdout.write(f"[live] {message}\n")
+    sys.stdout.flush()
+
+
+def _die_with_parent() -> None:
+    """Linux: a node gets SIGTERM if `live up` itself is killed (no orphaned nodes holding the camera)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
