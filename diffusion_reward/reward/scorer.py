@@ -1,0 +1,295 @@
+"""Per-frame rewards from a `RewardModel`: the authors' reduced-step reverse chain, batch / chunked / streaming.
+
+Entropy mode (the paper's Eq. 3): row i conditions on frames (i-k, i) (the first k rows on (i, i)), starts from
+all-[MASK] tokens, evaluates the network at t = T-1, T-1-(s+1), ..., then 0 (s = skip_step; 11 evaluations for s=9),
+steps with the posterior at t' = t - s (t' = t once t <= s), samples each step (Gumbel-max, or argmax with
+noise=False) and returns  log p_last(x0_hat) - sum_i KL(q(.|x_t_i, x0_hat; t'_i) || p_i)  over the first n-1 steps:
+a one-sample estimate of the negative conditional entropy of the next frame (nats, summed over tokens).
+
+Likelihood mode scores the observed next frame f[i+k] with the same chain: the n terms are -KL(q(.|x_t, observed) ||
+p) and, at t=0, log p(observed); their mean is the reward (as upstream). The last k rows have no successor frame, so
+they carry the value of the last row that has one (a 1-frame episode scores its own frame as successor).
+`likelihood_compat=True` reproduces the upstream code instead: rows i < 2k condition on (f_i, f_i, f_i), later rows
+on (f[i-2k], f[i-k], f[i]) and score f[i] itself (which is then part of its own condition).
+
+Sampling noise is reproducible and independent of batching: every row draws its uniforms from its own generator
+seeded by (seed, row index in the episode, sample index), so batch == chunked == streaming.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..models.model_file import REWARD_TYPES, RewardModel
+from ..models.video import index_to_log_onehot, multinomial_kl
+
+# noise hook: (row ids (B,), sample index) -> function(evaluation index) -> uniforms (B, K+1, L) in (0, 1)
+NoiseSource = Callable[[np.ndarray, int], Callable[[int], torch.Tensor]]
+
+
+@dataclass
+class ScoreConfig:
+    reward_type: str = "entropy"  # entropy | likelihood
+    skip_step: int = 9
+    num_samples: int = 1
+    noise: bool = True  # False = argmax chain (the authors' `noise: false`, for parity checks)
+    seed: int = 0
+    task: str | None = None
+    standardize: bool = True  # needs the model's statistics for (task, type, skip, samples)
+    chunk_size: int = 64  # rows per network batch; bounds memory, does not change the numbers
+    dtype: str = "float32"  # float32 | bfloat16 (autocast for the networks; diffusion math stays float32)
+    likelihood_compat: bool = False
+    resize: bool = False  # center-crop to square and INTER_AREA-resize frames of another size
+
+
+@dataclass
+class ScoreResult:
+    raw: np.ndarray  # (T,) float32
+    reward: np.ndarray | None  # (T,) float32 standardised, None when not asked
+
+
+def eval_timesteps(num_timesteps: int, skip_step: int) -> list[int]:
+    ts = list(range(num_timesteps - 1, -1, -1 - skip_step))
+    return ts if ts[-1] == 0 else ts + [0]
+
+
+def posterior_timestep(t: int, skip_step: int) -> int:
+    return t - skip_step if t > skip_step else t
+
+
+class RewardScorer:
+    def __init__(self, model: RewardModel, cfg: ScoreConfig, noise_source: NoiseSource | None = None):
+        self.model, self.cfg = model.eval(), cfg
+        self.video = model.video
+        vc = model.config.video
+        if cfg.reward_type not in REWARD_TYPES:
+            raise UserError(f"reward type must be one of {', '.join(REWARD_TYPES)}, got {cfg.reward_type!r}")
+        if not 0 <= cfg.skip_step < self.video.num_timesteps - 1:
+            raise UserError(f"skip step must be in [0, {self.video.num_timesteps - 2}], got {cfg.skip_step}")
+        if cfg.num_samples < 1 or cfg.chunk_size < 1:
+            raise UserError("num_samples and chunk_size must be at least 1")
+        if cfg.dtype not in ("float32", "bfloat16"):
+            raise UserError(f"dtype must be float32 or bfloat16, got {cfg.dtype!r}")
+        if cfg.likelihood_compat and (cfg.reward_type != "likelihood" or vc.context_embedding != "upstream"):
+            raise UserError("likelihood_compat needs reward type likelihood and a model with the upstream "
+                            "context embedding (e.g. an imported checkpoint)")
+        self.num_frames, self.frame_skip = vc.num_cond_frames, vc.frame_skip
+        self.timesteps = eval_timesteps(self.video.num_timesteps, cfg.skip_step)
+        self.noise_source = noise_source or self._seeded_noise
+        self.stats = None
+        if cfg.standardize:
+            if not cfg.task:
+                raise UserError("standardised rewards need a task name (--task), or ask for raw scores (--raw)")
+            self.stats = model.get_stats(cfg.task, cfg.reward_type, cfg.skip_step, cfg.num_samples,
+                                         likelihood_compat=cfg.likelihood_compat)
+
+    # ------------------------------------------------------------------------------------------------ public API
+    def score_episode(self, frames) -> ScoreResult:
+        """uint8 frames (T, H, W, 3) -> ScoreResult with row i = the transition that starts at frame i."""
+        tokens = self.model.tokenize(self.prepare_frames(frames))  # the codec always runs in float32
+        return self.score_token_episode(tokens)
+
+    def score_token_episode(self, tokens: torch.Tensor, progress: Callable[[int], None] | None = None) -> ScoreResult:
+        """Episode already tokenised (T, L): rows are scored in chunks of `chunk_size`."""
+        cond_idx, target_idx, carry = self.row_layout(len(tokens))
+        raw = np.zeros(len(tokens), np.float32)
+        for start in range(0, len(cond_idx), self.cfg.chunk_size):
+            rows = np.arange(start, min(start + self.cfg.chunk_size, len(cond_idx)))
+            cond = tokens[cond_idx[rows]].reshape(len(rows), -1)
+            target = None if target_idx is None else tokens[target_idx[rows]]
+            raw[rows] = self.score_tokens(cond, target, rows)
+            if progress:
+                progress(len(rows))
+        raw[len(cond_idx):] = carry(raw[:len(cond_idx)], len(tokens))
+        return ScoreResult(raw=raw, reward=self.standardize(raw))
+
+    def stream(self) -> "ScoreStream":
+        return ScoreStream(self)
+
+    def standardize(self, raw: np.ndarray) -> np.ndarray | None:
+        if self.stats is None:
+            return None
+        mean, std = self.stats
+        return ((raw - np.float32(mean)) / np.float32(std)).astype(np.float32)
+
+    # ------------------------------------------------------------------------------------------------ row layout
+    def row_layout(self, num_frames: int):
+        """Frame indices of every row's condition (R, F) and target (R,) or None, and how to fill rows R..T-1."""
+        k, f, t = self.frame_skip, self.num_frames, num_frames
+        rows = np.arange(t)
+        if self.cfg.likelihood_compat:
+            window = np.stack([rows - (f - j) * k for j in range(f + 1)], 1)
+            cond = np.where((rows < f * k)[:, None], rows[:, None], window)
+            return cond, rows, _no_carry
+        window = np.stack([rows - (f - 1 - j) * k for j in range(f)], 1)
+        cond = np.where((rows < (f - 1) * k)[:, None], rows[:, None], window)
+        if self.cfg.reward_type == "entropy":
+            return cond, None, _no_carry
+        if t <= k:  # no row has a successor: score the frame itself as its own successor
+            return cond, rows, _no_carry
+        return cond[:t - k], rows[:t - k] + k, _carry_last
+
+    def condition_rows(self, tokens: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Condition tokens (B, F*L) and target tokens (B, L) or None of the given rows of a tokenised episode."""
+        cond_idx, target_idx, _ = self.row_layout(len(tokens))
+        cond = tokens[cond_idx[rows]].reshape(len(rows), -1)
+        return cond, (None if target_idx is None else tokens[target_idx[rows]])
+
+    # ----------------------------------------------------------------------------------------------------- chain
+    @torch.no_grad()
+    def score_tokens(self, cond_tokens: torch.Tensor, target_tokens: torch.Tensor | None, row_ids: np.ndarray,
+                     trace: dict | None = None) -> np.ndarray:
+        """Raw score (B,) of rows given their condition tokens (B, F*L) and, in likelihood mode, target (B, L).
+
+        `trace`, if a dict, receives the chain of the last sample: x_t (B, n, L), x0_hat (B, L), terms (B, n)
+        (columns 0..n-2 = -KL per step, n-1 = final log-likelihood).
+        """
+        device = self.model.device
+        cond_tokens = cond_tokens.to(device)
+        with self._autocast():
+            cond_kv = self.video.condition_kv(self.video.embed_condition(cond_tokens))
+        total = torch.zeros(len(cond_tokens), dtype=torch.float32, device=device)
+        for sample in range(self.cfg.num_samples):
+            noise = self.noise_source(np.asarray(row_ids), sample) if self.cfg.noise else None
+            terms = self._chain_terms(cond_kv, target_tokens, noise, trace)
+            total += terms.sum(1) if self.cfg.reward_type == "entropy" else terms.mean(1)
+        return (total / self.cfg.num_samples).float().cpu().numpy()
+
+    def _chain_terms(self, cond_kv, target_tokens, noise, trace) -> torch.Tensor:
+        video, b = self.video, cond_kv[0][0].shape[0]
+        device = self.model.device
+        x_t = torch.full((b, video.num_tokens), video.mask_id, dtype=torch.long, device=device)
+        steps = []  # (log one-hot x_t, model posterior, t') per evaluation
+        for e, t in enumerate(self.timesteps):
+            tt = torch.full((b,), t, dtype=torch.long, device=device)
+            tp = torch.full((b,), posterior_timestep(t, self.cfg.skip_step), dtype=torch.long, device=device)
+            with self._autocast():
+                log_x0 = video.predict_start(x_t, tt, cond_kv)
+            log_x_t = index_to_log_onehot(x_t, video.num_classes)
+            model_log_prob = video.q_posterior(log_x0.float(), log_x_t, tp)
+            steps.append((x_t, log_x_t, model_log_prob, tp))
+            x_t = video.log_sample(model_log_prob, None if noise is None else noise(e).to(device))
+        x0 = x_t if target_tokens is None else target_tokens.to(device)
+        log_x0 = index_to_log_onehot(x0, video.num_classes)
+        terms = [-multinomial_kl(video.q_posterior(log_x0, log_x_t, tp), model_log_prob).sum(1)
+                 for _, log_x_t, model_log_prob, tp in steps[:-1]]
+        terms.append(steps[-1][2].gather(1, x0.unsqueeze(1)).squeeze(1).sum(1))
+        terms = torch.stack(terms, 1)  # (B, n)
+        if trace is not None:
+            trace.update(x_t=torch.stack([s[0] for s in steps], 1).cpu(), x0_hat=x_t.cpu(), terms=terms.cpu())
+        return terms
+
+    def _seeded_noise(self, row_ids: np.ndarray, sample: int) -> Callable[[int], torch.Tensor]:
+        shape = (self.video.num_classes, self.video.num_tokens)
+        gens = [torch.Generator().manual_seed(_row_seed(self.cfg.seed, int(r), sample)) for r in row_ids]
+        return lambda _e: torch.stack([torch.rand(shape, generator=g) for g in gens])
+
+    # ---------------------------------------------------------------------------------------------------- inputs
+    def prepare_frames(self, frames) -> np.ndarray:
+        """Validate (T, H, W, 3) uint8 frames; center-crop + resize only when `resize` is set."""
+        frames = np.asarray(frames)
+        s = self.model.image_size
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise UserError(f"frames must have shape (T, {s}, {s}, 3) (RGB, channels last), got {frames.shape}")
+        if frames.dtype != np.uint8:
+            if np.issubdtype(frames.dtype, np.floating) and np.isnan(frames).any():
+                raise UserError("frames contain NaN; expected uint8 RGB frames")
+            raise UserError(f"frames must be uint8 RGB (0..255), got dtype {frames.dtype}")
+        if len(frames) == 0:
+            raise UserError("no frames to score")
+        if frames.shape[1:3] != (s, s):
+            if not self.cfg.resize:
+                raise UserError(f"frames must have shape (T, {s}, {s}, 3), got {frames.shape}; "
+                                f"pass --resize to center-crop and resize them")
+            frames = resize_frames(frames, s)
+        return np.ascontiguousarray(frames)
+
+    def _autocast(self):
+        if self.cfg.dtype == "bfloat16":
+            return torch.autocast(self.model.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+class ScoreStream:
+    """Push one frame at a time; returns the same numbers as `score_episode` on the whole episode.
+
+    Entropy mode: `push(frame_i)` returns (raw_i, reward_i) at once. Likelihood mode (non-compat) needs the
+    successor frame: `push(frame_i)` returns row i-k, or None while i < k; `finish()` returns the carried last rows.
+    """
+
+    def __init__(self, scorer: RewardScorer):
+        self.scorer = scorer
+        self.reset()
+
+    def reset(self) -> None:
+        self.tokens: list[torch.Tensor] = []  # the last few frames' tokens
+        self.num_pushed = 0
+        self.last_raw: float | None = None
+
+    def push(self, frame) -> tuple[float, float | None] | None:
+        s = self.scorer
+        frame = np.asarray(frame)
+        if frame.ndim != 3:
+            raise UserError(f"a frame must have shape ({s.model.image_size}, {s.model.image_size}, 3), got {frame.shape}")
+        self.tokens.append(s.model.tokenize(s.prepare_frames(frame[None]))[0])
+        self.tokens = self.tokens[-((s.num_frames + 1) * s.frame_skip + 1):]
+        self.num_pushed += 1
+        i = self.num_pushed
+        lag = s.frame_skip if s.cfg.reward_type == "likelihood" and not s.cfg.likelihood_compat else 0
+        row = i - 1 - lag
+        if row < 0:
+            return None
+        return self._score_row(row, i)
+
+    def finish(self) -> list[tuple[float, float | None]]:
+        """Rows still open at the end of the episode (likelihood mode: the carried last k rows)."""
+        s = self.scorer
+        n = self.num_pushed
+        if s.cfg.reward_type != "likelihood" or s.cfg.likelihood_compat or n == 0:
+            return []
+        k = s.frame_skip
+        if n <= k:  # no row had a successor: score the frames as their own successors, as the batch call does
+            return [self._score_row(r, n) for r in range(n)]
+        return [self._result(self.last_raw) for _ in range(k)]
+
+    def _score_row(self, row: int, num_frames: int) -> tuple[float, float | None]:
+        s = self.scorer
+        window = torch.stack(self.tokens)
+        offset = num_frames - len(window)  # episode index of window[0]
+        cond_idx, target_idx, _ = s.row_layout(num_frames)
+        cond = window[cond_idx[row] - offset].reshape(1, -1)
+        target = None if target_idx is None else window[target_idx[row] - offset][None]
+        self.last_raw = float(s.score_tokens(cond, target, np.array([row]))[0])
+        return self._result(self.last_raw)
+
+    def _result(self, raw: float) -> tuple[float, float | None]:
+        std = self.scorer.standardize(np.array([raw], np.float32))
+        return raw, (None if std is None else float(std[0]))
+
+
+def _no_carry(raw: np.ndarray, num_frames: int) -> np.ndarray:
+    return np.zeros(0, np.float32)
+
+
+def _carry_last(raw: np.ndarray, num_frames: int) -> np.ndarray:
+    return np.full(num_frames - len(raw), raw[-1], np.float32)
+
+
+def _row_seed(seed: int, row: int, sample: int) -> int:
+    return int(np.random.SeedSequence([seed, row, sample]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """Center-crop every frame to a square, then cv2 INTER_AREA resize to size x size."""
+    import cv2
+
+    h, w = frames.shape[1:3]
+    m = min(h, w)
+    y, x = (h - m) // 2, (w - m) // 2
+    return np.stack([cv2.resize(np.ascontiguousarray(f[y:y + m, x:x + m]), (size, size),
+                                interpolation=cv2.INTER_AREA) for f in frames])
