@@ -7,6 +7,7 @@ import pytest
 from rosbags.typesys import Stores, get_typestore
 
 from diffusion_reward.errors import UserError
+from diffusion_reward.reward.scorer import resize_frames
 from diffusion_reward.msgs import CompressedImage, Image
 from diffusion_reward.nodes.image_conv import Crop, ImageConversionError, image_to_rgb, rgb_to_image, to_model_frame
 
@@ -120,6 +121,11 @@ def test_crop_specs_and_model_frame():
     assert Crop.parse("none").apply(frame).shape == frame.shape
     out = to_model_frame(frame, Crop.parse("center"), 16)
     np.testing.assert_array_equal(out, cv2.resize(frame[:, 8:56], (16, 16), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(out, resize_frames(frame[None], 16)[0])  # what offline scoring does
+    roi = to_model_frame(frame, Crop.parse("4,2,20,10"), 8)
+    np.testing.assert_array_equal(roi, cv2.resize(frame[2:12, 9:19], (8, 8), interpolation=cv2.INTER_AREA))
+    squashed = to_model_frame(frame, Crop.parse("none"), 16)
+    np.testing.assert_array_equal(squashed, cv2.resize(frame, (16, 16), interpolation=cv2.INTER_AREA))
     with pytest.raises(ImageConversionError, match="does not fit"):
         Crop.parse("60,0,10,10").apply(frame)
     for bad in ("middle", "1,2,3", "1,2,0,4", "-1,0,2,2"):

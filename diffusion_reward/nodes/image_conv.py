@@ -8,7 +8,8 @@ Anything else raises `ImageConversionError`; nodes log it once and skip the fram
 Crop spec (parameter `crop`), applied to the full camera frame before the model's resize:
   `center`    the largest centred square (default; what training and offline scoring do),
   `none`      the whole frame (squashed to a square by the resize if it is not one),
-  `x,y,w,h`   a fixed region of interest in pixels, e.g. `80,0,480,480` for a 640x480 camera.
+  `x,y,w,h`   a fixed region of interest in pixels, e.g. `80,0,480,480` for a 640x480 camera
+              (a non-square region is then center-cropped to its square, like a full frame).
 """
 from __future__ import annotations
 
@@ -120,8 +121,11 @@ class Crop:
 
 
 def to_model_frame(rgb: np.ndarray, crop: Crop, size: int) -> np.ndarray:
-    """The frame the reward model scores: crop, then INTER_AREA resize to size x size (u8[size,size,3])."""
-    region = crop.apply(rgb)
-    if region.shape[:2] == (size, size):
-        return np.ascontiguousarray(region)
-    return cv2.resize(np.ascontiguousarray(region), (size, size), interpolation=cv2.INTER_AREA)
+    """The frame the reward model scores (u8[size,size,3]): the crop, then the scorer's own center-crop +
+    INTER_AREA resize (`diffusion_reward.reward.scorer.resize_frames`), so live and offline frames match."""
+    from ..reward.scorer import resize_frames
+
+    region = np.ascontiguousarray(crop.apply(rgb))
+    if crop.mode == "none":  # the whole frame, squashed to a square
+        return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
+    return resize_frames(region[None], size)[0]

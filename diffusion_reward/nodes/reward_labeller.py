@@ -1,0 +1,252 @@
+"""Reward labeller: camera frames in, one dense Diffusion Reward per processed frame out.
+
+Subscribes to `image_topic` (sensor-data QoS; a topic ending in `/compressed` is read as
+`sensor_msgs/CompressedImage`), crops and resizes each frame exactly like training and offline scoring,
+pushes it through the streaming reward (`RewardScorer.stream()`) and publishes `~/reward`
+(`geometry_msgs/Vector3Stamped`, reliable depth 10): header = the source image's header (stamp and
+frame_id, whatever the clock), x = standardised reward, y = raw score, z = latency in s from receiving
+the image to publishing its reward.
+
+Live mode (default): the model runs in a worker thread behind a bounded queue of `queue_size` newest
+frames. When the model is slower than the camera the oldest waiting frames are dropped, counted and
+reported (warning + `/diagnostics`); each reward then conditions on the previous *processed* frame.
+`synchronous: true` processes every frame inside its callback instead (no drops): use it for replays
+and for rewards that must equal offline relabelling exactly.
+
+Episode boundaries (`/episode/start` or `~/reset`, std_msgs/Empty) restart the temporal context, so
+the first frame of an episode is scored on (f0, f0) like row 0 offline. Diagnostics (`/diagnostics`,
+about 1 Hz) report counts, latency percentiles and the labelling provenance (model hash, statistics,
+reward settings), which the episode recorder stores with the rewards.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UserError
+from ..msgs import CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, Time, \
+    Vector3, Vector3Stamped
+from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, Transport
+from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
+from .params import declare_params
+
+REWARD_TYPES = ("entropy", "likelihood")
+
+
+@dataclass
+class RewardLabellerParams:
+    model_path: str = field(default="", metadata={"help": "reward model file (.safetensors, from train-reward)"})
+    task: str = field(default="", metadata={"help": "task whose standardisation statistics to use"})
+    reward_type: str = field(default="entropy", metadata={"help": "entropy (paper Eq. 3) or likelihood"})
+    skip_step: int = field(default=9, metadata={"help": "diffusion step skip (9: 11 network evaluations)"})
+    num_samples: int = field(default=1, metadata={"help": "reward samples averaged per frame"})
+    noise: bool = field(default=True, metadata={"help": "Gumbel sampling noise (false only for parity checks)"})
+    seed: int = field(default=0, metadata={"help": "sampling seed (same seed, same rewards)"})
+    alpha: float = field(default=0.95, metadata={"help": "Eq. 5 RND weight, recorded for the learner"})
+    device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:1"})
+    dtype: str = field(default="float32", metadata={"help": "network precision: float32 | bfloat16 (faster on CPU)"})
+    crop: str = field(default="center", metadata={"help": "center | none | x,y,w,h (pixels) before resize"})
+    image_topic: str = field(default="/camera/camera/color/image_raw",
+                             metadata={"help": "colour image topic (…/compressed: CompressedImage)"})
+    queue_size: int = field(default=1, metadata={"help": "newest frames waiting for the model; older are dropped"})
+    synchronous: bool = field(default=False, metadata={"help": "score every frame in its callback (replays, no drops)"})
+    late_after_s: float = field(default=0.2, metadata={"help": "a reward published later than this is counted late"})
+    diagnostics_period_s: float = field(default=1.0, metadata={"help": "period of /diagnostics updates"})
+
+    def validate(self) -> None:
+        if not self.model_path:
+            raise UserError("parameter model_path is empty: set it to a reward model file (from `diffusion-reward "
+                            "train-reward` or `import-upstream`)")
+        if not self.task:
+            raise UserError("parameter task is empty: set it to the task whose statistics the model holds")
+        if self.reward_type not in REWARD_TYPES:
+            raise UserError(f"parameter reward_type must be one of {', '.join(REWARD_TYPES)}, got '{self.reward_type}'")
+        for name in ("skip_step", "num_samples", "queue_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"parameter {name} must be >= 1, got {getattr(self, name)}")
+        if self.late_after_s <= 0 or self.diagnostics_period_s <= 0:
+            raise UserError("parameters late_after_s and diagnostics_period_s must be > 0")
+        Crop.parse(self.crop)
+
+
+class RewardLabellerNode:
+    def __init__(self, transport: Transport):
+        self.transport = transport
+        self.params = p = declare_params(transport, RewardLabellerParams)
+        self.crop = Crop.parse(p.crop)
+        self.model, self.scorer, self.provenance = _load_scorer(p)
+        self.stream = self.scorer.stream()
+        self._unscored: deque[tuple[Header, float]] = deque()  # frames pushed whose reward is not out yet
+
+        self.received = self.processed = self.skipped = self.late = self.errors = 0
+        self._latencies: deque[float] = deque(maxlen=1000)
+        self._skipped_reported = 0
+        self._error_messages: set[str] = set()
+        self._queue: deque[tuple[Image | CompressedImage, float]] = deque()
+        self._cond = threading.Condition()
+        self._reset_pending = False
+        self._busy = False
+        self._closed = False
+
+        self.reward_pub = transport.create_publisher(Vector3Stamped, "~/reward", DEFAULT_QOS)
+        self.diagnostics_pub = transport.create_publisher(DiagnosticArray, "/diagnostics", DEFAULT_QOS)
+        image_type = CompressedImage if p.image_topic.rstrip("/").endswith("/compressed") else Image
+        transport.create_subscription(image_type, p.image_topic, self._on_image, SENSOR_DATA_QOS)
+        transport.create_subscription(Empty, "/episode/start", self._on_reset, DEFAULT_QOS)
+        transport.create_subscription(Empty, "~/reset", self._on_reset, DEFAULT_QOS)
+        transport.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
+        self._worker = None
+        if not p.synchronous:
+            self._worker = threading.Thread(target=self._work, name=f"{transport.name}-model", daemon=True)
+            self._worker.start()
+        transport.log("info", f"scoring {p.image_topic} with {p.model_path} (task {p.task}, {p.reward_type}, "
+                              f"skip {p.skip_step}, {p.num_samples} sample(s), "
+                              f"{'synchronous' if p.synchronous else f'queue {p.queue_size}'})")
+
+    # -- callbacks ------------------------------------------------------------------------------
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        received_at = time.monotonic()
+        with self._cond:
+            self.received += 1
+            if self.params.synchronous:
+                self._busy = True
+            else:
+                if len(self._queue) >= self.params.queue_size:
+                    self._queue.popleft()
+                    self.skipped += 1
+                self._queue.append((msg, received_at))
+                self._cond.notify_all()
+                return
+        try:
+            self._process(msg, received_at)
+        finally:
+            with self._cond:
+                self._busy = False
+
+    def _on_reset(self, _msg: Empty) -> None:
+        with self._cond:
+            self.skipped += len(self._queue)  # frames of the episode that just ended
+            self._queue.clear()
+            self._reset_pending = True
+
+    # -- scoring ----------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                msg, received_at = self._queue.popleft()
+                self._busy = True
+            try:
+                self._process(msg, received_at)
+            except Exception as exc:  # a bug must not silently kill the labeller thread
+                self.transport.log("error", f"reward worker failed on a frame: {exc!r}")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _process(self, msg: Image | CompressedImage, received_at: float) -> None:
+        with self._cond:
+            reset, self._reset_pending = self._reset_pending, False
+        if reset:
+            self._end_episode()
+        try:
+            frame = to_model_frame(image_to_rgb(msg), self.crop, self.model.image_size)
+        except ImageConversionError as exc:
+            with self._cond:
+                self.errors += 1
+                first = str(exc) not in self._error_messages
+                self._error_messages.add(str(exc))
+            if first:  # one line per kind of problem, not one per frame at 30 Hz
+                self.transport.log("error", f"skipping frames from {self.params.image_topic}: {exc}")
+            return
+        self._unscored.append((msg.header, received_at))
+        row = self.stream.push(frame)
+        if row is not None:
+            self._publish(*self._unscored.popleft(), *row)
+        with self._cond:
+            self.processed += 1
+
+    def _publish(self, header: Header, received_at: float, raw: float, reward: float) -> None:
+        """The reward of the frame with `header` (the stream's rows may lag its input: likelihood mode)."""
+        latency = time.monotonic() - received_at
+        self.reward_pub.publish(Vector3Stamped(
+            header=Header(stamp=Time(header.stamp.sec, header.stamp.nanosec), frame_id=header.frame_id),
+            vector=Vector3(x=float(reward), y=float(raw), z=latency)))
+        with self._cond:
+            self.late += latency > self.params.late_after_s
+            self._latencies.append(latency)
+
+    def _end_episode(self) -> None:
+        """Publish the rows the stream still holds (likelihood mode's last frames), then start afresh."""
+        for row in self.stream.finish():
+            self._publish(*self._unscored.popleft(), *row)
+        self._unscored.clear()
+        self.stream.reset()
+
+    # -- diagnostics ------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        with self._cond:
+            counts = dict(received=self.received, processed=self.processed, skipped=self.skipped,
+                          late=self.late, errors=self.errors, queued=len(self._queue))
+            latencies = np.array(self._latencies) if self._latencies else np.zeros(1)
+            new_skips = self.skipped - self._skipped_reported
+            self._skipped_reported = self.skipped
+        p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+        if new_skips:
+            self.transport.log("warn", f"dropped {new_skips} frame(s) in the last {self.params.diagnostics_period_s:g} s: "
+                                       f"the model (p50 {p50:.0f} ms/frame) is slower than the camera")
+        level = DiagnosticStatus.WARN if (new_skips or counts["errors"]) else DiagnosticStatus.OK
+        message = (f"{counts['processed']} frames scored, {counts['skipped']} dropped, {counts['errors']} unreadable; "
+                   f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms")
+        values = {**counts, "latency_p50_ms": f"{p50:.2f}", "latency_p99_ms": f"{p99:.2f}", **self.provenance}
+        self.diagnostics_pub.publish(DiagnosticArray(
+            header=Header(stamp=Time.from_ns(self.transport.now_ns())),
+            status=[DiagnosticStatus(level=level, name=f"{self.transport.name}: reward", message=message,
+                                     hardware_id=self.provenance["model_hash"],
+                                     values=[KeyValue(k, str(v)) for k, v in values.items()])]))
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def wait_idle(self, timeout_s: float = 30.0) -> bool:
+        """Block until every queued frame is scored (tests, replays). False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._queue or self._busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join()
+
+
+def _load_scorer(p: RewardLabellerParams):
+    """Model + scorer for the parameters, and the provenance the recorder stores with each reward label."""
+    from ..models import RewardModel
+    from ..reward import RewardScorer, ScoreConfig
+
+    model = RewardModel.load(p.model_path, device=p.device)
+    scorer = RewardScorer(model, ScoreConfig(reward_type=p.reward_type, skip_step=p.skip_step,  # UserError when
+                                             num_samples=p.num_samples, noise=p.noise, seed=p.seed,  # the task has
+                                             task=p.task, standardize=True, dtype=p.dtype))  # no statistics
+    mean, std = scorer.stats
+    provenance = {
+        "model_path": p.model_path, "model_hash": model.weights_hash, "task": p.task, "reward_type": p.reward_type,
+        "skip_step": p.skip_step, "num_samples": p.num_samples, "noise": p.noise, "seed": p.seed,
+        "stats_mean": mean, "stats_std": std, "alpha": p.alpha, "crop": p.crop, "image_size": model.image_size,
+        "dtype": p.dtype, "synchronous": p.synchronous,
+    }
+    return model, scorer, provenance

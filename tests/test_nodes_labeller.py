@@ -1,0 +1,159 @@
+"""Reward labeller on the in-process transport, with a real (tiny, random-weight) reward model."""
+import numpy as np
+import pytest
+import torch
+
+from diffusion_reward.errors import UserError
+from diffusion_reward.models import RewardModel
+from diffusion_reward.msgs import DiagnosticArray, Empty, Image, Vector3Stamped
+from diffusion_reward.nodes.image_conv import rgb_to_image
+from diffusion_reward.nodes.reward_labeller import RewardLabellerNode
+from diffusion_reward.reward import RewardScorer, ScoreConfig
+from diffusion_reward.reward.scorer import resize_frames
+from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
+from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
+
+SKIP = 49  # 3 network evaluations per frame: fast tests, same code path as skip 9
+TOPIC = "/camera/camera/color/image_raw"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine's cores are shared; oversubscription is 50x slower
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    model = RewardModel.from_preset("tiny", seed=0)
+    for reward_type in ("entropy", "likelihood"):
+        model.set_stats("button-press-v3", reward_type, SKIP, 1, mean=-400.0, std=20.0)
+    return str(model.save(tmp_path_factory.mktemp("model") / "tiny.safetensors"))
+
+
+def _frames(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 48, 64, 3), dtype=np.uint8)
+
+
+def _offline(model_path, frames, reward_type="entropy"):
+    scorer = RewardScorer(RewardModel.load(model_path), ScoreConfig(
+        reward_type=reward_type, skip_step=SKIP, task="button-press-v3", seed=0))
+    return scorer.score_episode(resize_frames(frames, 64))
+
+
+class Graph:
+    def __init__(self, model_path, /, **params):
+        self.bus = InProcessBus()
+        self.cam = InProcessTransport("camera", self.bus)
+        self.image_pub = self.cam.create_publisher(Image, TOPIC, SENSOR_DATA_QOS)
+        self.reset_pub = self.cam.create_publisher(Empty, "/episode/start", DEFAULT_QOS)
+        self.rewards, self.diagnostics = [], []
+        self.cam.create_subscription(Vector3Stamped, "/reward_labeller/reward", self.rewards.append)
+        self.cam.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append)
+        overrides = {"model_path": model_path, "task": "button-press-v3", "skip_step": SKIP, **params}
+        self.labeller = RewardLabellerNode(InProcessTransport("reward_labeller", self.bus, params=overrides))
+
+    def publish(self, frames, start_ns=5_000_000_000, encoding="rgb8"):
+        stamps = []
+        for i, frame in enumerate(frames):
+            stamps.append(start_ns + i * 33_000_000)
+            self.image_pub.publish(rgb_to_image(frame, stamps[-1], f"cam_{i}", encoding))
+            self.bus.spin_until_idle()
+        return stamps
+
+    def settle(self):
+        assert self.labeller.wait_idle(60)
+        self.bus.spin_until_idle()
+
+
+def test_synchronous_rewards_carry_image_stamps_and_equal_offline_scoring(model_path):
+    g = Graph(model_path, synchronous=True, use_sim_time=True)
+    frames = _frames(5)
+    stamps = g.publish(frames, encoding="bgr8")  # stamps far from the (unset) sim clock: copied, not "now"
+    g.settle()
+    assert [r.header.stamp.to_ns() for r in g.rewards] == stamps
+    assert [r.header.frame_id for r in g.rewards] == [f"cam_{i}" for i in range(5)]
+    offline = _offline(model_path, frames)
+    np.testing.assert_allclose([r.vector.y for r in g.rewards], offline.raw, rtol=1e-5)
+    np.testing.assert_allclose([r.vector.x for r in g.rewards], offline.reward, rtol=1e-4, atol=1e-5)
+    assert all(r.vector.z >= 0 for r in g.rewards)
+    g.labeller.close()
+
+
+def test_episode_start_resets_context(model_path):
+    g = Graph(model_path, synchronous=True)
+    frames = _frames(4, seed=1)
+    g.publish(frames[:3])
+    g.reset_pub.publish(Empty())
+    g.bus.spin_until_idle()
+    g.publish(frames[2:4], start_ns=9_000_000_000)
+    g.settle()
+    np.testing.assert_allclose([r.vector.y for r in g.rewards[:3]], _offline(model_path, frames[:3]).raw, rtol=1e-5)
+    # after the reset, frame 2 is row 0 again: conditioned on (f2, f2) with row 0's noise
+    np.testing.assert_allclose([r.vector.y for r in g.rewards[3:]], _offline(model_path, frames[2:4]).raw, rtol=1e-5)
+    assert g.rewards[3].vector.y != pytest.approx(g.rewards[2].vector.y)
+    g.labeller.close()
+
+
+def test_likelihood_rows_lag_but_keep_their_image_stamps(model_path):
+    g = Graph(model_path, synchronous=True, reward_type="likelihood")
+    frames = _frames(4, seed=2)
+    stamps = g.publish(frames)
+    g.reset_pub.publish(Empty())  # the episode's end releases the last (carried) row
+    g.publish(frames[:1], start_ns=1)
+    g.settle()
+    assert [r.header.stamp.to_ns() for r in g.rewards] == stamps
+    np.testing.assert_allclose([r.vector.y for r in g.rewards], _offline(model_path, frames, "likelihood").raw,
+                               rtol=1e-5)
+    g.labeller.close()
+
+
+def test_drops_oldest_frames_under_load_and_reports(model_path):
+    g = Graph(model_path, queue_size=1)
+    received = 12
+    g.publish(_frames(received))  # each callback only enqueues; the model needs far longer per frame
+    g.settle()
+    lab = g.labeller
+    assert lab.received == received and lab.skipped > 0
+    assert lab.processed + lab.skipped == received
+    assert len(g.rewards) == lab.processed
+    g.bus.advance(1.0)  # the diagnostics timer
+    status = g.diagnostics[-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == status.WARN and status.name == "reward_labeller: reward"
+    assert (int(values["processed"]), int(values["skipped"])) == (lab.processed, lab.skipped)
+    assert float(values["latency_p99_ms"]) >= float(values["latency_p50_ms"]) > 0
+    assert values["model_hash"] == RewardModel.load(model_path).weights_hash
+    assert any(level == "warn" and "slower than the camera" in m for level, m in lab.transport.logs)
+    lab.close()
+
+
+def test_bad_encoding_logs_one_error_and_keeps_running(model_path):
+    g = Graph(model_path, synchronous=True)
+    bad = Image(height=4, width=4, encoding="yuv422", step=8, data=bytes(32))
+    for _ in range(3):
+        g.image_pub.publish(bad)
+        g.bus.spin_until_idle()
+    g.publish(_frames(1))
+    g.settle()
+    errors = [m for level, m in g.labeller.transport.logs if level == "error"]
+    assert len(errors) == 1 and "yuv422" in errors[0]
+    assert g.labeller.errors == 3 and len(g.rewards) == 1
+    g.labeller.close()
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"model_path": "/nonexistent/model.safetensors"}, "does not exist"),
+    ({"model_path": ""}, "model_path is empty"),
+    ({"task": "door-open-v3"}, "diffusion-reward stats"),
+    ({"reward_type": "entropyy"}, "reward_type must be one of"),
+    ({"skip_step": 0}, "skip_step must be >= 1"),
+    ({"num_samples": 0}, "num_samples must be >= 1"),
+    ({"crop": "10,10"}, "crop must be"),
+    ({"queue_size": 0}, "queue_size must be >= 1"),
+])
+def test_parameter_validation(model_path, params, match):
+    with pytest.raises(UserError, match=match):
+        Graph(model_path, **params)
