@@ -63,7 +63,9 @@ def test_records_synced_episode_with_reward_labels_and_drop_counts(tmp_path):
     bus, rec = _recorder(tmp_path)
     robot = Robot(bus)
     robot.diagnostics.publish(DiagnosticArray(status=[DiagnosticStatus(
-        name="reward_labeller: reward", values=[KeyValue("reward_type", "entropy"), KeyValue("model_hash", "abc")])]))
+        name="reward_labeller: reward", values=[KeyValue(k, v) for k, v in {
+            "reward_type": "entropy", "model_hash": "abc", "skip_step": "9", "noise": "True", "stats_mean": "-1.5",
+            "stats_std": "2.0", "processed": "17"}.items()])]))
     robot.event("start")
     start = robot.t.now_ns()
     stamps, frames = [], []
@@ -94,7 +96,10 @@ def test_records_synced_episode_with_reward_labels_and_drop_counts(tmp_path):
     label = ep.reward_labels["entropy"]
     np.testing.assert_array_equal(label["datasets"]["reward"], np.array(kept, np.float32))
     np.testing.assert_array_equal(label["datasets"]["raw"], -np.array(kept, np.float32))
-    assert label["attrs"]["model_hash"] == "abc" and "frames (i-1, i)" in label["attrs"]["alignment"]
+    attrs = label["attrs"]
+    assert (attrs["model_hash"], attrs["skip_step"], attrs["noise"], attrs["source"]) == ("abc", 9, True, "ros2")
+    assert attrs["stats"] == {"mean": -1.5, "std": 2.0} and "processed" not in attrs
+    assert "frames (i-1, i)" in attrs["alignment"]
     assert list(ep.dones) == [0, 0, 0, 0, 1] and list(ep.rewards) == [0, 0, 0, 0, 1.0]
     sync = ep.attrs["sync"]
     assert sync["dropped"] == {"no_reward": 1} and sync["recorded"] == 5

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..data.format import REWARD_ALIGNMENT
 from ..errors import UserError
 from ..msgs import Bool, CompressedImage, DiagnosticArray, Empty, Float64MultiArray, Image, JointState, \
     JointTrajectory, Vector3Stamped
@@ -44,8 +45,6 @@ FR3_JOINTS = [f"fr3_joint{i}" for i in range(1, 8)]
 FR3_FINGERS = ["fr3_finger_joint1", "fr3_finger_joint2"]
 STATE_FIELDS = ("position", "velocity", "effort")
 ACTION_TYPES = {"joint_trajectory": JointTrajectory, "float64_multi_array": Float64MultiArray}
-ALIGNMENT = ("row i scores the transition that starts at frame i: it conditions on frames (i-1, i) "
-             "(row 0 on (0, 0)) and predicts frame i+1")
 RECORDER_QOS = QoS(reliable=True, depth=100)  # bursts of 1 kHz joint states
 
 
@@ -408,9 +407,21 @@ class EpisodeRecorderNode:
         return self.labeller_provenance.get("reward_type", "labeller")
 
     def _label_provenance(self) -> dict:
-        return {"source": "ros2", "topic": self.params.reward_topic, "alignment": ALIGNMENT,
-                "datasets": "reward = standardised (Vector3Stamped.x), raw = model score (.y), latency s (.z)",
-                "software_version": __version__, **self.labeller_provenance}
+        """FORMAT.md's provenance attributes, from the labeller's diagnostics (strings) with their types back."""
+        seen = dict(self.labeller_provenance)
+        typed = {k: int(seen.pop(k)) for k in ("skip_step", "num_samples", "seed", "image_size") if k in seen}
+        typed.update({k: seen.pop(k) == "True" for k in ("noise", "synchronous") if k in seen})
+        typed.update({k: float(seen.pop(k)) for k in ("alpha",) if k in seen})
+        if "stats_mean" in seen and "stats_std" in seen:
+            typed["stats"] = {"mean": float(seen.pop("stats_mean")), "std": float(seen.pop("stats_std"))}
+        for counter in ("received", "processed", "skipped", "late", "errors", "queued", "latency_p50_ms",
+                        "latency_p99_ms"):
+            seen.pop(counter, None)
+        if not self.labeller_provenance:
+            self._log_once("warn", "no labeller diagnostics seen on /diagnostics: reward provenance is incomplete")
+        return {**seen, **typed, "source": "ros2", "topic": self.params.reward_topic, "alignment": REWARD_ALIGNMENT,
+                "datasets": "reward = standardised (Vector3Stamped.x), raw = model score (.y), latency = s (.z)",
+                "software_version": __version__}
 
     def _env_args(self) -> dict:
         p = self.params
