@@ -24,7 +24,7 @@ from .. import __version__
 from ..data import Dataset, DatasetWriter
 from ..errors import UserError
 from ..models import RewardModel
-from ..nodes.episode_recorder import ALIGNMENT
+from ..data.format import REWARD_ALIGNMENT
 from ..reward import RewardScorer, ScoreConfig
 from .sources import SourceEpisode, detect_kind, open_source
 from .sources.folder import png_folders
@@ -90,7 +90,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
         "model_path": str(cfg.model), "model_hash": model.weights_hash, "task": task, "reward_type": cfg.reward_type,
         "skip_step": cfg.skip_step, "num_samples": cfg.num_samples, "noise": cfg.noise, "seed": cfg.seed,
         "stats_mean": mean, "stats_std": std, "resize": cfg.resize, "image_size": model.image_size,
-        "alignment": ALIGNMENT, "software_version": __version__, "source_path": str(src), "source_kind": kind,
+        "alignment": REWARD_ALIGNMENT, "software_version": __version__, "source_path": str(src), "source_kind": kind,
         "source_options": {"image_topic": cfg.image_topic, "state_topic": cfg.state_topic,
                            "action_topic": cfg.action_topic, "episode_topic": cfg.episode_topic,
                            "rate_hz": cfg.rate_hz, "tolerance_s": cfg.tolerance_s, "gap_s": cfg.gap_s},
@@ -102,22 +102,21 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
     started = time.perf_counter()
     episodes = open_source(src, cfg.image_topic, cfg.state_topic, cfg.action_topic, cfg.rate_hz,
                            cfg.episode_topic, cfg.gap_s, cfg.tolerance_s)
-    with contextlib.closing(episodes), _progress(cfg.progress) as bar:
-        writer = None
-        try:
-            for ep in episodes:
-                if ep.name in done:
-                    summary.skipped.append(ep.name)
-                    continue
-                model_frames = _model_frames(scorer, ep)  # validates the size before anything is written
-                bar.set_postfix_str(ep.name)
-                result = scorer.score_token_episode(model.tokenize(model_frames), progress=bar.update)
-                writer = writer or DatasetWriter(dst, env_args=_env_args(src, kind, task, model, ep))
-                summary.written.append(_write(writer, ep, model_frames, result, label, provenance))
-                summary.frames += len(model_frames)
-        finally:
-            if writer is not None:
-                writer.close()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.closing(episodes))
+        writer = bar = None
+        for ep in episodes:
+            if ep.name in done:
+                summary.skipped.append(ep.name)
+                continue
+            model_frames = _model_frames(scorer, ep)  # validates the size before anything is written
+            if writer is None:  # first episode that passed every check: only now create the output
+                writer = stack.enter_context(DatasetWriter(dst, env_args=_env_args(src, kind, task, model, ep)))
+                bar = stack.enter_context(_progress(cfg.progress))
+            bar.set_postfix_str(ep.name)
+            result = scorer.score_token_episode(model.tokenize(model_frames), progress=bar.update)
+            summary.written.append(_write(writer, ep, model_frames, result, label, provenance))
+            summary.frames += len(model_frames)
     summary.seconds = time.perf_counter() - started
     return summary
 
