@@ -1,0 +1,85 @@
+"""Camera node: a pyrealsense2 software-device recording (.db3) played back through the node."""
+import threading
+
+import numpy as np
+import pytest
+
+from diffusion_reward.errors import UserError
+from diffusion_reward.msgs import CameraInfo, Image
+from diffusion_reward.nodes.camera import CameraNode
+from diffusion_reward.nodes.image_conv import image_to_rgb
+from diffusion_reward.transport import QoS
+from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
+
+rs = pytest.importorskip("pyrealsense2")  # a requirement; import fails only without libusb
+W, H, N = 32, 24, 12
+START_MS = 1_700_000_123_000.0
+
+
+def _record(path, frames):
+    """Record `frames` from a software device, as environment.md §4 describes."""
+    sd = rs.software_device()
+    sensor = sd.add_sensor("RGB Camera")
+    vs = rs.video_stream()
+    vs.type, vs.index, vs.uid = rs.stream.color, 0, 0
+    vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = W, H, 30, 3, rs.format.rgb8
+    intr = rs.intrinsics()
+    intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy = W, H, 30.5, 31.5, 15.2, 11.7
+    intr.model, intr.coeffs = rs.distortion.brown_conrady, [0.1, -0.2, 0.001, 0.002, 0.03]
+    vs.intrinsics = intr
+    profile = sensor.add_video_stream(vs).as_video_stream_profile()
+    recorder = rs.recorder(str(path), sd)
+    sensor.open(profile)
+    sensor.start(rs.frame_queue(100))
+    for i, img in enumerate(frames):
+        f = rs.software_video_frame()
+        f.pixels, f.bpp, f.stride = img, 3, W * 3
+        f.timestamp, f.domain, f.frame_number, f.profile = START_MS + i * 1000 / 30, rs.timestamp_domain.system_time, i, profile
+        sensor.on_video_frame(f)
+    sensor.stop()
+    sensor.close()
+    recorder.pause()
+    del recorder
+
+
+def test_plays_a_recording_with_intrinsics_and_frame_stamps(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, size=(N, H, W, 3), dtype=np.uint8)
+    path = tmp_path / "rec.db3"
+    _record(path, frames)
+    bus = InProcessBus()
+    listener = InProcessTransport("listener", bus)
+    images, infos = [], []
+    listener.create_subscription(Image, "/camera/camera/color/image_raw", images.append, QoS(False, 100))
+    listener.create_subscription(CameraInfo, "/camera/camera/color/camera_info", infos.append, QoS(True, 100))
+    node = CameraNode(InProcessTransport("camera", bus, params={"playback_file": str(path), "realtime": False}))
+    assert node.finished.wait(30)
+    node.close()
+    bus.spin_until_idle()
+    assert len(images) == N == len(infos)
+    np.testing.assert_array_equal(np.stack([image_to_rgb(m) for m in images]), frames)
+    assert images[0].encoding == "rgb8" and images[0].header.frame_id == "camera_color_optical_frame"
+    stamps_ms = np.array([m.header.stamp.to_ns() for m in images]) / 1e6
+    np.testing.assert_allclose(stamps_ms, START_MS + np.arange(N) * 1000 / 30, atol=0.01)
+    assert [i.header.stamp for i in infos] == [m.header.stamp for m in images]
+    info = infos[0]
+    assert (info.width, info.height, info.distortion_model) == (W, H, "plumb_bob")
+    np.testing.assert_allclose(info.k, [30.5, 0, 15.2, 0, 31.5, 11.7, 0, 0, 1], rtol=1e-6)
+    np.testing.assert_allclose(info.p, [30.5, 0, 15.2, 0, 0, 31.5, 11.7, 0, 0, 0, 1, 0], rtol=1e-6)
+    np.testing.assert_allclose(info.d, [0.1, -0.2, 0.001, 0.002, 0.03], rtol=1e-6)
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"playback_file": "/nonexistent.db3"}, "does not exist"),
+    ({"color_format": "yuyv"}, "color_format"),
+    ({"stamp_source": "sensor"}, "stamp_source"),
+])
+def test_parameter_validation(params, match):
+    with pytest.raises(UserError, match=match):
+        CameraNode(InProcessTransport("camera", InProcessBus(), params=params))
+
+
+def test_no_device_is_one_clear_error():
+    if len(rs.context().query_devices()):
+        pytest.skip("a RealSense device is connected")
+    with pytest.raises(UserError, match="cannot start the colour stream from RealSense device"):
+        CameraNode(InProcessTransport("camera", InProcessBus()))
