@@ -214,7 +214,7 @@ class LaunchSet:
                 relays.append(relay)
                 _say(f"started {spec.name} (pid {proc.pid})")
             reported: set[int] = set()
-            while not stop.is_set():
+            while not stop.is_set() and len(reported) < len(procs):
                 for spec, proc in procs:
                     if proc.poll() is not None and proc.pid not in reported:
                         reported.add(proc.pid)
@@ -222,10 +222,11 @@ class LaunchSet:
                         if spec.required:
                             _say(f"{spec.name} is required: stopping the others")
                             stop.set()
-                if len(reported) == len(procs):
-                    break
                 stop.wait(0.1)
             self._stop_all(procs)
+            for spec, proc in procs:
+                if proc.pid not in reported:
+                    _say(f"{spec.name} exited with code {proc.returncode}")
         finally:
             self._stop_all(procs)
             for relay in relays:

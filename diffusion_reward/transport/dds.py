@@ -296,8 +296,15 @@ class DdsTransport(Transport):
 
     # -- executor --------------------------------------------------------------------------------
     def spin(self) -> None:
+        """Run callbacks until `interrupt()`/`shutdown()`; messages already received when interrupted are
+        still delivered (a recorder stopped by Ctrl-C keeps the frames that reached it), timers are not."""
         while not self._stop.is_set():
             self.spin_once(_MAX_WAIT_S)
+        with self._spin_lock:
+            if not self._closed:
+                self._dispatch_messages()
+        if self._closing:
+            self._close_if_idle()
 
     def spin_once(self, timeout_s: float = 0.0) -> int:
         """Wait up to `timeout_s` for work, then run every ready callback. Returns how many ran."""

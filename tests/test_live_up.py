@@ -1,0 +1,104 @@
+"""`diffusion-reward live up` as a user runs it: node processes, prefixed output, clean stop on SIGINT."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from diffusion_reward import msgs
+from diffusion_reward.data import Dataset
+from diffusion_reward.errors import UserError
+from diffusion_reward.live import LaunchSet, parse_param
+from diffusion_reward.transport.base import SENSOR_DATA_QOS
+from diffusion_reward.transport.dds import DdsTransport
+
+DOMAIN = 1 + os.getpid() % 99  # disjoint from test_dds_transport's domains
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_live_up_records_until_sigint_and_survives_a_failing_node(tmp_path):
+    dataset = tmp_path / "episodes.hdf5"
+    recorder_yaml = tmp_path / "recorder.yaml"
+    recorder_yaml.write_text(yaml.safe_dump({"episode_recorder": {"ros__parameters": {
+        "output": str(dataset), "task": "button-press-v3", "image_topic": "/cam/image", "state_topic": "/joint_states",
+        "joint_names": ["j1", "j2"], "gripper_topic": "", "action_topic": "", "reward_topic": "",
+        "store_full_image": False}}}))
+    config = tmp_path / "live.yaml"
+    config.write_text(yaml.safe_dump({"network": "loopback", "stop_timeout_s": 20, "nodes": [
+        {"node": "recorder", "params": ["recorder.yaml"], "param": {"sync_tolerance_s": 0.01}},
+        {"node": "labeller"},  # no model_path: exits 2 at start-up, the recorder keeps running
+    ]}))
+    proc = subprocess.Popen([sys.executable, "-m", "diffusion_reward", "live", "up", "--config", str(config),
+                             "--domain-id", str(DOMAIN)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    robot = DdsTransport("test_robot", domain_id=DOMAIN, config="loopback")
+    try:
+        start = robot.create_publisher(msgs.Empty, "/episode/start")
+        images = robot.create_publisher(msgs.Image, "/cam/image", SENSOR_DATA_QOS)
+        states = robot.create_publisher(msgs.JointState, "/joint_states")
+        wait_for(lambda: start.subscription_count and images.subscription_count and states.subscription_count,
+                 60, "the recorder to subscribe")
+        start.publish(msgs.Empty())
+        time.sleep(0.3)
+        frames = np.random.default_rng(0).integers(0, 256, size=(5, 64, 64, 3), dtype=np.uint8)
+        for i, frame in enumerate(frames):
+            header = msgs.Header(msgs.Time(1000 + i, 0), "cam")
+            states.publish(msgs.JointState(header=header, name=["j2", "j1"], position=np.array([2.0 * i, 1.0 * i]),
+                                           velocity=np.zeros(2)))
+            images.publish(msgs.Image(header=header, height=64, width=64, encoding="rgb8", step=192,
+                                      data=frame.tobytes()))
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        robot.shutdown()
+    proc.send_signal(signal.SIGINT)  # no /episode/stop: the recorder must save the open episode on its way out
+    out, _ = proc.communicate(timeout=60)
+    out = out.decode()
+    assert proc.returncode == 2, out  # the labeller's start-up error is the set's exit code
+    assert "[reward_labeller] error: parameter model_path is empty" in out
+    assert "[live] reward_labeller exited with code 2" in out
+    assert "[episode_recorder] [INFO]" in out and "[live] episode_recorder exited with code 0" in out
+    with Dataset(dataset) as ds:
+        ds.verify()
+        assert len(ds) == 1
+        ep = ds[0]
+        assert ep.num_samples == 5
+        np.testing.assert_array_equal(ep.obs["image"][:], frames)
+        np.testing.assert_allclose(ep.obs["state"][:, :2], np.stack([np.arange(5.0), 2 * np.arange(5.0)], 1))
+        assert ep.dones[-1]
+
+
+def test_live_config_errors_are_one_line(tmp_path):
+    config = tmp_path / "live.yaml"
+    config.write_text(yaml.safe_dump({"nodes": [{"node": "recorder", "params": ["missing.yaml"]}]}))
+    with pytest.raises(UserError, match="parameter file not found"):
+        LaunchSet.from_file(config)
+    config.write_text(yaml.safe_dump({"nodes": [{"node": "teleporter"}]}))
+    with pytest.raises(UserError, match="labeller"):
+        LaunchSet.from_file(config)
+    config.write_text(yaml.safe_dump({"nodes": [{"node": "recorder"}, {"node": "recorder"}]}))
+    with pytest.raises(UserError, match="two nodes are named 'episode_recorder'"):
+        LaunchSet.from_file(config)
+    result = subprocess.run([sys.executable, "-m", "diffusion_reward", "live", "up", "--config",
+                             str(tmp_path / "nope.yaml")], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.strip() == f"error: live config not found: {tmp_path / 'nope.yaml'}"
+
+
+def test_param_values_are_yaml():
+    assert parse_param("rate_hz:=30") == ("rate_hz", 30)
+    assert parse_param("joint_names:=[a, b]") == ("joint_names", ["a", "b"])
+    assert parse_param("synchronous:=true") == ("synchronous", True)
+    assert parse_param("model_path:=/m/x.safetensors") == ("model_path", "/m/x.safetensors")
+    with pytest.raises(UserError, match="name:=value"):
+        parse_param("rate_hz=30")
