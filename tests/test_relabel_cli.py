@@ -8,6 +8,7 @@ import pytest
 import torch
 from rosbags.rosbag2 import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
+from test_sources_files import write_png_folder
 from test_sources_rosbag import bag_messages, make_frames, write_bag
 
 from diffusion_reward.cli import main
@@ -142,6 +143,20 @@ def test_bag_relabel_with_resize(tmp_path, capsys, model_path):
         assert ep.attrs["dropped_frames"] == 1 and ep.attrs["duplicated_frames"] == 1
         assert ep.reward_labels["entropy"]["attrs"]["resize"] is True
         assert ds.env_args["camera"] == "/camera/camera/color/image_raw"
+
+
+def test_png_folders_take_the_task_from_the_folder(tmp_path, capsys, model_path):
+    videos = write_png_folder(tmp_path / "video_dataset", episodes=1)
+    rc, out, err = relabel(capsys, "--model", model_path, "--input", tmp_path / "video_dataset",
+                           "--out", tmp_path / "out.hdf5", "--no-noise")
+    assert rc == 0, err
+    with Dataset(tmp_path / "out.hdf5") as ds:
+        assert ds.env_args["task"] == TASK and len(ds) == len(videos)
+        for ep in ds:
+            video = videos[ep.attrs["source_episode"]]
+            expected = RewardScorer(RewardModel.load(model_path), ScoreConfig(task=TASK, noise=False)).score_episode(video)
+            np.testing.assert_array_equal(ep.reward_labels["entropy"]["datasets"]["reward"], expected.reward)
+            assert ep.reward_labels["entropy"]["attrs"]["noise"] is False and ep.actions is None
 
 
 @pytest.mark.parametrize("case", ["out_is_in", "out_exists", "no_stats", "missing_topic", "unknown_encoding"])

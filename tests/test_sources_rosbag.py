@@ -75,8 +75,9 @@ def bag_messages(ts, frames, encoding="rgb8", pad=0, drop=5, duplicate=8, seed=1
                       effort=np.zeros(0), time_from_start=Duration(sec=0, nanosec=100_000_000))
         out.append(("/fr3_arm_controller/joint_trajectory", Traj.__msgtype__, int(t * 1e9),
                     Traj(header=header(t), joint_names=JOINTS, points=[point])))
-    for topic, t in markers:
-        out.append((topic, "std_msgs/msg/Empty", int(t * 1e9), ts.types["std_msgs/msg/Empty"]()))
+    for topic, t, *value in markers:  # (topic, t) -> std_msgs/Empty, (topic, t, flag) -> std_msgs/Bool
+        msgtype = "std_msgs/msg/Bool" if value else "std_msgs/msg/Empty"
+        out.append((topic, msgtype, int(t * 1e9), ts.types[msgtype](*value)))
     return sorted(out, key=lambda m: m[2])
 
 
@@ -90,12 +91,15 @@ def write_bag(path, messages, ts, storage=StoragePlugin.SQLITE3, version=8):
     return path
 
 
-def write_bare_mcap(path, messages, ts, profile="ros2"):
+def write_bare_mcap(path, messages, ts, profile="ros2", summary=True):
     """A bare .mcap as non-rosbag2 MCAP tools write it: `mcap` package writer, ros2msg schemas, cdr channels."""
+    from mcap.writer import IndexType
     from mcap.writer import Writer as McapWriter
 
     with open(path, "wb") as f:
-        writer = McapWriter(f)
+        writer = McapWriter(f) if summary else McapWriter(
+            f, index_types=IndexType.NONE, repeat_channels=False, repeat_schemas=False, use_statistics=False,
+            use_summary_offsets=False)
         writer.start(profile=profile, library="test")
         channels = {}
         for topic, msgtype, log_ns, msg in messages:
@@ -144,12 +148,18 @@ def test_bag_directory_decodes_and_synchronises(tmp_path, store, storage, versio
     assert ep.name == "ep_001" and ep.attrs["source_kind"] == "rosbag2"
 
 
-@pytest.mark.parametrize("profile", ["ros2", ""])
-def test_bare_mcap_from_other_tools(tmp_path, profile):
-    """profile 'ros2' is read by rosbags; another profile falls back to the mcap package + the file's schemas."""
+@pytest.mark.parametrize("profile,summary", [("ros2", True), ("", True), ("", False)])
+def test_bare_mcap_from_other_tools(tmp_path, profile, summary):
+    """profile 'ros2' is read by rosbags; another profile falls back to the mcap package, which learns the
+    types from the file's schemas (here also a custom message no typestore knows)."""
+    from rosbags.typesys import get_types_from_msg
+
     ts = get_typestore(Stores.ROS2_JAZZY)
+    ts.register(get_types_from_msg("string text\nint32 code", "acme_msgs/msg/Status"))
     frames = make_frames(3)
-    path = write_bare_mcap(tmp_path / "take.mcap", bag_messages(ts, frames, "bgr8", 2), ts, profile)
+    status = ts.types["acme_msgs/msg/Status"](text="ok", code=1)
+    messages = bag_messages(ts, frames, "bgr8", 2) + [("/acme/status", "acme_msgs/msg/Status", int(T0 * 1e9), status)]
+    path = write_bare_mcap(tmp_path / "take.mcap", messages, ts, profile, summary)
     [ep] = list(open_source(path))
     check_episode(ep, frames)
 
@@ -177,6 +187,11 @@ def test_episode_markers_and_time_gaps_split(tmp_path):
     episodes = list(open_source(write_bag(tmp_path / "marked", marked, ts)))
     assert [len(e.frames) for e in episodes] == [4, 4]
     assert np.array_equal(episodes[0].frames, frames[2:6]) and np.array_equal(episodes[1].frames, frames[6:10])
+    # a Bool topic named with episode_topic: true starts, false stops
+    marked = bag_messages(ts, frames, drop=-1, duplicate=-1, markers=[
+        ("/recorder/active", T0 + 0.25, True), ("/recorder/active", T0 + 0.75, False)])
+    [episode] = list(open_source(write_bag(tmp_path / "bool", marked, ts), episode_topic="/recorder/active"))
+    assert np.array_equal(episode.frames, frames[3:8])
 
 
 def test_missing_topic_lists_the_topics(tmp_path):

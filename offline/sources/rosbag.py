@@ -54,12 +54,16 @@ class BagMessages:
                 self._register(con.msgtype, con.msgdef.data, con.msgdef.format.name)
 
     def _register(self, msgtype: str, definition: str, fmt: str) -> None:
+        """Teach the typestore a message type it lacks from the definition stored in the recording."""
         from rosbags.typesys import get_types_from_idl, get_types_from_msg
 
         if msgtype in self.typestore.types or not definition:
             return
-        parse = get_types_from_idl if fmt.upper() in ("IDL", "ROS2IDL") else get_types_from_msg
-        self.typestore.register(parse(definition, msgtype) if parse is get_types_from_msg else parse(definition))
+        try:
+            idl = fmt.lower() in ("idl", "ros2idl")
+            self.typestore.register(get_types_from_idl(definition) if idl else get_types_from_msg(definition, msgtype))
+        except Exception as exc:  # rosbags' parser and typestore raise several error types
+            raise UserError(f"{self.path}: cannot use the stored definition of {msgtype}: {exc}") from None
 
     def _mcap_topics(self, path: Path) -> dict[str, str]:
         from mcap.reader import make_reader
@@ -67,12 +71,18 @@ class BagMessages:
         topics = {}
         with open(path, "rb") as f:
             try:
-                for schema, channel, _ in make_reader(f).iter_messages():
-                    if channel.topic not in topics:
-                        topics[channel.topic] = schema.name
-                        self._register(schema.name, schema.data.decode(), schema.encoding)
+                reader = make_reader(f)
+                summary = reader.get_summary()
+                if summary is not None:
+                    channels = [(summary.schemas[c.schema_id], c) for c in summary.channels.values()]
+                else:  # no summary section: find the channels by reading the messages
+                    channels = [(schema, channel) for schema, channel, _ in reader.iter_messages()]
             except Exception as exc:  # the mcap package raises its own zoo of errors on broken files
                 raise UserError(f"cannot read MCAP file {path}: {exc}") from None
+        for schema, channel in channels:
+            if channel.topic not in topics:
+                topics[channel.topic] = schema.name
+                self._register(schema.name, schema.data.decode(), schema.encoding)
         return topics
 
     def messages(self, topics: set[str]) -> Iterator[tuple[str, int, object]]:
