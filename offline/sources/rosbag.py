@@ -198,6 +198,8 @@ def _split_gaps(stamps: np.ndarray, gap_s: float) -> list[np.ndarray]:
 
 def read_rosbag(path: Path, image_topic=None, state_topic=None, action_topic=None, rate_hz=None,
                 episode_topic=None, gap_s: float = DEFAULT_GAP_S, tolerance_s=None) -> Iterator[SourceEpisode]:
+    """Episodes of a recording. Two passes keep memory to about one episode of frames: the first reads
+    stamps, robot vectors and markers; the second decodes only the frames the episodes use."""
     bag = BagMessages(path)
     try:
         image_topic = bag.pick(image_topic, DEFAULT_IMAGE_TOPICS, IMAGE_TYPES, "image", "--image-topic", True)
@@ -205,48 +207,82 @@ def read_rosbag(path: Path, image_topic=None, state_topic=None, action_topic=Non
         action_topic = bag.pick(action_topic, DEFAULT_ACTION_TOPICS, VECTOR_TYPES, "action", "--action-topic", False)
         marker_topics = [bag.pick(episode_topic, (), MARKER_TYPES, "episode marker", "--episode-topic", True)] \
             if episode_topic else [t for t in DEFAULT_EPISODE_TOPICS if bag.topics.get(t) in MARKER_TYPES]
-
-        streams = {"image": image_topic, "state": state_topic, "action": action_topic}
-        streams = {k: t for k, t in streams.items() if t}
-        values: dict[str, list] = {k: [] for k in streams}
-        stamps: dict[str, list] = {k: [] for k in streams}
-        joint_order: dict[str, list[str]] = {k: [] for k in streams}
-        markers: list[tuple[float, bool | None]] = []
-        topic_stream = {t: k for k, t in streams.items()}
-        for topic, log_ns, msg in bag.messages(set(streams.values()) | set(marker_topics)):
-            msgtype = bag.topics[topic]
-            if topic in marker_topics:
-                kind = bool(msg.data) if msgtype == "std_msgs/msg/Bool" else \
-                    {"/episode/start": True, "/episode/stop": False}.get(topic) if not episode_topic else None
-                markers.append((log_ns * 1e-9, kind))
-                continue
-            stream = topic_stream[topic]
-            stamps[stream].append(message_stamp(msg, log_ns))
-            values[stream].append(image_to_rgb(msg) if stream == "image"
-                                  else message_vector(msg, msgtype, joint_order[stream]))
+        streams = {k: t for k, t in (("image", image_topic), ("state", state_topic), ("action", action_topic)) if t}
+        stamps, vectors, markers = _read_streams(bag, streams, marker_topics, named_markers=bool(episode_topic))
+        plans = _plan_episodes(path, stamps, markers, gap_s, rate_hz, tolerance_s)
+        for plan in _with_frames(bag, image_topic, plans):
+            pick, sync = plan["pick"], plan["sync"]
+            yield SourceEpisode(
+                name=plan["name"], frames=plan["frames"],
+                obs={"state": vectors["state"][pick["state"]]} if "state" in pick else {},
+                actions=vectors["action"][pick["action"]] if "action" in pick else None,
+                timestamps=sync.times, stamps=sync.stamps,
+                attrs={"topics": {s: streams[s] for s in pick}, **sync.stats})
     finally:
         bag.close()
 
-    stamps = {k: np.asarray(v, dtype=np.float64) for k, v in stamps.items()}
-    if stamps["image"].size == 0:
-        raise UserError(f"image topic {image_topic!r} in {path} has no messages")
-    windows = _episode_windows(markers)
+
+def _read_streams(bag: BagMessages, streams: dict[str, str], marker_topics: list[str], named_markers: bool):
+    """First pass: per-stream stamps (s), state/action vectors, episode markers (t, start/stop/boundary).
+    Only the first image is decoded, so an unsupported encoding fails before any work is done."""
+    stamps: dict[str, list[float]] = {k: [] for k in streams}
+    vectors: dict[str, list[np.ndarray]] = {k: [] for k in streams if k != "image"}
+    joint_order: dict[str, list[str]] = {k: [] for k in vectors}
+    markers: list[tuple[float, bool | None]] = []
+    topic_stream = {t: k for k, t in streams.items()}
+    for topic, log_ns, msg in bag.messages(set(streams.values()) | set(marker_topics)):
+        msgtype = bag.topics[topic]
+        if topic in marker_topics:
+            if named_markers:
+                kind = bool(msg.data) if msgtype == "std_msgs/msg/Bool" else None
+            else:
+                kind = topic == "/episode/start"
+            markers.append((log_ns * 1e-9, kind))
+            continue
+        stream = topic_stream[topic]
+        stamps[stream].append(message_stamp(msg, log_ns))
+        if stream != "image":
+            vectors[stream].append(message_vector(msg, msgtype, joint_order[stream]))
+        elif len(stamps["image"]) == 1:
+            image_to_rgb(msg)
+    if not stamps["image"]:
+        raise UserError(f"image topic {streams['image']!r} in {bag.path} has no messages")
+    for stream, rows in vectors.items():
+        if rows and len({len(r) for r in rows}) > 1:
+            raise UserError(f"{stream} topic {streams[stream]!r} changes its vector length during the recording")
+    return ({k: np.asarray(v, dtype=np.float64) for k, v in stamps.items()},
+            {k: np.stack(v) if v else np.zeros((0, 0), np.float32) for k, v in vectors.items()}, markers)
+
+
+def _plan_episodes(path: Path, stamps, markers, gap_s, rate_hz, tolerance_s) -> list[dict]:
+    """Split by markers and gaps, synchronise each episode; `pick` indexes each stream's message list."""
     runs = []
-    for begin, end in windows:
+    for begin, end in _episode_windows(markers):
         inside = np.nonzero((stamps["image"] >= begin) & (stamps["image"] < end))[0]
         runs += [inside[run] for run in _split_gaps(stamps["image"][inside], gap_s) if len(run) >= 2]
+    plans = []
     for k, frame_idx in enumerate(runs):
         begin, end = stamps["image"][frame_idx].min(), stamps["image"][frame_idx].max()
         window = {"image": frame_idx}
-        for stream in ("state", "action"):
-            if stream in streams:  # messages within the episode, plus half a second of margin for matching
-                window[stream] = np.nonzero((stamps[stream] >= begin - 0.5) & (stamps[stream] <= end + 0.5))[0]
+        for stream in stamps.keys() - {"image"}:  # messages during the episode, plus a margin for matching
+            window[stream] = np.nonzero((stamps[stream] >= begin - 0.5) & (stamps[stream] <= end + 0.5))[0]
         sync = synchronise({s: stamps[s][idx] for s, idx in window.items()}, "image", rate_hz, tolerance_s)
-        pick = {s: window[s][sync.indices[s]] for s in window}  # indices into the whole-bag lists
-        frames = np.stack([values["image"][i] for i in pick["image"]])
-        obs = {"state": np.stack([values["state"][i] for i in pick["state"]])} if "state" in pick else {}
-        actions = np.stack([values["action"][i] for i in pick["action"]]) if "action" in pick else None
-        name = path.stem if len(runs) == 1 else f"{path.stem}_ep{k}"
-        attrs = {"topics": {s: streams[s] for s in window}, **sync.stats}
-        yield SourceEpisode(name=name, frames=frames, obs=obs, actions=actions, timestamps=sync.times,
-                            stamps=sync.stamps, attrs=attrs)
+        plans.append({"name": path.stem if len(runs) == 1 else f"{path.stem}_ep{k}", "sync": sync,
+                      "pick": {s: window[s][sync.indices[s]] for s in window}})
+    return plans
+
+
+def _with_frames(bag: BagMessages, image_topic: str, plans: list[dict]) -> Iterator[dict]:
+    """Second pass: decode the frames the plans use; yield each plan as soon as its frames are in."""
+    pending = sorted(plans, key=lambda p: p["pick"]["image"].max())
+    needed = {int(i) for p in plans for i in p["pick"]["image"]}
+    frames: dict[int, np.ndarray] = {}
+    for ordinal, (_, _, msg) in enumerate(bag.messages({image_topic})):
+        if ordinal in needed:
+            frames[ordinal] = image_to_rgb(msg)
+        while pending and ordinal >= pending[0]["pick"]["image"].max():
+            plan = pending.pop(0)
+            plan["frames"] = np.stack([frames[int(i)] for i in plan["pick"]["image"]])
+            for i in set(plan["pick"]["image"].tolist()):
+                del frames[i]
+            yield plan
