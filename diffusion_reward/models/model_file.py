@@ -34,7 +34,7 @@ def stats_key(task: str, reward_type: str, skip_step: int, num_samples: int, lik
     return key + "/compat" if likelihood_compat else key
 
 
-def _software_version() -> str:
+def software_version() -> str:
     from .. import __version__
 
     return __version__
@@ -57,7 +57,7 @@ class RewardModel(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = cls(config)
-        model.provenance = {"created": _now(), "software_version": _software_version(), "init_seed": seed,
+        model.provenance = {"created": utc_now(), "software_version": software_version(), "init_seed": seed,
                             "training_steps": 0}
         return model.eval()
 
@@ -92,7 +92,7 @@ class RewardModel(nn.Module):
         self.stats[stats_key(task, reward_type, skip_step, num_samples, likelihood_compat)] = {
             "task": task, "reward_type": reward_type, "skip_step": int(skip_step), "num_samples": int(num_samples),
             "likelihood_compat": bool(likelihood_compat), "mean": float(mean), "std": float(std),
-            "source": source, "created": _now()}
+            "source": source, "created": utc_now()}
 
     def get_stats(self, task: str, reward_type: str, skip_step: int, num_samples: int,
                   *, likelihood_compat: bool = False) -> tuple[float, float]:
@@ -125,15 +125,15 @@ class RewardModel(nn.Module):
         from safetensors.torch import save
 
         path = Path(path)
-        self.provenance.setdefault("created", _now())
-        self.provenance.setdefault("software_version", _software_version())
+        self.provenance.setdefault("created", utc_now())
+        self.provenance.setdefault("software_version", software_version())
         metadata = {
             "format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
             "config": json.dumps(self.config.to_dict()), "stats": json.dumps(self.stats),
             "provenance": json.dumps(self.provenance),
         }
         blob = save(self.weight_tensors(), metadata=metadata)
-        _atomic_write(path, blob)
+        atomic_write(path, blob)
         self.path = str(path)
         return path
 
@@ -206,7 +206,8 @@ def _read_header(path: Path, data: bytes) -> dict[str, Any]:
     return header
 
 
-def _atomic_write(path: Path, blob: bytes) -> None:
+def atomic_write(path: Path, blob: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then os.replace: readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -227,5 +228,5 @@ def _short(items: list[str], n: int = 5) -> str:
     return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -106,6 +106,8 @@ class RewardScorer:
             if progress:
                 progress(len(rows))
         raw[len(cond_idx):] = carry(raw[:len(cond_idx)], len(tokens))
+        if progress and len(tokens) > len(cond_idx):
+            progress(len(tokens) - len(cond_idx))
         return ScoreResult(raw=raw, reward=self.standardize(raw))
 
     def stream(self) -> "ScoreStream":

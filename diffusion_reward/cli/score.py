@@ -1,0 +1,132 @@
+"""`diffusion-reward score`: per-frame rewards of a frames .npy or of dataset episodes.
+
+Row i of the output scores the transition that starts at frame i (it conditions on frames i-1 and i).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="reward model file (.safetensors)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--frames", type=Path, help=".npy of uint8 frames (T, H, W, 3)")
+    src.add_argument("--data", type=Path, help="dataset (HDF5) whose image stream is scored")
+    p.add_argument("--episode", help="dataset episode name or number (default: all episodes -> .npz keyed by episode)")
+    p.add_argument("--reward-type", choices=("entropy", "likelihood"), default="entropy")
+    p.add_argument("--skip-step", type=int, default=9, help="reverse-chain stride (9 -> 11 network evaluations)")
+    p.add_argument("--num-samples", type=int, default=1, help="chains averaged per frame")
+    p.add_argument("--no-noise", action="store_true", help="argmax chain instead of Gumbel sampling (parity checks)")
+    p.add_argument("--raw", action="store_true", help="write raw scores instead of standardised rewards")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", help="task whose statistics standardise the scores (default: the dataset's task)")
+    p.add_argument("--resize", action="store_true", help="center-crop and resize frames to the model's image size")
+    p.add_argument("--likelihood-compat", action="store_true",
+                   help="likelihood mode with the authors' context layout (scored frame inside its own condition)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--chunk-size", type=int, default=64, help="rows per network batch (memory bound)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, type=Path, help="output .npy (one episode) or .npz (all episodes)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..models import RewardModel
+    from ..reward import RewardScorer, ScoreConfig
+
+    episodes = _load_episodes(args)  # validate inputs before the (slower) model load
+    model = RewardModel.load(args.model, device=args.device)
+    task = args.task or (episodes.task if not args.raw else None)
+    scorer = RewardScorer(model, ScoreConfig(
+        reward_type=args.reward_type, skip_step=args.skip_step, num_samples=args.num_samples,
+        noise=not args.no_noise, seed=args.seed, task=task, standardize=not args.raw, chunk_size=args.chunk_size,
+        dtype=args.dtype, likelihood_compat=args.likelihood_compat, resize=args.resize))
+    results: dict[str, np.ndarray] = {}
+    with tqdm(total=episodes.total_frames, unit="frame", desc="scoring") as bar:
+        for name, frames in episodes:
+            tokens = model.tokenize(scorer.prepare_frames(frames))
+            res = scorer.score_token_episode(tokens, progress=bar.update)
+            results[name] = res.raw if args.raw else res.reward
+    if episodes.single:
+        _atomic_save(args.out, next(iter(results.values())), npz=False)
+    else:
+        _atomic_save(args.out, results, npz=True)
+    print(f"wrote {args.out} ({len(results)} episode(s), {sum(map(len, results.values()))} rows, "
+          f"{'raw' if args.raw else 'standardised'} {args.reward_type})")
+    return 0
+
+
+class _Episodes:
+    """(name, frames) pairs from a .npy or a dataset; validates before anything is scored."""
+
+    def __init__(self, items, task: str | None, single: bool):
+        self.items, self.task, self.single = items, task, single
+        self.total_frames = sum(n for _, n, _ in items)
+
+    def __iter__(self):
+        for name, _, load in self.items:
+            yield name, load()
+
+
+def _load_episodes(args) -> _Episodes:
+    if args.out.suffix not in (".npy", ".npz"):
+        raise UserError(f"--out must end in .npy or .npz, got {args.out}")
+    if args.frames is not None:
+        if args.episode is not None:
+            raise UserError("--episode selects a dataset episode; it needs --data")
+        try:
+            frames = np.load(args.frames, allow_pickle=False)
+        except FileNotFoundError:
+            raise UserError(f"{args.frames} does not exist") from None
+        except (ValueError, OSError) as exc:
+            raise UserError(f"{args.frames} is not a readable .npy array ({exc})") from None
+        if args.out.suffix != ".npy":
+            raise UserError("one episode of frames is written as .npy; use an --out ending in .npy")
+        return _Episodes([(args.frames.stem, len(frames) if frames.ndim else 0, lambda: frames)], None, single=True)
+
+    from ..data import Dataset
+
+    if not args.data.exists():
+        raise UserError(f"{args.data} does not exist")
+    ds = Dataset(args.data)
+    if ds.image_key is None:
+        raise UserError(f"{args.data} has no image stream to score")
+    names = ds.episode_names
+    if args.episode is not None:
+        name = f"demo_{args.episode}" if args.episode.isdigit() else args.episode
+        if name not in names:
+            raise UserError(f"{args.data} has no episode {args.episode!r} (it has {len(names)}: {', '.join(names[:5])}...)")
+        names = [name]
+    elif args.out.suffix != ".npz":
+        raise UserError("scoring every episode writes an .npz keyed by episode; use an --out ending in .npz "
+                        "or pick one with --episode")
+
+    def loader(n):
+        def load():
+            with ds.episode(n) as ep:
+                return np.asarray(ep.obs[ds.image_key][()])
+        return load
+
+    items = []
+    for n in names:
+        with ds.episode(n) as ep:
+            items.append((n, int(ep.obs[ds.image_key].shape[0]), loader(n)))
+    return _Episodes(items, ds.env_args.get("task"), single=args.episode is not None)
+
+
+def _atomic_save(path: Path, value, npz: bool) -> None:
+    from ..models.model_file import atomic_write
+
+    buf = io.BytesIO()
+    if npz:
+        np.savez(buf, **value)
+    else:
+        np.save(buf, value)
+    atomic_write(path, buf.getvalue())
