@@ -1,0 +1,74 @@
+"""The whole loop on an embedded default, on a CPU, in minutes.
+
+collect expert videos -> train a tiny reward model -> standardisation statistics -> reward QA report ->
+collect a teleop-like mixed dataset -> relabel it with the learned reward -> train an offline policy ->
+evaluate it in simulation. Every stage calls the same subcommand a user would type, and a stage whose output
+already exists is skipped, so an interrupted demo resumes and nothing written before is overwritten.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+
+from ..errors import UserError
+
+TASK = "button-press-topdown-v3"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("demo_output"), help="working folder (default: %(default)s)")
+    p.add_argument("--task", default=TASK, help="MetaWorld task (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--expert-episodes", type=int, default=6)
+    p.add_argument("--policy-steps", type=int, default=300)
+
+
+def stages(a: argparse.Namespace) -> list[tuple[str, Path, list[str]]]:
+    d, t, s = a.out, a.task, a.seed
+    expert, mixed = d / "expert.hdf5", d / "teleop.hdf5"
+    model, labelled, policy = d / "reward_model.safetensors", d / "teleop_labelled.hdf5", d / "policy"
+    return [
+        ("collect expert videos", expert,
+         ["collect", "--task", t, "--episodes", str(a.expert_episodes), "--epsilon", "0", "--seed", str(s), "--out", str(expert)]),
+        ("train the reward model (tiny preset)", model,
+         ["train-reward", "--data", str(expert), "--preset", "tiny", "--seed", str(s), "--out", str(model)]),
+        ("reward statistics over the expert videos", d / "stats.done",
+         ["stats", "--model", str(model), "--data", str(expert), "--task", t, "--in-place"]),
+        ("reward QA report", d / "report" / "metrics.json",
+         ["report", "--model", str(model), "--task", t, "--episodes", "2", "--out", str(d / "report")]),
+        ("collect a teleop-like dataset (expert + degraded)", mixed,
+         ["collect", "--task", t, "--episodes", "3", "--epsilon", "0", "--seed", str(s + 1000), "--out", str(mixed)]),
+        ("", mixed.with_suffix(".degraded.done"),
+         ["collect", "--task", t, "--episodes", "3", "--epsilon", "0.5", "--seed", str(s + 2000), "--out", str(mixed)]),
+        ("relabel it with the learned reward", labelled,
+         ["relabel", "--model", str(model), "--input", str(mixed), "--out", str(labelled), "--task", t]),
+        ("train an offline policy (IQL, diffusion reward + sparse)", policy / "policy.json",
+         ["train-policy", "--data", str(labelled), "--algo", "iql", "--reward", "diffusion", "--obs", "state",
+          "--steps", str(a.policy_steps), "--seed", str(s), "--out", str(policy)]),
+        ("evaluate the policy in simulation", d / "evaluation.done",
+         ["evaluate", "--policy", str(policy), "--task", t, "--episodes", "5", "--seed", str(s + 5000)]),
+        ("summary of the labelled dataset", d / "info.done", ["info", str(labelled)]),
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import main as cli_main
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    plan = stages(args)
+    started = time.monotonic()
+    for i, (title, done_marker, argv) in enumerate(plan, 1):
+        label = title or "(continued)"
+        if done_marker.exists():
+            print(f"[{i}/{len(plan)}] {label}: already done ({done_marker})")
+            continue
+        print(f"\n[{i}/{len(plan)}] {label}\n$ diffusion-reward {shlex.join(argv)}", flush=True)
+        code = cli_main(argv)
+        if code != 0:
+            raise UserError(f"demo stage '{label}' failed (exit {code}); fix it and re-run: finished stages are kept")
+        if done_marker.suffix == ".done":
+            done_marker.touch()
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s; everything is in {args.out}/")
+    return 0
