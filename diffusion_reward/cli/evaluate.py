@@ -1,0 +1,51 @@
+"""`diffusion-reward evaluate`: success rate in simulation (exported policy), or off-policy on held-out data."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", required=True, metavar="POLICY", help="train-policy folder or export folder")
+    sim = p.add_argument_group("simulation (default)")
+    sim.add_argument("--task", help="task to run (default: the policy's training task)")
+    sim.add_argument("--episodes", type=int, default=10)
+    sim.add_argument("--positions", choices=("seen", "unseen"), default="unseen",
+                     help="layouts (reset seeds) from the training data, or new ones (default: unseen)")
+    sim.add_argument("--max-steps", type=int, help="episode length (default: the task's)")
+    sim.add_argument("--video", metavar="OUT.mp4", help="write the episodes to an mp4")
+    ope = p.add_argument_group("off-policy evaluation on held-out data (no robot, no simulator)")
+    ope.add_argument("--data", metavar="HELDOUT", help="held-out dataset (with the policy's reward label)")
+    ope.add_argument("--ope", action="store_true", help="FQE estimate, initial-state value, action difference")
+    ope.add_argument("--mask", help="evaluate only the episodes of this filter key (e.g. valid)")
+    ope.add_argument("--checkpoint", help="weights inside POLICY to evaluate, e.g. checkpoints/step_5000.pt")
+    ope.add_argument("--fqe-steps", type=int, default=2_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+
+    if args.ope or args.data:
+        if not (args.ope and args.data):
+            raise UserError("off-policy evaluation needs both --ope and --data HELDOUT.")
+        from ..offline.ope import OPEConfig, off_policy_evaluate
+        from ..offline.train_policy import quiet_d3rlpy_logs
+
+        quiet_d3rlpy_logs()
+        result = off_policy_evaluate(OPEConfig(policy=args.policy, data=args.data, mask=args.mask,
+                                               checkpoint=args.checkpoint, fqe_steps=args.fqe_steps,
+                                               seed=args.seed))
+    else:
+        from ..offline.evaluate import SimEvalConfig, evaluate_in_sim
+
+        result = evaluate_in_sim(SimEvalConfig(policy=args.policy, task=args.task, episodes=args.episodes,
+                                               seed=args.seed, positions=args.positions, video=args.video,
+                                               max_steps=args.max_steps))
+    print(result.summary())
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
+    return 0

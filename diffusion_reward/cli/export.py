@@ -1,0 +1,22 @@
+"""`diffusion-reward export`: TorchScript (and ONNX) policy with its preprocessing baked in, for the robot."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", required=True, metavar="POLICY_DIR", help="folder written by train-policy")
+    p.add_argument("--out", required=True, metavar="EXPORT_DIR", help="folder for policy.ts + policy.json")
+    p.add_argument("--checkpoint", help="weights inside POLICY_DIR to export, e.g. checkpoints/step_5000.pt "
+                                        "(default: the final weights)")
+    p.add_argument("--onnx", action="store_true", help="also write policy.onnx")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..offline.export import export_policy
+    from ..offline.train_policy import quiet_d3rlpy_logs
+
+    quiet_d3rlpy_logs()
+    out = export_policy(args.policy, args.out, onnx=args.onnx, checkpoint=args.checkpoint)
+    print(f"exported {out / 'policy.ts'}" + (f" and {out / 'policy.onnx'}" if args.onnx else ""))
+    return 0

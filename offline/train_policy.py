@@ -1,0 +1,210 @@
+"""Offline policy training with d3rlpy on a reward-labelled dataset.
+
+    config = TrainPolicyConfig(data="labelled.hdf5", out="runs/iql", algo="iql", obs="image")
+    policy_dir = train_policy(config)
+    algo, meta = load_policy(policy_dir)        # the d3rlpy algorithm, rebuilt without unpickling
+
+POLICY_DIR holds:
+    policy.json         everything needed to rebuild, evaluate and export the policy (see `PolicyMeta`)
+    params.json         d3rlpy's own config (with observation/action shapes and fitted scalers)
+    model.pt            final weights (torch state dicts, loadable with weights_only=True)
+    checkpoints/step_N.pt, metrics.jsonl   every `checkpoint_every` steps
+    export/             TorchScript policy for the robot (`offline.export`)
+The run is written to `<out>.partial/` and renamed to `<out>` when it completes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import d3rlpy
+import numpy as np
+from d3rlpy.base import LearnableConfigWithShape
+from d3rlpy.logging.file_adapter import default_json_encoder
+from d3rlpy.models.encoders import VectorEncoderFactory
+from d3rlpy.preprocessing import (MinMaxActionScaler, PixelObservationScaler, StandardObservationScaler,
+                                  TupleObservationScaler)
+
+from diffusion_reward import __version__
+from diffusion_reward.errors import UserError
+
+from .encoders import DrQPixelEncoderFactory
+from .mdp import MDPSpec, build_mdp
+
+ALGOS = ("iql", "cql", "td3plusbc", "bc")
+POLICY_FORMAT = "diffusion_reward.policy"
+ACTION_SPACE = "ee_delta_xyz_gripper"
+
+
+@dataclass
+class TrainPolicyConfig:
+    data: str
+    out: str
+    algo: str = "iql"
+    reward: str = "diffusion"  # diffusion | likelihood | sparse | <label name>
+    alpha: float = 0.95
+    beta: float = 1.0
+    obs: str = "image"  # state | image | both
+    frame_stack: int = 1
+    steps: int = 10_000
+    batch_size: int = 64
+    checkpoint_every: int = 1_000
+    seed: int = 0
+    device: str = "cpu"
+    mask: str | None = None  # train on one robomimic filter key (e.g. "train") instead of all episodes
+    show_progress: bool = True
+    onnx: bool = False
+
+    def __post_init__(self):
+        if self.algo not in ALGOS:
+            raise UserError(f"--algo must be one of {', '.join(ALGOS)}, got {self.algo!r}.")
+        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
+            raise UserError("--steps, --batch-size and --checkpoint-every must be positive.")
+        if self.steps > self.checkpoint_every and self.steps % self.checkpoint_every:
+            raise UserError(f"--steps ({self.steps}) must be a multiple of --checkpoint-every "
+                            f"({self.checkpoint_every}).")
+
+    @property
+    def mdp_spec(self) -> MDPSpec:
+        return MDPSpec(obs=self.obs, frame_stack=self.frame_stack, reward=self.reward, alpha=self.alpha,
+                       beta=self.beta)
+
+
+def quiet_d3rlpy_logs() -> None:
+    """Keep d3rlpy's structlog output to warnings: our own lines and its tqdm bar say what is happening."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def d3rlpy_device(device: str) -> str:
+    return device if ":" in device else f"{device}:0"
+
+
+def make_algo(config: TrainPolicyConfig, action_dim: int):
+    """The d3rlpy algorithm for `config`, with our encoders and scalers; built lazily by `fit`."""
+    if config.obs == "state":
+        encoder, scaler = VectorEncoderFactory(hidden_units=[256, 256]), StandardObservationScaler()
+    else:
+        encoder = DrQPixelEncoderFactory()
+        scaler = (PixelObservationScaler() if config.obs == "image" else
+                  TupleObservationScaler(observation_scalers=[PixelObservationScaler(),
+                                                              StandardObservationScaler()]))
+    common = dict(batch_size=config.batch_size, observation_scaler=scaler,
+                  action_scaler=MinMaxActionScaler(minimum=np.full(action_dim, -1.0, np.float32),
+                                                   maximum=np.full(action_dim, 1.0, np.float32)))
+    two = dict(actor_encoder_factory=encoder, critic_encoder_factory=encoder)
+    if config.algo == "bc":
+        algo_config = d3rlpy.algos.BCConfig(encoder_factory=encoder, **common)
+    elif config.algo == "iql":
+        algo_config = d3rlpy.algos.IQLConfig(value_encoder_factory=encoder, **two, **common)
+    elif config.algo == "cql":  # fewer action samples than the default 10: CQL is slow on CPU
+        algo_config = d3rlpy.algos.CQLConfig(n_action_samples=4, **two, **common)
+    else:
+        algo_config = d3rlpy.algos.TD3PlusBCConfig(**two, **common)
+    return algo_config.create(device=d3rlpy_device(config.device))
+
+
+class _RunLogger:
+    """d3rlpy LoggerAdapter: metrics as JSON lines and weights-only checkpoints inside the run folder."""
+
+    def __init__(self, run_dir: Path, steps_per_epoch: int):
+        self.run_dir, self.steps_per_epoch, self.row = run_dir, steps_per_epoch, {}
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    def create(self, algo, experiment_name: str, n_steps_per_epoch: int) -> "_RunLogger":
+        return self
+
+    def write_params(self, params: dict[str, Any]) -> None:
+        (self.run_dir / "params.json").write_text(json.dumps(params, default=default_json_encoder, indent=2))
+
+    def before_write_metric(self, epoch: int, step: int) -> None:
+        self.row = {"epoch": epoch, "step": step}
+
+    def write_metric(self, epoch: int, step: int, name: str, value: float) -> None:
+        self.row[name] = float(value)
+
+    def after_write_metric(self, epoch: int, step: int) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(self.row) + "\n")
+
+    def save_model(self, step: int, algo) -> None:  # d3rlpy passes the total step count
+        algo.save_model(str(self.run_dir / "checkpoints" / f"step_{step}.pt"))
+
+    def watch_model(self, epoch: int, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def train_policy(config: TrainPolicyConfig) -> Path:
+    out = Path(config.out)
+    if out.exists():
+        raise UserError(f"{out} already exists; choose another --out (nothing was overwritten).")
+    dataset, info = build_mdp(config.data, config.mdp_spec, config.mask)
+    print(f"dataset: {info.episodes} episodes, {info.steps} steps -> {info.transitions} transitions "
+          f"({info.terminal_episodes} success-terminated, {info.timeout_episodes} time-limited: their last step "
+          f"has no next observation); reward: {info.reward_formula} with label {info.label}, "
+          f"alpha={config.alpha}, beta={config.beta}; RND {info.rnd}")
+    if info.clipped_action_values:
+        print(f"warning: {info.clipped_action_values} action values outside [-1, 1] were clipped")
+
+    run_dir = out.with_name(out.name + ".partial")
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an interrupted earlier run of this same output
+    run_dir.mkdir(parents=True)
+    d3rlpy.seed(config.seed)
+    algo = make_algo(config, info.action_dim)
+    steps_per_epoch = min(config.checkpoint_every, config.steps)
+    algo.fit(dataset, n_steps=config.steps, n_steps_per_epoch=steps_per_epoch,
+             experiment_name="run", with_timestamp=False, show_progress=config.show_progress,
+             logger_adapter=_RunLogger(run_dir, steps_per_epoch))
+    algo.save_model(str(run_dir / "model.pt"))
+
+    meta = {
+        "format": POLICY_FORMAT, "format_version": 1, "software_version": __version__,
+        "d3rlpy_version": d3rlpy.__version__, "algo": config.algo, "obs": config.obs,
+        "frame_stack": config.frame_stack, "frame_padding": "repeat_first",
+        "image_size": info.image_size, "state_dim": info.state_dim, "action_dim": info.action_dim,
+        "action_space": ACTION_SPACE, "task": info.env_args.get("task"),
+        "action_repeat": info.env_args.get("action_repeat"), "camera": info.env_args.get("camera"),
+        "source_dataset": info.source_dataset, "train_config": asdict(config), "dataset": info.to_dict(),
+        "params": "params.json", "model": "model.pt",
+    }
+    (run_dir / "policy.json").write_text(json.dumps(meta, indent=2, default=default_json_encoder))
+
+    from .export import export_policy  # after the weights are saved: the export rebuilds from the folder
+    export_policy(run_dir, run_dir / "export", onnx=config.onnx)
+    os.replace(run_dir, out)
+    return out
+
+
+def read_policy_meta(policy_dir: str | Path) -> dict[str, Any]:
+    path = Path(policy_dir) / "policy.json"
+    if not path.is_file():
+        raise UserError(f"{policy_dir} is not a policy folder (no policy.json); train one with "
+                        "`diffusion-reward train-policy`.")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != POLICY_FORMAT:
+        raise UserError(f"{path} is not a diffusion_reward policy file.")
+    return meta
+
+
+def load_policy(policy_dir: str | Path, device: str = "cpu", checkpoint: str | None = None):
+    """(d3rlpy algorithm, policy.json dict); rebuilt from params.json + weights, never unpickled."""
+    policy_dir = Path(policy_dir)
+    meta = read_policy_meta(policy_dir)
+    config = LearnableConfigWithShape.deserialize_from_file(str(policy_dir / meta["params"]))
+    algo = config.create(d3rlpy_device(device))
+    weights = policy_dir / (checkpoint or meta["model"])
+    if not weights.is_file():
+        raise UserError(f"{weights} does not exist.")
+    algo.load_model(str(weights))
+    return algo, meta
