@@ -1,0 +1,81 @@
+"""Typed configuration of a reward-model training run, with per-preset defaults."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+
+# Step counts and batch sizes that make sense for each model preset. `tiny` is sized so a CPU run on
+# three MetaWorld tasks finishes in minutes (see bench/README.md); `paper` follows the upstream configs
+# (VQ-GAN batch 32, lr 1e-4, disc after 1000 steps; VQ-Diffusion batch 4, lr 4.5e-4, warm-up 5000, ~1e5 steps).
+PRESET_DEFAULTS: dict[str, dict] = {
+    "tiny": dict(codec_steps=600, video_steps=1500, codec_batch_size=32, batch_size=32, codec_lr=1e-3, lr=1e-3,
+                 disc_start=400, warmup_steps=100, ema_decay=0.99, checkpoint_every=500, val_every=250),
+    "small": dict(codec_steps=4000, video_steps=12000, codec_batch_size=32, batch_size=32, codec_lr=4e-4, lr=6e-4,
+                  disc_start=2000, warmup_steps=500, ema_decay=0.995, checkpoint_every=1000, val_every=1000),
+    "paper": dict(codec_steps=40000, video_steps=100000, codec_batch_size=32, batch_size=4, codec_lr=1e-4, lr=4.5e-4,
+                  disc_start=1000, warmup_steps=5000, ema_decay=0.999, checkpoint_every=5000, val_every=5000),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. Fields left at None take the preset's default (`resolved()`)."""
+
+    data: list[str]                      # HDF5 datasets and/or authors' PNG video folders (multi-task)
+    out: str                             # the model file to write
+    preset: str = "tiny"
+    codec_steps: int | None = None
+    video_steps: int | None = None
+    codec_batch_size: int | None = None  # frames per codec step (global, over all ranks)
+    batch_size: int | None = None        # windows per video-model step (global, over all ranks)
+    codec_lr: float | None = None        # Adam, betas (0.5, 0.9) as upstream
+    lr: float | None = None              # video model: AdamW, betas (0.9, 0.96), wd 4.5e-2, linear warm-up
+    warmup_steps: int | None = None
+    weight_decay: float = 4.5e-2
+    grad_clip: float = 0.5
+    ema_decay: float | None = None       # EMA of both networks; the saved model holds the EMA weights
+    disc_start: int | None = None        # codec step from which the PatchGAN loss is on
+    disc_factor: float = 0.1
+    perceptual_weight: float = 0.1       # only used when lpips_weights is given
+    lpips_weights: str | None = None
+    seed: int = 0
+    val_fraction: float = 0.1            # fraction of episodes (per task) held out for validation
+    val_every: int | None = None
+    checkpoint_every: int | None = None
+    checkpoint_dir: str | None = None    # default: <out>.ckpt/
+    keep_checkpoints: int = 2
+    resume: bool = False
+    all_episodes: bool = False           # default: only successful (expert) episodes of HDF5 datasets
+    device: str = "cpu"
+    bf16: bool = True                    # bf16 autocast on CPU (ignored on CUDA, where it is always used)
+    progress: bool = True
+
+    def resolved(self) -> "TrainConfig":
+        if self.preset not in PRESET_DEFAULTS:
+            raise UserError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESET_DEFAULTS)}.")
+        filled = {k: v for k, v in PRESET_DEFAULTS[self.preset].items() if getattr(self, k) is None}
+        cfg = dataclasses.replace(self, **filled)
+        if cfg.checkpoint_dir is None:
+            cfg.checkpoint_dir = str(Path(cfg.out).with_name(Path(cfg.out).name + ".ckpt"))
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if not self.data:
+            raise UserError("give at least one --data source (HDF5 dataset or video folder).")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}.")
+        for name in ("codec_steps", "video_steps"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 0.")
+        for name in ("codec_batch_size", "batch_size", "checkpoint_every", "val_every"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name.replace('_', '-')} must be positive.")
+        if self.lpips_weights is not None and not Path(self.lpips_weights).is_file():
+            raise UserError(f"--lpips-weights file {self.lpips_weights} does not exist.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,149 @@
+"""Training data: expert episodes from HDF5 datasets and the authors' PNG folders, split and sampled.
+
+Every source is read once into memory as uint8 frames (the reward model's 64x64 frames are small: 100
+episodes x 100 frames = 120 MB). Batches are drawn from one seeded `torch.Generator`; every rank draws
+the same global batch and keeps its own slice (DistributedSampler-style), so the data order depends only
+on the seed and the step, and a resumed run continues with the generator state it saved.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+
+@dataclass
+class Episode:
+    source: str          # the --data path it came from
+    task: str
+    name: str
+    frames: np.ndarray   # u8[T,H,W,3]
+
+
+def load_episodes(paths: list[str], image_size: int, all_episodes: bool = False) -> tuple[list[Episode], list[dict]]:
+    """Read every source; returns the episodes and one provenance record per source (with a content hash)."""
+    episodes, provenance = [], []
+    for path in paths:
+        eps = _read_source(Path(path), all_episodes)
+        if not eps:
+            raise UserError(f"{path} has no usable episodes (only successful episodes are used unless --all-episodes).")
+        digest = hashlib.sha256()
+        for ep in eps:
+            if ep.frames.ndim != 4 or ep.frames.shape[1:] != (image_size, image_size, 3):
+                raise UserError(
+                    f"{path}: episode {ep.name} has frames of shape {tuple(ep.frames.shape[1:])}, "
+                    f"the model needs {image_size}x{image_size}x3."
+                )
+            if len(ep.frames) < 2:
+                raise UserError(f"{path}: episode {ep.name} has fewer than 2 frames.")
+            digest.update(ep.name.encode())
+            digest.update(np.ascontiguousarray(ep.frames).tobytes())
+        episodes += eps
+        provenance.append({
+            "path": str(path), "kind": "hdf5" if Path(path).is_file() else "video_folder",
+            "sha256": digest.hexdigest(), "episodes": len(eps), "frames": int(sum(len(e.frames) for e in eps)),
+            "tasks": sorted({e.task for e in eps}),
+        })
+    return episodes, provenance
+
+
+def _read_source(path: Path, all_episodes: bool) -> list[Episode]:
+    if not path.exists():
+        raise UserError(f"data path {path} does not exist.")
+    if path.is_dir():
+        from ..data.video_folder import read_video_folder
+
+        eps = [Episode(str(path), ep.task, f"{ep.domain}/{ep.task}/{ep.name}", np.asarray(ep.frames))
+               for ep in read_video_folder(path, split="train")]
+        if not eps:
+            raise UserError(f"video folder {path} holds no PNG frames under <domain>/<task>/train/<episode>/.")
+        return eps
+    from ..data import Dataset
+
+    ds = Dataset(path)
+    task = str(ds.env_args.get("task", path.stem))
+    return [Episode(str(path), task, ep.name, np.asarray(ep.obs[ds.image_key][()]))
+            for ep in ds if all_episodes or ep.success]
+
+
+def split_by_episode(episodes: list[Episode], val_fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
+    """Hold out round(val_fraction * n) episodes of every task (at least one when the task has two or more)."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for task in sorted({e.task for e in episodes}):
+        eps = [e for e in episodes if e.task == task]
+        n_val = 0 if val_fraction == 0 or len(eps) < 2 else max(1, round(val_fraction * len(eps)))
+        order = rng.permutation(len(eps))
+        val += [eps[i] for i in order[:n_val]]
+        train += [eps[i] for i in order[n_val:]]
+    return train, val
+
+
+def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    return indices[rank::world_size]
+
+
+class FrameSampler:
+    """Uniform random frames over all training frames (codec training)."""
+
+    def __init__(self, episodes: list[Episode], seed: int):
+        self.frames = torch.from_numpy(np.concatenate([e.frames for e in episodes]))  # u8[N,H,W,3]
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def batch(self, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+        idx = torch.randint(len(self.frames), (batch_size,), generator=self.generator)
+        return self.frames[shard(idx, rank, world_size)]
+
+
+def context_indices(target: int, context_frames: int, frame_skip: int) -> list[int]:
+    """Frames conditioning the prediction of frame `target`, oldest first.
+
+    Same rule as reward time: history before the episode start is replaced by the oldest frame that
+    exists in the window, so the first rows train on (f0, f0) -> f1 exactly as they are scored.
+    """
+    idx = [target - j * frame_skip for j in range(context_frames, 0, -1)]
+    first = min(i for i in idx if i >= 0)
+    return [i if i >= 0 else first for i in idx]
+
+
+class WindowSampler:
+    """(context tokens, next-frame tokens) windows from tokenised episodes (video-model training).
+
+    Upstream draws a random time index per video, with a fixed epoch length of 33 items per video and
+    no windows that start before the episode. We draw an episode uniformly (every episode counts the same,
+    as upstream), then a target frame uniformly over all of that episode's frames that have at least
+    one context frame, including the first rows whose history is padded, so training sees every
+    context the reward computation will ask about.
+    """
+
+    def __init__(self, tokens: list[torch.Tensor], context_frames: int, frame_skip: int, seed: int):
+        self.tokens = [t for t in tokens if len(t) > frame_skip]  # each: long[T,64]
+        if not self.tokens:
+            raise UserError(f"no training episode is longer than the frame skip ({frame_skip}).")
+        self.context_frames, self.frame_skip = context_frames, frame_skip
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def batch(self, batch_size: int, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        episode = torch.randint(len(self.tokens), (batch_size,), generator=self.generator)
+        u = torch.rand(batch_size, generator=self.generator)
+        x0, cond = [], []
+        for e, r in zip(shard(episode, rank, world_size).tolist(), shard(u, rank, world_size).tolist()):
+            tokens = self.tokens[e]
+            target = self.frame_skip + int(r * (len(tokens) - self.frame_skip))
+            x0.append(tokens[target])
+            cond.append(tokens[context_indices(target, self.context_frames, self.frame_skip)].reshape(-1))
+        return torch.stack(x0), torch.stack(cond)  # long[b,64], long[b,ctx*64]
+
+    def all_windows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every window once (validation)."""
+        x0, cond = [], []
+        for tokens in self.tokens:
+            for target in range(self.frame_skip, len(tokens)):
+                x0.append(tokens[target])
+                cond.append(tokens[context_indices(target, self.context_frames, self.frame_skip)].reshape(-1))
+        return torch.stack(x0), torch.stack(cond)
