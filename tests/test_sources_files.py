@@ -117,6 +117,7 @@ def record_realsense(path, frames, fps=30):
 def test_realsense_db3_playback(tmp_path):
     frames = np.random.default_rng(3).integers(0, 256, (10, 24, 32, 3), dtype=np.uint8)
     path = record_realsense(tmp_path / "take.db3", frames)
+    recorded = path.read_bytes()
     assert detect_kind(path) == "realsense"
     [ep] = list(open_source(path))
     assert np.array_equal(ep.frames, frames) and ep.name == "take"
@@ -124,6 +125,7 @@ def test_realsense_db3_playback(tmp_path):
     assert np.allclose(ep.timestamps, 5.0 + np.arange(10) / 30)
     [third] = list(open_source(path, rate_hz=10))
     assert np.array_equal(third.frames, frames[::3])
+    assert path.read_bytes() == recorded and sorted(p.name for p in tmp_path.iterdir()) == ["take.db3"]
 
 
 def test_unknown_inputs(tmp_path):

@@ -9,6 +9,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from diffusion_reward.errors import UserError
 from diffusion_reward.offline.sources import detect_kind, open_source
+from diffusion_reward.offline.sources.rosbag import message_stamp, message_vector
 
 T0 = 100.0  # s, first camera stamp
 RATE = 10.0  # Hz camera
@@ -208,3 +209,17 @@ def test_unknown_encoding_is_named(tmp_path):
     bag = write_bag(tmp_path / "b", bag_messages(ts, make_frames(), "yuv422"), ts)
     with pytest.raises(UserError, match=r"unsupported image encoding 'yuv422'.*rgb8"):
         list(open_source(bag))
+
+
+def test_command_messages_to_vectors():
+    ts = get_typestore(Stores.ROS2_JAZZY)
+    Vector3, Twist = ts.types["geometry_msgs/msg/Vector3"], ts.types["geometry_msgs/msg/Twist"]
+    Header, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
+    twist = ts.types["geometry_msgs/msg/TwistStamped"](
+        header=Header(stamp=Time(sec=0, nanosec=0), frame_id=""),
+        twist=Twist(linear=Vector3(x=1.0, y=2.0, z=3.0), angular=Vector3(x=4.0, y=5.0, z=6.0)))
+    layout = ts.types["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
+    array = ts.types["std_msgs/msg/Float64MultiArray"](layout=layout, data=np.array([0.5, -0.5]))
+    assert message_vector(twist, "geometry_msgs/msg/TwistStamped", []).tolist() == [1, 2, 3, 4, 5, 6]
+    assert message_vector(array, "std_msgs/msg/Float64MultiArray", []).tolist() == [0.5, -0.5]
+    assert message_stamp(twist, 7_500_000_000) == 7.5  # zero header stamp: the bag's log time

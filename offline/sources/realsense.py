@@ -25,7 +25,7 @@ ENCODINGS = {"rgb8": "rgb8", "bgr8": "bgr8", "rgba8": "rgba8", "bgra8": "bgra8",
 def is_realsense_db3(path: Path) -> bool:
     """pyrealsense2 writes rosbag2-style sqlite files whose topics live under `/device_0/`."""
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        with sqlite3.connect(f"file:{path}?immutable=1", uri=True) as db:
             names = [row[0] for row in db.execute("SELECT name FROM topics")]
     except sqlite3.Error:
         return False

@@ -128,8 +128,8 @@ def message_stamp(msg, log_ns: int) -> float:
     """Header stamp in seconds; the log time when the message has no (or a zero) header stamp."""
     header = getattr(msg, "header", None)
     if header is not None and (header.stamp.sec or header.stamp.nanosec):
-        return header.stamp.sec + header.stamp.nanosec * 1e-9
-    return log_ns * 1e-9
+        return header.stamp.sec + header.stamp.nanosec / 1e9
+    return log_ns / 1e9
 
 
 def _reorder(values, names, order: list[str]) -> np.ndarray:
@@ -237,7 +237,7 @@ def _read_streams(bag: BagMessages, streams: dict[str, str], marker_topics: list
                 kind = bool(msg.data) if msgtype == "std_msgs/msg/Bool" else None
             else:
                 kind = topic == "/episode/start"
-            markers.append((log_ns * 1e-9, kind))
+            markers.append((log_ns / 1e9, kind))
             continue
         stream = topic_stream[topic]
         stamps[stream].append(message_stamp(msg, log_ns))
