@@ -45,6 +45,7 @@ FR3_JOINTS = [f"fr3_joint{i}" for i in range(1, 8)]
 FR3_FINGERS = ["fr3_finger_joint1", "fr3_finger_joint2"]
 STATE_FIELDS = ("position", "velocity", "effort")
 ACTION_TYPES = {"joint_trajectory": JointTrajectory, "float64_multi_array": Float64MultiArray}
+OPTIONAL_TOPICS = ("gripper_topic", "robot_state_topic", "action_topic", "reward_topic", "button_topic")
 RECORDER_QOS = QoS(reliable=True, depth=100)  # bursts of 1 kHz joint states
 
 
@@ -60,16 +61,21 @@ class EpisodeRecorderParams:
     joint_names: list = field(default_factory=lambda: list(FR3_JOINTS), metadata={"help": "arm joints, in order"})
     state_fields: list = field(default_factory=lambda: ["position", "velocity"],
                                metadata={"help": "JointState fields in obs/state: position, velocity, effort"})
-    gripper_topic: str = field(default="/franka_gripper/joint_states", metadata={"help": "gripper/hand JointState ('' = none)"})
+    gripper_topic: str = field(default="/franka_gripper/joint_states", metadata={"help": "gripper/hand JointState (none = no gripper)"})
     gripper_joint_names: list = field(default_factory=lambda: list(FR3_FINGERS), metadata={"help": "gripper joints"})
-    robot_state_topic: str = field(default="", metadata={"help": "extra JointState topic -> obs/robot_state ('' = none)"})
-    action_topic: str = field(default="/fr3_arm_controller/joint_trajectory", metadata={"help": "commands ('' = none)"})
+    robot_state_topic: str = field(default="none", metadata={"help": "extra JointState topic -> obs/robot_state (none = off)"})
+    action_topic: str = field(default="/fr3_arm_controller/joint_trajectory", metadata={"help": "commanded actions (none = no actions)"})
     action_type: str = field(default="joint_trajectory", metadata={"help": "joint_trajectory | float64_multi_array"})
-    reward_topic: str = field(default="/reward_labeller/reward", metadata={"help": "labeller rewards ('' = none)"})
+    reward_topic: str = field(default="/reward_labeller/reward", metadata={"help": "labeller rewards (none = no reward labels)"})
     sync_tolerance_s: float = field(default=0.05, metadata={"help": "max |stamp difference| to the image"})
     wait_timeout_s: float = field(default=2.0, metadata={"help": "how long an image waits for its reward/state"})
-    button_topic: str = field(default="", metadata={"help": "std_msgs/Bool teleop button: press toggles start/stop"})
+    button_topic: str = field(default="none", metadata={"help": "std_msgs/Bool teleop button, press toggles start/stop (none = off)"})
     compression: str = field(default="lzf", metadata={"help": "image compression: lzf | gzip | none"})
+
+    def __post_init__(self) -> None:
+        for name in OPTIONAL_TOPICS:  # `none` disables a stream where an empty string cannot be given
+            if getattr(self, name).lower() == "none":
+                setattr(self, name, "")
 
     def validate(self) -> None:
         if not self.output:

@@ -73,6 +73,44 @@ def coerce_parameter(name: str, value: Any, default: Any) -> Any:
     )
 
 
+def describe_params(params_cls: type) -> dict[str, str]:
+    """`{name: "help (default: value)"}`: launch-argument descriptions, written once in the dataclass."""
+    described = {}
+    for f in dataclasses.fields(params_cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        described[f.name] = f"{f.metadata.get('help', f.name)} (default: {default!r})"
+    return described
+
+
+def parse_launch_values(params_cls: type, values: dict[str, str]) -> dict[str, Any]:
+    """Typed parameter overrides from launch-argument strings; empty strings mean "not set" and are left out."""
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+                for f in dataclasses.fields(params_cls)}
+    typed = {}
+    for name, text in values.items():
+        if name not in defaults or text == "":
+            continue
+        default = defaults[name]
+        if isinstance(default, str):
+            typed[name] = text
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise UserError(f"launch argument {name}:='{text}' is not a valid value") from None
+        typed[name] = coerce_parameter(name, value, default)
+    return typed
+
+
+def launch_node_parameters(params_cls: type, configurations: dict[str, str], params_file_arg: str) -> list:
+    """`parameters=` of a launch_ros Node: its parameter file (the launch argument `params_file_arg`), then
+    typed overrides for the launch arguments that were set, and `use_sim_time`."""
+    overrides = parse_launch_values(params_cls, dict(configurations))
+    overrides["use_sim_time"] = configurations.get("use_sim_time", "false").lower() == "true"
+    files = [configurations[params_file_arg]] if configurations.get(params_file_arg) else []
+    return files + [overrides]
+
+
 # -- ROS 2 parameter YAML ---------------------------------------------------------------------------
 
 def load_parameter_file(path: str | os.PathLike, node_name: str, namespace: str = "") -> dict[str, Any]:
