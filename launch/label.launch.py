@@ -39,8 +39,8 @@ def camera_actions(context):
     if choice == "realsense":
         width, height, fps = (LaunchConfiguration(n).perform(context) or str(getattr(CameraParams, n))
                               for n in ("width", "height", "fps"))
-        rs_launch = os.path.join(get_package_share_directory("realsense2_camera"), "launch", "rs_launch.py")
-        return [IncludeLaunchDescription(PythonLaunchDescriptionSource(rs_launch), launch_arguments={
+        return [IncludeLaunchDescription(PythonLaunchDescriptionSource(
+            os.path.join(get_package_share_directory("realsense2_camera"), "launch", "rs_launch.py")), launch_arguments={
             "camera_name": "camera", "camera_namespace": "camera",  # -> /camera/camera/color/image_raw
             "rgb_camera.color_profile": f"{width}x{height}x{fps}", "enable_depth": "false",
             "serial_no": LaunchConfiguration("serial_no").perform(context),

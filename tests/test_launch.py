@@ -1,0 +1,113 @@
+"""Launch files: syntax, declared arguments (parsed with ast: `launch` is not installed here), and the
+typed launch-argument -> node-parameter conversion they use."""
+import ast
+import dataclasses
+import py_compile
+from pathlib import Path
+
+import pytest
+
+from diffusion_reward.errors import UserError
+from diffusion_reward.nodes.camera import CameraParams
+from diffusion_reward.nodes.episode_recorder import EpisodeRecorderParams
+from diffusion_reward.nodes.params import describe_params, launch_node_parameters, parse_launch_values
+from diffusion_reward.nodes.reward_labeller import RewardLabellerParams
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH = REPO / "launch"
+CONFIG = REPO / "ros2_ws" / "src" / "diffusion_reward_ros" / "config"
+SETUP = REPO / "ros2_ws" / "src" / "diffusion_reward_ros" / "setup.py"
+
+
+def _calls(path: Path, name: str) -> list[ast.Call]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
+
+
+def declared_arguments(path: Path) -> dict[str, ast.Call]:
+    args = {}
+    for call in _calls(path, "DeclareLaunchArgument"):
+        assert isinstance(call.args[0], ast.Constant), f"{path.name}: argument names must be literal strings"
+        name = call.args[0].value
+        assert name not in args, f"{path.name}: {name} declared twice"
+        args[name] = call
+    return args
+
+
+def _keyword(call: ast.Call, name: str):
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _strings(node: ast.AST) -> set[str]:
+    return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def _field_names(params_cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(params_cls)}
+
+
+@pytest.mark.parametrize("path", sorted(LAUNCH.glob("*.launch.py")), ids=lambda p: p.name)
+def test_launch_files_compile_and_describe_every_argument(path):
+    py_compile.compile(str(path), doraise=True)
+    tree = ast.parse(path.read_text())
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+    assert ast.get_docstring(tree), f"{path.name} needs a docstring with a usage example"
+    for name, call in declared_arguments(path).items():
+        assert _keyword(call, "default_value") is not None and _keyword(call, "description") is not None, name
+
+
+@pytest.mark.parametrize("launch_file,params_classes", [
+    ("label.launch.py", [RewardLabellerParams, CameraParams]),
+    ("record.launch.py", [EpisodeRecorderParams]),
+])
+def test_every_node_parameter_is_a_launch_argument(launch_file, params_classes):
+    declared = set(declared_arguments(LAUNCH / launch_file))
+    if launch_file != "label.launch.py":  # includes label.launch.py and shares its arguments
+        declared |= set(declared_arguments(LAUNCH / "label.launch.py"))
+    for params_cls in params_classes:
+        assert _field_names(params_cls) <= declared, params_cls.__name__
+
+
+def test_launch_files_start_installed_executables_with_installed_params_files():
+    executables = set(ast.literal_eval(next(
+        n.value for n in ast.walk(ast.parse(SETUP.read_text()))
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "EXECUTABLES")))
+    configs = {p.name for p in CONFIG.glob("*.yaml")}
+    for path in LAUNCH.glob("*.launch.py"):
+        for call in _calls(path, "Node"):
+            executable = _keyword(call, "executable")
+            assert isinstance(executable, ast.Constant) and executable.value in executables, path.name
+        for name, call in declared_arguments(path).items():
+            if name.endswith("_params_file"):
+                assert _strings(_keyword(call, "default_value")) & configs, (path.name, name)
+        launch_files = {p.name for p in LAUNCH.glob("*.launch.py")} | {"rs_launch.py"}
+        for include in _calls(path, "PythonLaunchDescriptionSource"):
+            assert _strings(include) & launch_files, ast.unparse(include)
+
+
+def test_label_launch_camera_choice_and_realsense_topics():
+    text = (LAUNCH / "label.launch.py").read_text()
+    assert _keyword(declared_arguments(LAUNCH / "label.launch.py")["camera"], "default_value").value == "auto"
+    assert '"realsense2_camera"' in text and '"camera_namespace": "camera"' in text
+    assert RewardLabellerParams.image_topic == CameraParams.image_topic == "/camera/camera/color/image_raw"
+
+
+def test_launch_values_become_typed_parameters():
+    values = {"skip_step": "4", "noise": "false", "alpha": "1", "task": "123", "crop": "80,0,480,480",
+              "model_path": "", "camera": "auto", "device": "cuda:0"}
+    assert parse_launch_values(RewardLabellerParams, values) == {
+        "skip_step": 4, "noise": False, "alpha": 1.0, "task": "123", "crop": "80,0,480,480", "device": "cuda:0"}
+    recorder = parse_launch_values(EpisodeRecorderParams, {"joint_names": "[a, b]", "gripper_topic": "none"})
+    assert recorder == {"joint_names": ["a", "b"], "gripper_topic": "none"}
+    assert EpisodeRecorderParams(gripper_topic="none").gripper_topic == ""  # `none` disables the stream
+    with pytest.raises(UserError, match="'skip_step' must be of type int"):
+        parse_launch_values(RewardLabellerParams, {"skip_step": "four"})
+    configurations = {"use_sim_time": "true", "labeller_params_file": "/share/labeller.yaml", "seed": "7"}
+    assert launch_node_parameters(RewardLabellerParams, configurations, "labeller_params_file") == [
+        "/share/labeller.yaml", {"seed": 7, "use_sim_time": True}]
+
+
+def test_descriptions_come_from_the_parameter_dataclasses():
+    described = describe_params(RewardLabellerParams)
+    assert described["queue_size"].startswith("newest frames waiting") and "(default: 1)" in described["queue_size"]
+    assert set(described) == _field_names(RewardLabellerParams)
