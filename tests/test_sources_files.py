@@ -137,3 +137,8 @@ def test_unknown_inputs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="neither a rosbag2 directory"):
         list(open_source(tmp_path / "empty"))
+    (tmp_path / "empty" / "empty_0.mcap").write_bytes(b"")
+    with pytest.raises(UserError, match=r"no metadata.yaml; pass the storage file inside it as --input \(empty_0.mcap\)"):
+        list(open_source(tmp_path / "empty"))
+    with pytest.raises(UserError, match="cannot read MCAP file"):
+        list(open_source(tmp_path / "empty" / "empty_0.mcap"))

@@ -26,6 +26,10 @@ def detect_kind(path: Path) -> str:
             return "rosbag2"
         if next(path.rglob("*.png"), None) is not None:
             return "png"
+        storage = sorted(p.name for p in path.iterdir() if p.suffix in (".mcap", ".db3"))
+        if storage:
+            raise UserError(f"{path} has no metadata.yaml; pass the storage file inside it as --input "
+                            f"({', '.join(storage)})")
         raise UserError(f"{path} is neither a rosbag2 directory (no metadata.yaml) nor a folder of PNG frames")
     suffix = path.suffix.lower()
     if suffix in (".hdf5", ".h5"):
