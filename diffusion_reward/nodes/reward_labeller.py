@@ -15,8 +15,9 @@ and for rewards that must equal offline relabelling exactly.
 
 Episode boundaries (`/episode/start` or `~/reset`, std_msgs/Empty) restart the temporal context, so
 the first frame of an episode is scored on (f0, f0) like row 0 offline. Diagnostics (`/diagnostics`,
-about 1 Hz) report counts, latency percentiles and the labelling provenance (model hash, statistics,
-reward settings), which the episode recorder stores with the rewards.
+about 1 Hz) report counts (received = processed + skipped + errors + queued), latency percentiles and
+the labelling provenance (model hash, statistics, reward settings), which the episode recorder stores
+with the rewards.
 """
 from __future__ import annotations
 

@@ -148,7 +148,7 @@ class RclpyTransport(Transport):
         return self.node.get_clock().now().nanoseconds
 
     def log(self, level: str, message: str) -> None:
-        getattr(self.node.get_logger(), level)(message)
+        getattr(self.node.get_logger(), "warning" if level == "warn" else level)(message)
 
     def spin(self) -> None:
         rclpy.spin(self.node)
