@@ -1,6 +1,7 @@
 """Camera node: a pyrealsense2 software-device recording (.db3) played back through the node."""
-import threading
+import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -46,12 +47,7 @@ def test_plays_a_recording_with_intrinsics_and_frame_stamps(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, size=(N, H, W, 3), dtype=np.uint8)
     path = tmp_path / "rec.db3"
     _record(path, frames)
-    bus = InProcessBus()
-    listener = InProcessTransport("listener", bus)
-    images, infos = [], []
-    listener.create_subscription(Image, "/camera/camera/color/image_raw", images.append, QoS(False, 100))
-    listener.create_subscription(CameraInfo, "/camera/camera/color/camera_info", infos.append, QoS(True, 100))
-    node = CameraNode(InProcessTransport("camera", bus, params={"playback_file": str(path), "realtime": False}))
+    bus, node, images, infos = _play({"playback_file": str(path)})
     assert node.finished.wait(30)
     node.close()
     bus.spin_until_idle()
@@ -68,8 +64,55 @@ def test_plays_a_recording_with_intrinsics_and_frame_stamps(tmp_path):
     np.testing.assert_allclose(info.d, [0.1, -0.2, 0.001, 0.002, 0.03], rtol=1e-6)
 
 
+def _play(params, topic_depth=100):
+    bus = InProcessBus()
+    listener = InProcessTransport("listener", bus)
+    images, infos = [], []
+    listener.create_subscription(Image, "/camera/camera/color/image_raw", images.append, QoS(False, topic_depth))
+    listener.create_subscription(CameraInfo, "/camera/camera/color/camera_info", infos.append, QoS(True, topic_depth))
+    node = CameraNode(InProcessTransport("camera", bus, params={"realtime": False, **params}))
+    return bus, node, images, infos
+
+
+@pytest.mark.parametrize("kind", ["video", "folder"])
+def test_plays_video_files_and_frame_folders(tmp_path, kind):
+    frames = np.random.default_rng(1).integers(0, 256, size=(5, H, W, 3), dtype=np.uint8)
+    if kind == "video":
+        path = tmp_path / "clip.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 15, (W, H))  # lossless
+        for frame in frames:
+            writer.write(frame[..., ::-1])
+        writer.release()
+    else:
+        path = tmp_path / "episode"
+        path.mkdir()
+        for i, frame in enumerate(frames):  # numeric order: 10.png after 9.png
+            cv2.imwrite(str(path / f"{i * 5}.png"), frame[..., ::-1])
+    bus, node, images, infos = _play({"playback_file": str(path), "fps": 15, "loop": True, "realtime": True},
+                                     topic_depth=1000)  # paced: the loop cannot outrun the queue
+    deadline = time.monotonic() + 30
+    while node.published < 2 * len(frames) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    node.close()
+    bus.spin_until_idle()
+    assert len(images) >= 2 * len(frames)
+    played = np.stack([image_to_rgb(m) for m in images[:2 * len(frames)]])
+    np.testing.assert_array_equal(played, np.concatenate([frames, frames]))  # looped
+    stamps = np.array([m.header.stamp.to_ns() for m in images])
+    np.testing.assert_allclose(np.diff(stamps), 1e9 / 15, atol=2)  # the recorded rate, also across the loop
+    assert (infos[0].width, infos[0].height, float(infos[0].k[0])) == (W, H, 0.0)  # uncalibrated
+
+
+def test_unreadable_video_is_one_clear_error(tmp_path):
+    path = tmp_path / "not_a_video.mp4"
+    path.write_bytes(b"nope")
+    with pytest.raises(UserError, match="cannot open .* as a video"):
+        CameraNode(InProcessTransport("camera", InProcessBus(), params={"playback_file": str(path)}))
+
+
 @pytest.mark.parametrize("params,match", [
     ({"playback_file": "/nonexistent.db3"}, "does not exist"),
+    ({"fps": 0}, "fps must be >= 1"),
     ({"color_format": "yuyv"}, "color_format"),
     ({"stamp_source": "sensor"}, "stamp_source"),
 ])

@@ -1,13 +1,21 @@
-"""RealSense colour camera node (pyrealsense2), on realsense-ros's topic names, for hosts without realsense-ros.
+"""Camera node on realsense-ros's topic names: a RealSense device, or a recording / video / frame folder.
 
 Publishes `sensor_msgs/Image` on `image_topic` (default `/camera/camera/color/image_raw`, like
 realsense2_camera >= 4.55) and `sensor_msgs/CameraInfo` on `camera_info_topic`
-(`/camera/camera/color/camera_info`), intrinsics from the stream profile (plumb_bob, or equidistant for
-Kannala-Brandt lenses, as realsense-ros does). The source is a connected device (`serial_no`, `width`,
-`height`, `fps`) or, with `playback_file`, a RealSense recording (`.db3` from the RealSense viewer or
-`rs.recorder`), read frame by frame without drops (playback not real-time) and optionally paced at the
-recorded rate (`realtime`). Stamps are the frames' own timestamps (`stamp_source: frame`: host time for
-system/global time domains, the recording's times on playback) or the time of publishing (`now`).
+(`/camera/camera/color/camera_info`), for hosts without realsense-ros and as a camera stand-in.
+
+Sources (`playback_file`):
+- '' : a connected RealSense (pyrealsense2; `serial_no`, `width`, `height`, `fps`, `color_format`),
+  intrinsics from the stream profile (plumb_bob, or equidistant for Kannala-Brandt lenses, as
+  realsense-ros does);
+- a RealSense recording (`.db3`): played at sensor level, not real-time, so no frame is dropped;
+  the recorded intrinsics and frame times;
+- a video file (anything OpenCV reads: .mp4, .avi, ...) or a folder of numbered PNG frames (the authors'
+  `<episode>/<i>.png` layout): rgb8 frames at the file's rate (folders: `fps`), CameraInfo uncalibrated
+  (all-zero K, as ROS marks it).
+`realtime` paces playback at the recorded rate; `loop` starts again at the end. Stamps
+(`stamp_source: frame`) are the frames' own times: host time for a device's system/global time domain,
+the recording's times for .db3, and start time + i / fps for videos and folders; `now` stamps on publish.
 """
 from __future__ import annotations
 
@@ -17,7 +25,9 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..errors import UserError
@@ -25,30 +35,29 @@ from ..msgs import CameraInfo, Header, Image, Time
 from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, Transport
 from .params import declare_params
 
-PLAYBACK_QUEUE = 256  # frames read ahead from a recording
+PLAYBACK_QUEUE = 256  # frames read ahead from a RealSense recording
 ENCODINGS = {"rgb8": "rgb8", "bgr8": "bgr8", "rgba8": "rgba8", "bgra8": "bgra8", "y8": "mono8"}  # rs.format -> ROS
 
 
 @dataclass
 class CameraParams:
-    playback_file: str = field(default="", metadata={"help": "RealSense recording (.db3) to play; '' = device"})
+    playback_file: str = field(default="", metadata={
+        "help": "'' = RealSense device; a .db3 RealSense recording, a video file or a folder of PNG frames"})
     serial_no: str = field(default="", metadata={"help": "device serial number ('' = the first device)"})
     width: int = field(default=640, metadata={"help": "colour stream width (device)"})
     height: int = field(default=480, metadata={"help": "colour stream height (device)"})
-    fps: int = field(default=30, metadata={"help": "colour stream rate (device)"})
+    fps: int = field(default=30, metadata={"help": "colour stream rate (device; PNG folders)"})
     color_format: str = field(default="rgb8", metadata={"help": "rgb8 | bgr8 | rgba8 | bgra8 | y8 (device)"})
     image_topic: str = field(default="/camera/camera/color/image_raw", metadata={"help": "Image topic"})
     camera_info_topic: str = field(default="/camera/camera/color/camera_info", metadata={"help": "CameraInfo topic"})
     frame_id: str = field(default="camera_color_optical_frame", metadata={"help": "header frame_id"})
-    stamp_source: str = field(default="frame", metadata={"help": "frame (the frames' timestamps) | now"})
+    stamp_source: str = field(default="frame", metadata={"help": "frame (the frames' own times) | now"})
     realtime: bool = field(default=True, metadata={"help": "playback: pace frames at the recorded rate"})
     loop: bool = field(default=False, metadata={"help": "playback: start again at the end"})
 
     def validate(self) -> None:
-        if self.playback_file and not os.path.isfile(self.playback_file):
+        if self.playback_file and not os.path.exists(self.playback_file):
             raise UserError(f"parameter playback_file: {self.playback_file} does not exist")
-        if self.playback_file and not self.playback_file.endswith(".db3"):
-            raise UserError("parameter playback_file must be a RealSense .db3 recording")
         if self.color_format not in ENCODINGS:
             raise UserError(f"parameter color_format must be one of {', '.join(ENCODINGS)}, got '{self.color_format}'")
         if self.stamp_source not in ("frame", "now"):
@@ -57,39 +66,92 @@ class CameraParams:
             raise UserError("parameters width, height and fps must be >= 1")
 
 
+@dataclass
+class Frame:
+    pixels: np.ndarray  # u8[H,W,C] (or [H,W] for mono8)
+    encoding: str
+    time_ns: int | None  # the source's own time, None when it has none
+
+
 class CameraNode:
     def __init__(self, transport: Transport):
-        import pyrealsense2 as rs
-
-        self.rs = rs
         self.transport = transport
         self.params = p = declare_params(transport, CameraParams)
         self.image_pub = transport.create_publisher(Image, p.image_topic, SENSOR_DATA_QOS)
         self.info_pub = transport.create_publisher(CameraInfo, p.camera_info_topic, DEFAULT_QOS)
+        self.source = open_source(p, start_ns=transport.now_ns())
+        self.camera_info = dataclasses.replace(self.source.camera_info, header=Header(frame_id=p.frame_id))
         self.published = 0
+        self.finished = threading.Event()  # set when playback reached its end (never for a device)
         self._stop = threading.Event()
-        self.pipeline = self.playback = None
-        self._sensors = []
-        self.camera_info = self._start()
-        self.finished = threading.Event()  # set when a recording has been played to its end
         self._thread = threading.Thread(target=self._run, name=f"{transport.name}-frames", daemon=True)
         self._thread.start()
+        transport.log("info", f"publishing {p.image_topic} from {p.playback_file or 'RealSense device'} "
+                              f"({self.camera_info.width}x{self.camera_info.height})")
 
-    def _start(self) -> CameraInfo:
-        rs, p = self.rs, self.params
+    def _run(self) -> None:
+        previous_ns = None
         try:
-            profile = self._open_playback() if p.playback_file else self._open_device()
+            while not self._stop.is_set():
+                frame = self.source.next_frame()
+                if frame is None:
+                    if self.source.ended():
+                        if not self.params.loop:
+                            break
+                        self.source.rewind()
+                        previous_ns = None
+                    continue
+                if self.params.playback_file and self.params.realtime and None not in (previous_ns, frame.time_ns):
+                    time.sleep(min(max(0.0, (frame.time_ns - previous_ns) / 1e9), 1.0))
+                previous_ns = frame.time_ns
+                self._publish(frame)
+        finally:
+            self.finished.set()
+
+    def _publish(self, frame: Frame) -> None:
+        use_frame_time = self.params.stamp_source == "frame" and frame.time_ns is not None
+        header = Header(stamp=Time.from_ns(frame.time_ns if use_frame_time else self.transport.now_ns()),
+                        frame_id=self.params.frame_id)
+        pixels = np.ascontiguousarray(frame.pixels)
+        h, w = pixels.shape[:2]
+        self.image_pub.publish(Image(header=header, height=h, width=w, encoding=frame.encoding, is_bigendian=0,
+                                     step=pixels[0].nbytes, data=pixels.tobytes()))
+        self.info_pub.publish(dataclasses.replace(self.camera_info, header=header))
+        self.published += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.source.close()
+
+
+def open_source(p: CameraParams, start_ns: int):
+    path = p.playback_file
+    if not path or path.endswith(".db3"):
+        return RealSenseSource(p)
+    if os.path.isdir(path):
+        return FolderSource(Path(path), p.fps, start_ns)
+    return VideoSource(path, start_ns)
+
+
+class RealSenseSource:
+    """A device (pipeline) or a .db3 recording (sensor-level playback, not real-time)."""
+
+    def __init__(self, p: CameraParams):
+        import pyrealsense2 as rs
+
+        self.rs, self.p = rs, p
+        self.pipeline = self.playback = None
+        self.sensors = []
+        try:
+            profile = self._open_recording() if p.playback_file else self._open_device()
         except RuntimeError as exc:
             source = p.playback_file or f"RealSense device {p.serial_no or '(any)'}"
             raise UserError(f"cannot start the colour stream from {source}: {exc}") from None
-        info = camera_info_from_intrinsics(profile.get_intrinsics(), rs)
-        info.header.frame_id = p.frame_id
-        self.transport.log("info", f"publishing {p.image_topic} from {p.playback_file or 'device'} "
-                                   f"({info.width}x{info.height}, {profile.fps()} fps)")
-        return info
+        self.camera_info = camera_info_from_intrinsics(profile.get_intrinsics(), rs)
 
     def _open_device(self):
-        rs, p = self.rs, self.params
+        rs, p = self.rs, self.p
         serials = [d.get_info(rs.camera_info.serial_number) for d in rs.context().query_devices()]
         if not serials or (p.serial_no and p.serial_no not in serials):
             raise RuntimeError(f"no such device connected (found: {', '.join(serials) or 'none'}); "
@@ -100,14 +162,14 @@ class CameraNode:
         config.enable_stream(rs.stream.color, p.width, p.height, getattr(rs.format, p.color_format), p.fps)
         self.pipeline = rs.pipeline()
         profile = self.pipeline.start(config)
-        self._next_frame = lambda: _color_frame(*self.pipeline.try_wait_for_frames(1000))
+        self._wait = lambda: self.pipeline.try_wait_for_frames(1000)
         return profile.get_stream(rs.stream.color).as_video_stream_profile()
 
-    def _open_playback(self):
-        """Sensor-level playback, not real-time: every recorded frame, in order (environment.md §4; the
-        pipeline-level recipe delivered only the last frame of burst-written recordings here)."""
+    def _open_recording(self):
+        """environment.md §4; the pipeline-level recipe delivered only the last frame of burst-written
+        recordings here, the sensor-level path delivers every frame."""
         rs = self.rs
-        device = rs.context().load_device(self.params.playback_file)
+        device = rs.context().load_device(self.p.playback_file)
         self.playback = device.as_playback()
         self.playback.set_real_time(False)
         self.playback.pause()
@@ -117,72 +179,106 @@ class CameraNode:
             if color:
                 sensor.open(color[0])
                 sensor.start(queue)
-                self._sensors.append(sensor)
+                self.sensors.append(sensor)
                 break
         else:
             raise RuntimeError("the recording has no colour stream")
         self.playback.resume()
-        self._next_frame = lambda: _color_frame(*queue.try_wait_for_frame(1000))
+        self._wait = lambda: queue.try_wait_for_frame(1000)
         return color[0].as_video_stream_profile()
 
-    def _run(self) -> None:
-        previous_ms = None
-        try:
-            while not self._stop.is_set():
-                color = self._next_frame()
-                if color is None:
-                    if self.params.playback_file and self.playback.current_status() == self.rs.playback_status.stopped:
-                        if not self.params.loop:
-                            break  # end of the recording
-                        self.playback.seek(datetime.timedelta(0))
-                        self.playback.resume()
-                    continue
-                frame_ms = color.get_timestamp()
-                if self.params.playback_file and self.params.realtime and previous_ms is not None:
-                    time.sleep(min(max(0.0, (frame_ms - previous_ms) / 1000), 1.0))
-                previous_ms = frame_ms
-                self._publish(color)
-        finally:
-            self.finished.set()
+    def next_frame(self) -> Frame | None:
+        ok, frame = self._wait()
+        if not ok:
+            return None
+        if frame.is_frameset():
+            frame = frame.as_frameset().get_color_frame()
+        if not frame:
+            return None
+        color = frame.as_video_frame()
+        fmt = str(color.get_profile().format()).split(".")[-1]
+        if fmt not in ENCODINGS:
+            raise UserError(f"unsupported RealSense colour format {fmt}")
+        host_time = color.get_frame_timestamp_domain() in (self.rs.timestamp_domain.system_time,
+                                                           self.rs.timestamp_domain.global_time)
+        return Frame(np.asanyarray(color.get_data()), ENCODINGS[fmt],
+                     round(color.get_timestamp() * 1e6) if host_time else None)
 
-    def _publish(self, color) -> None:
-        rs = self.rs
-        host_clock = color.get_frame_timestamp_domain() in (rs.timestamp_domain.system_time,
-                                                            rs.timestamp_domain.global_time)
-        if self.params.stamp_source == "frame" and host_clock:
-            stamp_ns = round(color.get_timestamp() * 1e6)
-        else:
-            stamp_ns = self.transport.now_ns()
-        header = Header(stamp=Time.from_ns(stamp_ns), frame_id=self.params.frame_id)
-        encoding = ENCODINGS.get(str(color.get_profile().format()).split(".")[-1])
-        if encoding is None:
-            self.transport.log("error", f"unsupported RealSense colour format {color.get_profile().format()}")
-            self._stop.set()
-            return
-        pixels = np.asanyarray(color.get_data())
-        self.image_pub.publish(Image(header=header, height=color.get_height(), width=color.get_width(),
-                                     encoding=encoding, is_bigendian=0, step=color.get_stride_in_bytes(),
-                                     data=pixels.tobytes()))
-        self.info_pub.publish(dataclasses.replace(self.camera_info, header=header))
-        self.published += 1
+    def ended(self) -> bool:
+        # a playback reports `stopped` before its queue is drained: callers ask after a 1 s empty wait
+        return self.playback is not None and self.playback.current_status() == self.rs.playback_status.stopped
+
+    def rewind(self) -> None:
+        self.playback.seek(datetime.timedelta(0))
+        self.playback.resume()
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
         if self.pipeline is not None:
             self.pipeline.stop()
-        for sensor in self._sensors:
+        for sensor in self.sensors:
             sensor.stop()
             sensor.close()
 
 
-def _color_frame(ok: bool, frame):
-    """The colour video frame of a pipeline frameset or a sensor frame, or None."""
-    if not ok:
-        return None
-    if frame.is_frameset():
-        frame = frame.as_frameset().get_color_frame()
-    return frame.as_video_frame() if frame else None
+class VideoSource:
+    """A video file through OpenCV; frame i is stamped start + its position in the video."""
+
+    def __init__(self, path: str, start_ns: int):
+        self.path, self.start_ns = path, start_ns
+        self.capture = cv2.VideoCapture(path)
+        if not self.capture.isOpened():
+            raise UserError(f"cannot open {path} as a video (or give a .db3 RealSense recording / a frame folder)")
+        w, h = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.camera_info = CameraInfo(width=w, height=h)
+        self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 30.0
+        self.index, self.done = 0, False
+
+    def next_frame(self) -> Frame | None:
+        ok, bgr = self.capture.read()
+        if not ok:
+            self.done = True
+            return None
+        frame = Frame(bgr, "bgr8", self.start_ns + round(self.index * 1e9 / self.fps))
+        self.index += 1
+        return frame
+
+    def ended(self) -> bool:
+        return self.done
+
+    def rewind(self) -> None:
+        self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self.start_ns += round(self.index * 1e9 / self.fps)  # stamps keep increasing over loops
+        self.index, self.done = 0, False
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class FolderSource(VideoSource):
+    """Numbered PNG frames (`0.png, 1.png, ...`, numeric order) at `fps`."""
+
+    def __init__(self, folder: Path, fps: int, start_ns: int):
+        from ..data.video_folder import read_png_frames
+
+        self.frames = read_png_frames(folder)  # UserError when empty or unreadable
+        self.start_ns, self.fps, self.index, self.done = start_ns, float(fps), 0, False
+        self.camera_info = CameraInfo(width=self.frames.shape[2], height=self.frames.shape[1])
+
+    def next_frame(self) -> Frame | None:
+        if self.index >= len(self.frames):
+            self.done = True
+            return None
+        rgb = self.frames[self.index]
+        frame = Frame(rgb, "rgb8", self.start_ns + round(self.index * 1e9 / self.fps))
+        self.index += 1
+        return frame
+
+    def rewind(self) -> None:
+        self.start_ns += round(self.index * 1e9 / self.fps)
+        self.index, self.done = 0, False
+
+    def close(self) -> None:
+        pass
 
 
 def camera_info_from_intrinsics(intr, rs) -> CameraInfo:
