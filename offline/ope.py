@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 import d3rlpy
 import numpy as np
 from d3rlpy.logging import NoopAdapterFactory
-from d3rlpy.metrics import InitialStateValueEstimationEvaluator
 from d3rlpy.models.encoders import VectorEncoderFactory
 
 from .encoders import DrQPixelEncoderFactory
@@ -72,8 +71,9 @@ def off_policy_evaluate(config: OPEConfig) -> OPEResult:
         observation_scaler=algo.config.observation_scaler, action_scaler=algo.config.action_scaler))
     fqe.fit(dataset, n_steps=config.fqe_steps, n_steps_per_epoch=config.fqe_steps,
             logger_adapter=NoopAdapterFactory(), show_progress=config.show_progress)
-    initial_value = InitialStateValueEstimationEvaluator()
-    critic = None if train["algo"] == "bc" else float(initial_value(algo, dataset))
+    first = _initial_observations(dataset.episodes)
+    first_actions = algo.predict(first)
+    critic = None if train["algo"] == "bc" else float(algo.predict_value(first, first_actions).mean())
 
     squared, absolute, returns = [], [], []
     for episode in dataset.episodes:
@@ -84,7 +84,16 @@ def off_policy_evaluate(config: OPEConfig) -> OPEResult:
         returns.append(float(np.sum(rewards * config.gamma ** np.arange(len(rewards)))))
     return OPEResult(
         episodes=info.episodes, transitions=info.transitions,
-        fqe_initial_value=float(initial_value(fqe, dataset)), critic_initial_value=critic,
+        fqe_initial_value=float(fqe.predict_value(first, first_actions).mean()), critic_initial_value=critic,
         action_mse=float(np.concatenate(squared).mean()), action_l1=float(np.concatenate(absolute).mean()),
         logged_initial_return=float(np.mean(returns)),
     )
+
+
+def _initial_observations(episodes):
+    """The first observation of every episode, batched (a list of batches for tuple observations).
+    (d3rlpy's InitialStateValueEstimationEvaluator indexes tuple observations wrongly, hence our own.)"""
+    if isinstance(episodes[0].observations, (list, tuple)):
+        parts = len(episodes[0].observations)
+        return [np.stack([ep.observations[i][0] for ep in episodes]) for i in range(parts)]
+    return np.stack([ep.observations[0] for ep in episodes])
