@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,14 @@ def _one(pattern: str) -> Path:
 
 def ref(name: str) -> np.ndarray:
     return np.load(FIXTURES / "reference" / f"{name}.npy")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():  # the CI machine has 2 shared cores; two OpenMP threads are slower than one there
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -200,31 +206,36 @@ def test_config_that_does_not_fit_the_checkpoint_is_refused(paths, tmp_path):
         import_upstream(paths["ckpt"], bad)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "diffusion_reward", *map(str, args)], capture_output=True, text=True)
+def _cli(capsys, *args) -> tuple[int, str]:
+    from diffusion_reward.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
 
 
-def test_cli_import_writes_a_model_that_scores_like_upstream(paths, reward_runs, video, tmp_path):
+def test_cli_import_writes_a_model_that_scores_like_upstream(paths, reward_runs, video, tmp_path, capsys):
     run = next(r for r in reward_runs if r["reward_type"] == "entropy")
     stats = FIXTURES / run["stat_path"].lstrip("/")
     out = tmp_path / "imported.safetensors"
-    r = _cli("import-upstream", "--video-checkpoint", paths["ckpt"], "--video-config", paths["config"],
-             "--codec-checkpoint", paths["codec"], "--stats", stats, "--task", run["task_name"], "--out", out)
-    assert r.returncode == 0, r.stderr
+    code, err = _cli(capsys, "import-upstream", "--video-checkpoint", paths["ckpt"], "--video-config",
+                     paths["config"], "--codec-checkpoint", paths["codec"], "--stats", stats, "--task",
+                     run["task_name"], "--out", out)
+    assert code == 0, err
     m = RewardModel.load(out)
     assert m.provenance["imported_from"]["codec_crosscheck"] == "identical"
     assert m.get_stats(run["task_name"], "entropy", run["skip_step"], 1)
     frames = tmp_path / "frames.npy"
     np.save(frames, video)
     rewards = tmp_path / "r.npy"
-    r = _cli("score", "--model", out, "--frames", frames, "--no-noise", "--skip-step", run["skip_step"],
-             "--task", run["task_name"], "--out", rewards)
-    assert r.returncode == 0, r.stderr
+    code, err = _cli(capsys, "score", "--model", out, "--frames", frames, "--no-noise", "--skip-step",
+                     run["skip_step"], "--task", run["task_name"], "--out", rewards)
+    assert code == 0, err
     prefix = f"entropy_skip{run['skip_step']}"
     np.testing.assert_allclose(np.load(rewards), ref(f"{prefix}_standardized"), atol=1e-4)
 
 
-def test_cli_import_bad_inputs_fail_in_one_line_without_output(paths, tmp_path):
+def test_cli_import_bad_inputs_fail_in_one_line_without_output(paths, tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     not_a_ckpt = tmp_path / "junk.pth"
     not_a_ckpt.write_bytes(b"\x00junk" * 10)
@@ -232,7 +243,7 @@ def test_cli_import_bad_inputs_fail_in_one_line_without_output(paths, tmp_path):
                  ["--video-checkpoint", paths["ckpt"], "--video-config", paths["ckpt"]],
                  ["--video-checkpoint", paths["ckpt"], "--video-config", paths["config"],
                   "--stats", paths["config"], "--reward-type", "entropy"]):
-        r = _cli("import-upstream", *args, "--out", out)
-        assert r.returncode == 2, r.stderr
-        assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), r.stderr
+        code, err = _cli(capsys, "import-upstream", *args, "--out", out)
+        assert code == 2, err
+        assert err.count("\n") == 1 and err.startswith("error: "), err
         assert not out.exists()
