@@ -1,0 +1,148 @@
+"""RewardModel: presets, training loss, the one-file format (round trip, hash, statistics) and bad files."""
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from diffusion_reward.errors import UserError
+from diffusion_reward.models import RewardModel
+from diffusion_reward.models.model_file import FORMAT_VERSION
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return RewardModel.from_preset("tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def saved(tiny, tmp_path_factory):
+    tiny.set_stats("reach-v3", "entropy", 9, 1, -50.0, 4.0)
+    return tiny.save(tmp_path_factory.mktemp("m") / "tiny.safetensors")
+
+
+def frames(n=4, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a, b, c = (RewardModel.from_preset("tiny", seed=s) for s in (1, 1, 2))
+    assert a.weights_hash == b.weights_hash != c.weights_hash
+
+
+def test_tokenize_shape_and_range(tiny):
+    tokens = tiny.tokenize(frames())
+    assert tokens.shape == (4, tiny.codec.num_tokens) and tokens.dtype == torch.int64
+    assert 0 <= int(tokens.min()) and int(tokens.max()) < tiny.config.codec.num_codes
+
+
+def test_training_loss_is_finite_reaches_trainable_weights_and_decreases():
+    m = RewardModel.from_preset("tiny", seed=0).train()
+    tokens = m.tokenize(frames(6))
+    x0, cond = tokens[2:6], torch.cat([tokens[0:4], tokens[1:5]], 1)
+    opt = torch.optim.Adam([p for p in m.video.parameters() if p.requires_grad], lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(25):
+        loss, metrics = m.video.training_loss(x0, cond, generator=gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(metrics["loss"])
+    assert np.isfinite(losses).all()
+    assert m.video.condition_emb.emb.weight.grad is not None  # learned context embedding trains
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert int(m.video.Lt_count.sum()) == 25 * 4
+
+
+def test_upstream_context_embedding_is_frozen():
+    m = RewardModel.from_preset("paper")
+    assert not m.video.condition_emb.emb.weight.requires_grad
+
+
+def test_round_trip_keeps_weights_config_stats_and_hash(tiny, saved):
+    loaded = RewardModel.load(saved)
+    assert loaded.weights_hash == tiny.weights_hash
+    assert loaded.config == tiny.config
+    assert loaded.get_stats("reach-v3", "entropy", 9, 1) == (-50.0, 4.0)
+    assert loaded.provenance["software_version"]
+    with torch.no_grad():
+        assert torch.equal(loaded.tokenize(frames()), tiny.tokenize(frames()))
+
+
+def test_hash_ignores_stats_but_sees_weights(tiny):
+    h = tiny.weights_hash
+    tiny.set_stats("other-v3", "likelihood", 4, 2, 1.0, 2.0)
+    assert tiny.weights_hash == h
+    m = RewardModel.from_preset("tiny", seed=0)
+    with torch.no_grad():
+        m.video.transformer.to_logits[1].bias[0] += 1e-3
+    assert m.weights_hash != h
+
+
+def test_missing_stats_names_the_stats_command(saved):
+    m = RewardModel.load(saved)
+    with pytest.raises(UserError, match=r"diffusion-reward stats --model .*tiny.safetensors --data EXPERT_DATA --task door"):
+        m.get_stats("door", "entropy", 9, 1)
+    with pytest.raises(UserError):
+        m.get_stats("reach-v3", "entropy", 9, 1, likelihood_compat=True)
+
+
+def _rewrite(path, out, *, metadata=None, tensors=None):
+    from safetensors.torch import load_file
+
+    t = load_file(path) if tensors is None else tensors
+    header_len = struct.unpack("<Q", path.read_bytes()[:8])[0]
+    meta = json.loads(path.read_bytes()[8:8 + header_len])["__metadata__"]
+    meta.update(metadata or {})
+    save_file(t, out, metadata=meta)
+    return out
+
+
+def test_bad_files_raise_one_clear_user_error(saved, tmp_path):
+    from safetensors.torch import load_file
+
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(saved.read_bytes()[:-1000])
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"PK\x03\x04 this is a pickle zip, not safetensors")
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, foreign, metadata={"format": "pt"})
+    newer = _rewrite(saved, tmp_path / "newer.safetensors", metadata={"format_version": str(FORMAT_VERSION + 1)})
+    t = load_file(saved)
+    missing = _rewrite(saved, tmp_path / "missing.safetensors", tensors={k: v for k, v in t.items() if "to_logits" not in k})
+    shaped = dict(t)
+    key = next(k for k in t if k.endswith("quant_conv.bias"))
+    shaped[key] = torch.zeros(t[key].numel() + 1)
+    wrong_shape = _rewrite(saved, tmp_path / "shape.safetensors", tensors=shaped)
+    cases = {truncated: "truncated", junk: "not a safetensors", foreign: "not a diffusion-reward model",
+             newer: "newer", missing: "missing keys", wrong_shape: "wrong shape", tmp_path / "nope": "does not exist"}
+    for path, message in cases.items():
+        with pytest.raises(UserError, match=message) as err:
+            RewardModel.load(path)
+        assert "\n" not in str(err.value)
+
+
+def test_failed_save_leaves_the_existing_file_untouched(tiny, saved, monkeypatch):
+    before = saved.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError):
+        tiny.save(saved)
+    assert saved.read_bytes() == before
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]
