@@ -23,16 +23,17 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 MAX_RENDER_WIDTH, MAX_RENDER_HEIGHT = 1280, 960
 
 
-def _quiet_import():
+def _quiet_import(domain: str):
     """Import the simulators without their import-time deprecation noise."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import gymnasium as gym
-        import gymnasium_robotics
-        import metaworld  # noqa: F401  (registers Meta-World/*)
         import mujoco
 
-        gym.register_envs(gymnasium_robotics)
+        if domain == "adroit":
+            import gymnasium_robotics
+
+            gym.register_envs(gymnasium_robotics)
     return gym, mujoco
 
 
@@ -51,7 +52,7 @@ class SimEnv:
                  render: bool = True):
         if image_size < 8 or action_repeat < 1 or (max_episode_steps is not None and max_episode_steps < 1):
             raise UserError("image_size must be >= 8, action_repeat >= 1 and max_episode_steps >= 1")
-        gym, self._mujoco = _quiet_import()
+        gym, self._mujoco = _quiet_import(spec.domain)
         self.spec = spec
         self.task = spec.name
         self.seed = seed

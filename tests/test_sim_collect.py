@@ -1,0 +1,59 @@
+"""`diffusion-reward collect`: real MuJoCo episodes into a real dataset, appending, refusals."""
+import numpy as np
+
+from diffusion_reward.cli import main
+from diffusion_reward.data import Dataset
+
+
+def _collect(out, *extra):
+    return main(["collect", "--task", "button-press-v3", "--episodes", "2", "--max-steps", "5",
+                 "--out", str(out), *extra])
+
+
+def test_collect_round_trip_and_append(tmp_path, capsys):
+    out = tmp_path / "runs" / "bp.hdf5"
+    assert _collect(out, "--epsilon", "0", "--seed", "0") == 0
+    assert "collected 2 episodes of button-press-v3" in capsys.readouterr().out
+    assert _collect(out, "--epsilon", "1", "--seed", "1") == 0  # appends
+    with Dataset(out) as ds:
+        assert len(ds) == 4
+        assert ds.env_args["task"] == "button-press-v3" and ds.env_args["action_repeat"] == 2
+        episodes = list(ds)
+        for ep in episodes:
+            assert ep.obs["image"].shape == (5, 64, 64, 3) and ep.obs["image"].dtype == np.uint8
+            assert ep.obs["state"].shape == (5, 39)
+            assert ep.actions.shape == (5, 4) and np.abs(ep.actions).max() <= 1
+            assert list(ep.dones) == [0, 0, 0, 0, 1]
+            assert np.all(np.diff(ep.timestamps) > 0) and ep.timestamps[0] == 0
+            assert ep.success == bool(np.any(ep.rewards))
+        seeds = [ep.attrs["reset_seed"] for ep in episodes]
+        assert len(set(seeds)) == 4  # another --seed gives new layouts
+        assert [ep.attrs["epsilon"] for ep in episodes] == [0.0, 0.0, 1.0, 1.0]
+        assert episodes[0].attrs["policy"].endswith("SawyerButtonPressV3Policy")
+        assert episodes[2].attrs["policy"] == "random"
+        first_frames = np.asarray(episodes[0].obs["image"])
+    # the same --seed reproduces the same episode, frame for frame
+    again = tmp_path / "again.hdf5"
+    assert _collect(again, "--epsilon", "0", "--seed", "0") == 0
+    with Dataset(again) as ds:
+        np.testing.assert_array_equal(np.asarray(next(iter(ds)).obs["image"]), first_frames)
+
+
+def test_unknown_task_is_one_line_error(tmp_path, capsys):
+    out = tmp_path / "x.hdf5"
+    assert main(["collect", "--task", "buton-press-v3", "--episodes", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown task") and "button-press-v3" in err[0]
+    assert not out.exists()
+
+
+def test_unwritable_or_foreign_output_is_refused_and_untouched(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    assert _collect(blocker / "bp.hdf5") == 2
+    assert capsys.readouterr().err.startswith("error: cannot create output folder")
+    foreign = tmp_path / "foreign.hdf5"
+    foreign.write_bytes(b"precious bytes")
+    assert _collect(foreign) == 2
+    assert "error:" in capsys.readouterr().err
+    assert foreign.read_bytes() == b"precious bytes"
