@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         reward_type=args.reward_type, skip_step=args.skip_step, num_samples=args.num_samples,
         noise=not args.no_noise, seed=args.seed, task=task, standardize=not args.raw, chunk_size=args.chunk_size,
         dtype=args.dtype, likelihood_compat=args.likelihood_compat, resize=args.resize))
+    episodes.validate(scorer.prepare_frames)  # bad frames fail before any work or progress output
     results: dict[str, np.ndarray] = {}
     with tqdm(total=episodes.total_frames, unit="frame", desc="scoring") as bar:
         for name, frames in episodes:
@@ -64,14 +65,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Episodes:
-    """(name, frames) pairs from a .npy or a dataset; validates before anything is scored."""
+    """(name, frames) pairs from a .npy (in memory) or a dataset (loaded one episode at a time)."""
 
     def __init__(self, items, task: str | None, single: bool):
-        self.items, self.task, self.single = items, task, single
-        self.total_frames = sum(n for _, n, _ in items)
+        self.items, self.task, self.single = items, task, single  # items: (name, shape, dtype, load)
+        self.total_frames = sum(shape[0] if shape else 0 for _, shape, _, _ in items)
+
+    def validate(self, prepare) -> None:
+        for _, shape, dtype, load in self.items:
+            if self.single:
+                prepare(load())
+            else:  # dataset episodes: check shape and dtype without reading the frames
+                prepare(np.zeros((1, *shape[1:]) if len(shape) == 4 else shape, dtype))
 
     def __iter__(self):
-        for name, _, load in self.items:
+        for name, _, _, load in self.items:
             yield name, load()
 
 
@@ -89,7 +97,7 @@ def _load_episodes(args) -> _Episodes:
             raise UserError(f"{args.frames} is not a readable .npy array ({exc})") from None
         if args.out.suffix != ".npy":
             raise UserError("one episode of frames is written as .npy; use an --out ending in .npy")
-        return _Episodes([(args.frames.stem, len(frames) if frames.ndim else 0, lambda: frames)], None, single=True)
+        return _Episodes([(args.frames.stem, frames.shape, frames.dtype, lambda: frames)], None, single=True)
 
     from ..data import Dataset
 
@@ -117,7 +125,8 @@ def _load_episodes(args) -> _Episodes:
     items = []
     for n in names:
         with ds.episode(n) as ep:
-            items.append((n, int(ep.obs[ds.image_key].shape[0]), loader(n)))
+            stream = ep.obs[ds.image_key]
+            items.append((n, stream.shape, stream.dtype, loader(n)))
     return _Episodes(items, ds.env_args.get("task"), single=args.episode is not None)
 
 

@@ -1,0 +1,192 @@
+"""RewardScorer on a random tiny model: batch == chunked == streaming, seeds, bf16, input validation, CLI errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion_reward.errors import UserError
+from diffusion_reward.models import RewardModel
+from diffusion_reward.reward import RewardScorer, ScoreConfig
+from diffusion_reward.reward.scorer import eval_timesteps
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = RewardModel.from_preset("tiny", seed=3)
+    m.set_stats("toy", "entropy", 9, 1, -100.0, 5.0)
+    return m
+
+
+@pytest.fixture(scope="module")
+def episode():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    drift = rng.integers(-20, 21, (7, 64, 64, 3))
+    return np.clip(base + np.cumsum(drift, 0), 0, 255).astype(np.uint8)
+
+
+def raw(model, frames, **kw):
+    return RewardScorer(model, ScoreConfig(standardize=False, **kw)).score_episode(frames).raw
+
+
+def test_eval_schedule_matches_the_authors():
+    assert eval_timesteps(100, 9) == [99, 89, 79, 69, 59, 49, 39, 29, 19, 9, 0]
+    assert len(eval_timesteps(100, 4)) == 21
+
+
+@pytest.mark.parametrize("reward_type", ["entropy", "likelihood"])
+@pytest.mark.parametrize("noise", [True, False])
+def test_batch_chunked_and_streaming_give_the_same_numbers(model, episode, reward_type, noise):
+    cfg = dict(reward_type=reward_type, noise=noise, seed=7, skip_step=19)
+    batch = raw(model, episode, chunk_size=64, **cfg)
+    chunked = raw(model, episode, chunk_size=3, **cfg)
+    stream = RewardScorer(model, ScoreConfig(standardize=False, **cfg)).stream()
+    pushed = [r for r in (stream.push(f) for f in episode) if r is not None] + stream.finish()
+    assert batch.shape == (len(episode),) and np.isfinite(batch).all()
+    np.testing.assert_allclose(chunked, batch, atol=1e-4)
+    np.testing.assert_allclose([r for r, _ in pushed], batch, atol=1e-4)
+    stream.reset()  # a reset stream starts a new episode
+    first = stream.push(episode[0])
+    if reward_type == "entropy":
+        np.testing.assert_allclose(first[0], batch[0], atol=1e-4)
+    else:
+        assert first is None  # likelihood row 0 waits for frame 1
+
+
+def test_noise_is_seeded_and_matters(model, episode):
+    a = raw(model, episode, seed=1, skip_step=19)
+    assert np.array_equal(a, raw(model, episode, seed=1, skip_step=19))
+    assert not np.allclose(a, raw(model, episode, seed=2, skip_step=19))
+    assert not np.allclose(a, raw(model, episode, noise=False, skip_step=19))
+
+
+def test_num_samples_averages_independent_chains(model, episode):
+    one = raw(model, episode, seed=1, skip_step=19)
+    two = raw(model, episode, seed=1, skip_step=19, num_samples=2)
+    assert not np.allclose(one, two)
+    assert np.isfinite(two).all()
+
+
+def test_entropy_row_ignores_the_scored_frame_likelihood_does_not(model, episode):
+    changed = episode.copy()
+    changed[-1] = 255 - changed[-1]
+    e0, e1 = raw(model, episode, noise=False), raw(model, changed, noise=False)
+    np.testing.assert_allclose(e0[:-1], e1[:-1], atol=1e-5)  # last frame only conditions the last row
+    l0, l1 = raw(model, episode, reward_type="likelihood"), raw(model, changed, reward_type="likelihood")
+    assert not np.allclose(l0[-2], l1[-2])  # row T-2 scores frame T-1
+    assert l0[-1] == l0[-2]  # the last row has no successor and carries the previous row
+
+
+def test_standardised_reward_uses_the_models_stats(model, episode):
+    res = RewardScorer(model, ScoreConfig(task="toy", skip_step=9)).score_episode(episode)
+    np.testing.assert_allclose(res.reward, (res.raw + 100.0) / 5.0, rtol=1e-6)
+    with pytest.raises(UserError, match="diffusion-reward stats"):
+        RewardScorer(model, ScoreConfig(task="toy", skip_step=4))
+
+
+def test_bfloat16_stays_close_to_float32(model, episode):
+    f32 = raw(model, episode, noise=False)
+    bf16 = raw(model, episode, noise=False, dtype="bfloat16")
+    assert np.abs(bf16 - f32).max() < 0.02 * np.abs(f32).max()
+
+
+def test_resize_only_when_asked(model, episode):
+    big = np.repeat(np.repeat(episode, 2, axis=1), 3, axis=2)  # 128 x 192
+    with pytest.raises(UserError, match=r"\(T, 64, 64, 3\)"):
+        raw(model, big)
+    assert raw(model, big, resize=True).shape == (len(episode),)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (np.zeros((3, 32, 32, 3), np.uint8), "shape"),
+    (np.zeros((3, 64, 64), np.uint8), "shape"),
+    (np.zeros((3, 64, 64, 3), np.float32), "uint8"),
+    (np.full((3, 64, 64, 3), np.nan, np.float32), "NaN"),
+    (np.zeros((0, 64, 64, 3), np.uint8), "no frames"),
+])
+def test_bad_frames_are_user_errors(model, bad, message):
+    with pytest.raises(UserError, match=message):
+        raw(model, bad)
+
+
+def test_likelihood_compat_needs_an_upstream_style_model(model):
+    with pytest.raises(UserError, match="likelihood_compat"):
+        RewardScorer(model, ScoreConfig(reward_type="likelihood", likelihood_compat=True, standardize=False))
+
+
+# ------------------------------------------------------------------------------------------------------------- CLI
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    return model.save(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+def _cli(capsys, *args):
+    from diffusion_reward.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def test_cli_scores_frames_like_the_library(model, model_file, episode, tmp_path, capsys):
+    frames, out = tmp_path / "f.npy", tmp_path / "r.npy"
+    np.save(frames, episode)
+    code, err = _cli(capsys, "score", "--model", model_file, "--frames", frames, "--task", "toy", "--seed", 5,
+                     "--out", out)
+    assert code == 0, err
+    expected = RewardScorer(model, ScoreConfig(task="toy", seed=5)).score_episode(episode).reward
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-5)
+
+
+def test_cli_bad_inputs_one_line_exit_2_no_output(model_file, episode, tmp_path, capsys):
+    good = tmp_path / "good.npy"
+    np.save(good, episode)
+    wrong_size, floats, nans = tmp_path / "small.npy", tmp_path / "float.npy", tmp_path / "nan.npy"
+    np.save(wrong_size, episode[:, :32, :32])
+    np.save(floats, episode.astype(np.float32))
+    np.save(nans, np.full(episode.shape, np.nan, np.float32))
+    truncated, foreign = tmp_path / "trunc.safetensors", tmp_path / "foreign.safetensors"
+    truncated.write_bytes(model_file.read_bytes()[:5000])
+    foreign.write_bytes(b"\x80\x04not a model")
+    out = tmp_path / "out.npy"
+    cases = [
+        (model_file, wrong_size, ["--raw"]), (model_file, floats, ["--raw"]), (model_file, nans, ["--raw"]),
+        (truncated, good, ["--raw"]), (foreign, good, ["--raw"]),
+        (model_file, good, ["--task", "no-such-task"]), (model_file, good, []),  # no stats / no task
+    ]
+    for model_path, frames, extra in cases:
+        code, err = _cli(capsys, "score", "--model", model_path, "--frames", frames, *extra, "--out", out)
+        assert code == 2, (model_path, frames, err)
+        assert err.startswith("error: ") and err.strip().count("\n") == 0, err
+        assert not out.exists()
+
+
+def test_cli_scores_dataset_episodes(model, model_file, episode, tmp_path, capsys):
+    from diffusion_reward.data import DatasetWriter
+
+    data = tmp_path / "d.hdf5"
+    with DatasetWriter(data, env_args={"task": "toy", "image_size": 64, "image_key": "image"}) as w:
+        for ep in (episode, episode[::-1].copy()):
+            n = len(ep)
+            w.write_episode(obs={"image": ep}, actions=np.zeros((n, 4), np.float32), rewards=np.zeros(n, np.float32),
+                            dones=np.zeros(n, bool), timestamps=np.arange(n, dtype=np.float64))
+    every, one = tmp_path / "all.npz", tmp_path / "one.npy"
+    code, err = _cli(capsys, "score", "--model", model_file, "--data", data, "--out", every)  # task from the dataset
+    assert code == 0, err
+    code, err = _cli(capsys, "score", "--model", model_file, "--data", data, "--episode", "1", "--out", one)
+    assert code == 0, err
+    scorer = RewardScorer(model, ScoreConfig(task="toy"))
+    with np.load(every) as rewards:
+        assert sorted(rewards.files) == ["demo_0", "demo_1"]
+        np.testing.assert_allclose(rewards["demo_0"], scorer.score_episode(episode).reward, atol=1e-5)
+        np.testing.assert_allclose(np.load(one), rewards["demo_1"], atol=1e-5)
