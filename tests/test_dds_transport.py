@@ -86,7 +86,7 @@ def test_wire_bytes_are_ros2_cdr(make_transport):
         samples = ddspy_take(reader._ref, 0xFFFF, 1) or []
         time.sleep(0.01)
     raw = samples[0][0]
-    assert raw == pad_sample(cdr.serialize(msg))
+    assert raw == pad_sample(cdr.encode(msg))
     for store in (Stores.ROS2_HUMBLE, Stores.ROS2_JAZZY):
         decoded = get_typestore(store).deserialize_cdr(raw, "sensor_msgs/msg/JointState")
         assert decoded.header.frame_id == "abcde" and list(decoded.name) == ["a"]

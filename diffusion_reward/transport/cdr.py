@@ -113,12 +113,17 @@ def dds_type_name(msgtype: str) -> str:
 
 def serialize(msg: Any) -> bytes:
     """Encode a message dataclass (anything with `__msgtype__`) as CDR little endian, header included."""
+    return bytes(encode(msg))
+
+
+def encode(msg: Any) -> bytearray:
+    """`serialize` into a growable buffer (no final copy: for senders that append padding)."""
     buf = bytearray(CDR_LE_HEADER)
     try:
         _write_struct(buf, msg, msg.__msgtype__)
     except (struct.error, TypeError, ValueError, AttributeError) as exc:
         raise CdrError(f"cannot encode {type(msg).__name__}: {exc}") from None
-    return bytes(buf)
+    return buf
 
 
 def _align(buf: bytearray, size: int) -> None:

@@ -114,13 +114,14 @@ def default_domain_id() -> int:
     return int(value)
 
 
-def pad_sample(data: bytes) -> bytes:
-    """Pad a CDR sample to a multiple of 4 bytes and record the padding in the header's option bits,
-    as Cyclone DDS's own serialiser does (readers ignore the padding)."""
-    pad = -len(data) % 4
-    if not pad:
-        return data
-    return data[:2] + bytes((0, pad)) + data[4:] + b"\x00" * pad
+def pad_sample(sample: bytearray) -> bytearray:
+    """Pad a CDR sample in place to a multiple of 4 bytes and record the padding in the header's option
+    bits, as Cyclone DDS's own serialiser does (readers ignore the padding)."""
+    pad = -len(sample) % 4
+    if pad:
+        sample[3] = pad
+        sample += b"\x00" * pad
+    return sample
 
 
 class DdsPublisher(Publisher):
@@ -130,11 +131,14 @@ class DdsPublisher(Publisher):
     def publish(self, msg: Any) -> None:
         if not isinstance(msg, self.msg_type):
             raise TypeError(f"publisher on {self.topic} expects {self.msg_type.__name__}, got {type(msg).__name__}")
-        self.publish_serialized(cdr.serialize(msg))
+        self._write(pad_sample(cdr.encode(msg)))
 
     def publish_serialized(self, data: bytes) -> None:
         """Publish CDR bytes as they are (e.g. straight from a rosbag2 file)."""
-        ret = ddspy_write(self.writer._ref, pad_sample(bytes(data)))
+        self._write(pad_sample(bytearray(data)))
+
+    def _write(self, sample: bytearray) -> None:
+        ret = ddspy_write(self.writer._ref, sample)
         if ret < 0:
             raise DDSException(ret, f"writing a {self.msg_type.__msgtype__} on {self.topic}")
 
