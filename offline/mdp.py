@@ -11,7 +11,7 @@ for (o_i, a_i, o_i+1)):  r = (1 - alpha) * r_ce_bar + alpha * r_rnd + beta * r_s
 r_ce_bar is the chosen label's standardised `reward`, r_sparse the dataset's `rewards`. Offline d3rlpy has
 no hook to compute RND on its own batches, so r_rnd = 0 here; the diffusion term keeps its (1 - alpha) scale.
 
-Episode ends: an episode that ended in success (last step done and the episode successful) is terminal
+Episode ends: an episode that ended in success (last step done and solving the task) is terminal
 (no bootstrap past it); any other end is a time limit / operator stop (timeout). d3rlpy keeps every step of
 both kinds; a timeout episode's last step has no next observation, so it yields one transition fewer. The
 counts are checked, never silently dropped.
@@ -119,10 +119,25 @@ def stack_frames(images: np.ndarray, k: int) -> np.ndarray:
 
 
 def is_terminal(ep) -> bool:
-    """Success-ended episodes are terminal; time limits and operator stops are timeouts."""
-    if "terminated" in ep.attrs:  # written by collectors that know why the episode ended
+    """An episode that ends in success (its last step is done and solved the task) is terminal; any other
+    end (time limit, operator stop, a success that was lost again) is a timeout."""
+    if "terminated" in ep.attrs:  # written by producers that know why the episode ended
         return bool(ep.attrs["terminated"])
-    return bool(ep.success) and bool(np.asarray(ep.dones)[-1])
+    return bool(ep.success) and bool(np.asarray(ep.dones)[-1]) and float(np.asarray(ep.rewards)[-1]) > 0
+
+
+def reset_seed(attrs: dict) -> int | None:
+    """The sim layout seed of an episode; for a relabelled episode, looked up in its source episode."""
+    for key in RESET_SEED_ATTRS:
+        if key in attrs:
+            return int(attrs[key])
+    source = Path(str(attrs.get("source_path", "")))
+    if attrs.get("source_kind") == "hdf5" and source.is_file():
+        from diffusion_reward.data import Dataset
+
+        with Dataset(source) as ds, ds.episode(attrs["source_episode"]) as ep:
+            return reset_seed({k: v for k, v in ep.attrs.items() if k in RESET_SEED_ATTRS})
+    return None
 
 
 def episode_observations(ep, spec: MDPSpec, image_key: str = "image"):
@@ -172,7 +187,7 @@ def _build(dataset, path, spec: MDPSpec, mask: str | None) -> tuple[ReplayBuffer
     for name in names:
         with dataset.episode(name) as ep:
             episodes.append(_episode(ep, spec, label, mix, dataset.image_key))
-            seed = next((ep.attrs[k] for k in RESET_SEED_ATTRS if k in ep.attrs), None)
+            seed = reset_seed(ep.attrs)
             if seed is not None:
                 seeds.append(int(seed))
             if name == names[0]:
