@@ -2,13 +2,14 @@
 
 The child writes episodes in a loop and prints "committed demo_N" after `end_episode` returns. Some kills
 land after random delays; others are aimed at the dangerous moments by pausing the child inside the
-writer's fsync calls (just before an episode file is renamed, just before the index is replaced) and
-mid-episode, after rows were flushed into the `.partial` file.
+writer (mid-episode after rows were flushed into the `.partial` file, just before an episode file is
+renamed, while the temporary index is half written, just before the index is replaced).
 """
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -33,7 +34,15 @@ def fsync_and_maybe_pause(file_path):
         print(f"pausing {phase}", flush=True)
         time.sleep(30)
 
+def link_and_maybe_pause(filename, path):  # called while the temporary index file is being written
+    if pause_at == "index-writing" and commits:
+        print("pausing index-writing", flush=True)
+        time.sleep(30)
+    return real_link(filename, path)
+
 writer_module.fsync_file = fsync_and_maybe_pause
+real_link = writer_module.h5py.ExternalLink
+writer_module.h5py.ExternalLink = link_and_maybe_pause
 with DatasetWriter(path, env_args={"task": "crash-test", "image_size": 16}, flush_every=4) as writer:
     print("ready", flush=True)
     while True:
@@ -52,14 +61,17 @@ with DatasetWriter(path, env_args={"task": "crash-test", "image_size": 16}, flus
         commits += 1
 """
 
+CHILD_TIMEOUT_S = 30
 # (pause point or None, delay in s after the child reports it): random delays plus aimed kills
 KILLS = [(None, 0.15), ("mid-episode", 0.0), ("episode", 0.0), (None, 0.4), ("index", 0.0),
-         (None, 0.05), ("index", 0.0), (None, 0.25), ("mid-episode", 0.0)]
+         (None, 0.05), ("index-writing", 0.0), (None, 0.25), ("mid-episode", 0.0)]
 
 
 def run_and_kill(path, pause_at, delay, rng):
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), pause_at or "-"],
                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    watchdog = threading.Timer(CHILD_TIMEOUT_S, child.kill)  # a stuck child must fail the test, not hang it
+    watchdog.start()
     committed, lines = [], []
     wait_for = f"pausing {pause_at}" if pause_at else "ready"
     for line in child.stdout:
@@ -70,7 +82,9 @@ def run_and_kill(path, pause_at, delay, rng):
         if line == wait_for:
             break
     else:
-        pytest.fail(f"child exited early: {lines}")
+        watchdog.cancel()
+        pytest.fail(f"child exited or hung before {wait_for!r}: {lines[-5:]}")
+    watchdog.cancel()
     time.sleep(delay + rng.uniform(0, 0.05))
     child.send_signal(signal.SIGKILL)
     rest, _ = child.communicate()
@@ -100,8 +114,10 @@ def test_sigkill_never_loses_committed_episodes(tmp_path):
             for ep in ds:
                 with ep:
                     check_episode(ep)
-            if pause_at == "index":  # renamed but not yet linked: found by info, linked on the next append
+            if pause_at in ("index", "index-writing"):  # renamed but not yet linked: reported, linked on the next append
                 assert ds.unindexed
+            if pause_at == "index-writing":  # killed with the temporary index half written
+                assert path.with_name(f".{path.name}.tmp").exists()
     assert len(committed) >= sum(pause_at is not None for pause_at, _ in KILLS)  # aimed kills follow a commit
 
     episodes = path.with_name(path.name + ".episodes")
