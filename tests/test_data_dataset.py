@@ -101,6 +101,11 @@ def test_reader_is_lazy(tmp_path):
         assert isinstance(image, h5py.Dataset)  # not loaded: sliced on demand
         assert image.chunks == (1, 16, 16, 3) and image.compression == "lzf"
         assert image[10:12].shape == (2, 16, 16, 3)
+        # copying into a new dataset (what relabelling does) streams from the h5py dataset in slabs
+        with DatasetWriter(tmp_path / "copy.hdf5", env_args=ENV_ARGS) as writer:
+            writer.write_episode(obs={"image": image}, actions=ep.actions, extra={"reward_labels/x/reward": ep.rewards})
+    with Dataset(tmp_path / "copy.hdf5") as copy, Dataset(tmp_path / "d.hdf5") as ds:
+        np.testing.assert_array_equal(copy[0].obs["image"][()], ds[0].obs["image"][()])
 
 
 def test_append_continues_numbering_and_keeps_masks(tmp_path):

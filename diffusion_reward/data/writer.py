@@ -41,6 +41,7 @@ from .format import (
 
 IMAGE_CHUNK_NDIM = 2  # per-step arrays with at least this many dims are frames: one chunk per frame, compressed
 LOCK_ATTEMPTS = 20
+WRITE_SLAB = 256
 VECTOR_CHUNK_BYTES = 16 << 10  # small: HDF5 allocates whole chunks, and short episodes are common
 
 
@@ -265,7 +266,7 @@ class DatasetWriter:
                       extra_attrs: Mapping[str, Mapping[str, Any]] | None = None) -> str:
         """Write a whole episode from arrays with T rows each. `extra`: more per-step datasets by path,
         e.g. `{"reward_labels/entropy/reward": f32[T]}`; `extra_attrs`: attributes of groups by path."""
-        columns = {f"obs/{k}": np.asarray(v) for k, v in obs.items()}
+        columns = {f"obs/{k}": _rows(v) for k, v in obs.items()}
         if not columns:
             raise UserError("write_episode needs at least one observation key")
         steps = len(next(iter(columns.values())))
@@ -279,15 +280,15 @@ class DatasetWriter:
         for stream, values in (stamps or {}).items():
             columns[f"stamps/{stream}"] = np.asarray(values, np.float64)
         for path, values in (extra or {}).items():
-            columns[path] = np.asarray(values)
+            columns[path] = _rows(values)
         lengths = {k: len(v) for k, v in columns.items()}
         if len(set(lengths.values())) != 1:
             raise UserError("write_episode: arrays have different lengths: "
                             + ", ".join(f"{k}={n}" for k, n in lengths.items()))
         episode = self.begin_episode()
         try:
-            for start in range(0, steps, 256):  # bounded slabs: the arrays may be memory-mapped
-                episode.append({k: v[start:start + 256] for k, v in columns.items()})
+            for start in range(0, steps, WRITE_SLAB):  # bounded slabs: inputs may be h5py datasets or memmaps
+                episode.append({k: np.asarray(v[start:start + WRITE_SLAB]) for k, v in columns.items()})
             return self.end_episode(episode, success=success, attrs=attrs, extra_attrs=extra_attrs)
         except BaseException:
             if episode.is_open:
@@ -443,3 +444,8 @@ class DatasetWriter:
         self._require_lock()
         if episode is not self._open or not episode.is_open:
             raise UserError(f"{episode.name} is not the episode being recorded by this writer")
+
+
+def _rows(values: Any) -> Any:
+    """Per-step rows as given when they can be sliced lazily (h5py datasets, memmaps), else as an array."""
+    return values if isinstance(values, (h5py.Dataset, np.ndarray)) else np.asarray(values)
