@@ -1,0 +1,166 @@
+"""Safety envelope: no emitted command ever leaves it, whatever the policy outputs."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diffusion_reward.errors import UserError
+from diffusion_reward.safety import ALLEGRO_Q_MAX, ALLEGRO_Q_MIN, ArmCommand, SafeCommand, SafetyConfig, \
+    SafetyEnvelope, Stop
+
+NOW = 10**18
+FRESH = {"image": NOW - 10**7, "joint_states": NOW - 10**6}
+HOME = np.array([0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4])
+HAND_MID = (np.asarray(ALLEGRO_Q_MIN) + np.asarray(ALLEGRO_Q_MAX)) / 2
+
+finite = st.one_of(st.floats(-3, 3), st.floats(-3, 3), st.floats(-3, 3),
+                   st.floats(allow_nan=False, allow_infinity=False, width=64))  # incl. +-1e308
+poison = st.sampled_from([np.nan, np.inf, -np.inf])
+FIELDS = ("joint_positions", "gripper_width", "gripper_force", "gripper_speed", "hand_positions")
+
+
+def _command(values: st.SearchStrategy) -> st.SearchStrategy:
+    return st.builds(
+        ArmCommand,
+        joint_positions=st.one_of(st.lists(values, min_size=7, max_size=7),
+                                  st.lists(st.floats(-0.3, 0.3), min_size=7, max_size=7).map(lambda d: HOME + d)),
+        gripper_width=st.one_of(st.none(), values),
+        gripper_force=st.one_of(st.none(), values),
+        gripper_speed=st.one_of(st.none(), values),
+        hand_positions=st.one_of(st.none(), st.lists(values, min_size=16, max_size=16),
+                                 st.lists(st.floats(-0.2, 0.2), min_size=16, max_size=16).map(lambda d: HAND_MID + d)),
+    )
+
+
+@st.composite
+def _poisoned(draw):
+    """A policy output with NaN/inf in one place."""
+    command = draw(_command(finite))
+    name = draw(st.sampled_from(FIELDS))
+    value = draw(poison)
+    if name in ("joint_positions", "hand_positions"):
+        array = np.array(getattr(command, name) if getattr(command, name) is not None else HAND_MID, dtype=float)
+        array[draw(st.integers(0, len(array) - 1))] = value
+        value = array
+    setattr(command, name, value)
+    return command
+
+
+commands = st.one_of(_command(finite), _command(finite), _command(finite), _poisoned())
+measured_offsets = st.lists(st.floats(-0.25, 0.25), min_size=7, max_size=7)
+ages_ms = st.one_of(st.just(5.0), st.just(5.0), st.floats(-500, 500))
+
+
+def _assert_inside(envelope: SafetyEnvelope, out: SafeCommand, measured: np.ndarray, hand_ref: np.ndarray):
+    c = envelope.config
+    q = out.joint_positions
+    assert q.shape == (7,) and np.all(np.isfinite(q))
+    assert np.all(q >= np.minimum(envelope.q_low, measured) - 1e-12)
+    assert np.all(q <= np.maximum(envelope.q_high, measured) + 1e-12)
+    assert envelope.kinematics.within_limits(q)
+    assert np.all(np.abs(q - measured) <= envelope.joint_step + 1e-12)
+    assert np.all(np.abs(q - measured) <= c.max_joint_velocity * c.control_period_s + 1e-12)
+    tcp = envelope.kinematics.fk(q)[:3, 3]
+    np.testing.assert_allclose(out.tcp_position, tcp)
+    assert np.all(tcp >= envelope.box_low) and np.all(tcp <= envelope.box_high)
+    assert np.linalg.norm(tcp - envelope.kinematics.fk(measured)[:3, 3]) <= c.max_ee_speed * c.control_period_s + 1e-9
+    if out.gripper_width is not None:
+        assert 0.0 <= out.gripper_width <= c.gripper_max_width
+    if out.gripper_force is not None:
+        assert 0.0 <= out.gripper_force <= c.gripper_max_force
+    if out.gripper_speed is not None:
+        assert 0.0 < out.gripper_speed <= c.gripper_max_speed
+    if out.hand_positions is not None:
+        hand = out.hand_positions
+        assert np.all(np.isfinite(hand))
+        assert np.all(hand >= np.asarray(ALLEGRO_Q_MIN)) and np.all(hand <= np.asarray(ALLEGRO_Q_MAX))
+        assert np.all(np.abs(hand - hand_ref) <= c.hand_max_step + 1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(commands, measured_offsets, ages_ms), min_size=1, max_size=6))
+def test_no_emitted_command_leaves_the_envelope(sequence):
+    envelope = SafetyEnvelope(SafetyConfig())
+    hand_ref = HAND_MID
+    stopped_for_bad_input = False
+    for command, offset, age_ms in sequence:
+        measured = np.clip(HOME + np.asarray(offset), envelope.kinematics.q_min, envelope.kinematics.q_max)
+        stamps = {"image": NOW - int(age_ms * 1e6), "joint_states": NOW}
+        out = envelope.filter(command, NOW, stamps, measured, measured_hand=HAND_MID)
+        if stopped_for_bad_input:
+            assert isinstance(out, Stop), "a stop must latch until reset()"
+        if isinstance(out, Stop):
+            stopped_for_bad_input = True
+            np.testing.assert_array_equal(out.hold_positions, measured)
+            continue
+        _assert_inside(envelope, out, measured, hand_ref)
+        if out.hand_positions is not None:
+            hand_ref = out.hand_positions
+
+
+def test_non_finite_action_stops_and_latches_until_reset():
+    envelope = SafetyEnvelope()
+    good = ArmCommand(joint_positions=HOME + 0.01)
+    assert isinstance(envelope.filter(good, NOW, FRESH, HOME), SafeCommand)
+    stop = envelope.filter(ArmCommand(joint_positions=HOME, gripper_width=float("nan")), NOW, FRESH, HOME)
+    assert isinstance(stop, Stop) and "non-finite" in stop.reason
+    np.testing.assert_array_equal(stop.hold_positions, HOME)
+    again = envelope.filter(good, NOW, FRESH, HOME)
+    assert isinstance(again, Stop) and again.reason.startswith("latched: non-finite")
+    assert envelope.reset()
+    assert isinstance(envelope.filter(good, NOW, FRESH, HOME), SafeCommand)
+
+
+def test_estop_blocks_until_released_and_reset():
+    envelope = SafetyEnvelope()
+    command = ArmCommand(joint_positions=HOME)
+    envelope.engage_estop()
+    assert isinstance(envelope.filter(command, NOW, FRESH, HOME), Stop)
+    assert not envelope.reset()  # not while engaged
+    envelope.release_estop()
+    assert isinstance(envelope.filter(command, NOW, FRESH, HOME), Stop)  # still latched
+    assert envelope.reset()
+    assert isinstance(envelope.filter(command, NOW, FRESH, HOME), SafeCommand)
+
+
+@pytest.mark.parametrize("stamps, reason", [
+    ({"image": NOW - 3 * 10**8, "joint_states": NOW}, "image is stale"),
+    ({"joint_states": NOW}, "no image received"),
+    ({"image": NOW, "joint_states": NOW + 10**9}, "in the future"),
+])
+def test_watchdog_stops_on_stale_missing_or_future_observations(stamps, reason):
+    out = SafetyEnvelope().filter(ArmCommand(joint_positions=HOME), NOW, stamps, HOME)
+    assert isinstance(out, Stop) and reason in out.reason
+
+
+def test_large_steps_are_shortened_and_reported():
+    envelope = SafetyEnvelope()
+    out = envelope.filter(ArmCommand(joint_positions=HOME + 1.0, gripper_width=0.5, gripper_force=500.0),
+                          NOW, FRESH, HOME)
+    assert isinstance(out, SafeCommand)
+    assert np.max(np.abs(out.joint_positions - HOME)) <= envelope.joint_step + 1e-12
+    assert np.max(np.abs(out.joint_positions - HOME)) > 0  # it still moves toward the target
+    assert out.gripper_width == 0.08 and out.gripper_force == 40.0
+    assert {"joint_step", "gripper_width", "gripper_force"} <= set(out.clipped)
+
+
+def test_tcp_is_kept_inside_the_workspace_box():
+    config = SafetyConfig(workspace_max=(0.75, 0.35, 0.49))  # ceiling just above the ready pose (z = 0.487)
+    envelope = SafetyEnvelope(config)
+    up = HOME.copy()
+    up[3] += 0.05  # unbending the elbow raises the TCP
+    out = envelope.filter(ArmCommand(joint_positions=up), NOW, FRESH, HOME)
+    assert isinstance(out, SafeCommand) and "tcp_workspace_or_step" in out.clipped
+    assert out.tcp_position[2] <= 0.49
+    outside = SafetyEnvelope(SafetyConfig(workspace_max=(0.75, 0.35, 0.40)))
+    stop = outside.filter(ArmCommand(joint_positions=HOME), NOW, FRESH, HOME)
+    assert isinstance(stop, Stop) and "outside the workspace" in stop.reason
+
+
+def test_shadow_mode_marks_commands_and_bad_config_is_refused():
+    out = SafetyEnvelope(SafetyConfig(shadow_mode=True)).filter(ArmCommand(joint_positions=HOME), NOW, FRESH, HOME)
+    assert isinstance(out, SafeCommand) and out.shadow
+    with pytest.raises(UserError, match="workspace_min"):
+        SafetyEnvelope(SafetyConfig(workspace_min=(1.0, 0.0, 0.0), workspace_max=(0.5, 1.0, 1.0)))
+    with pytest.raises(UserError, match="max_joint_velocity"):
+        SafetyEnvelope(SafetyConfig(max_joint_velocity=float("nan")))
