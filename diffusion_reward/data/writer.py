@@ -62,7 +62,11 @@ class EpisodeStream:
         self._pending: dict[str, list[np.ndarray]] = {}
         self._pending_rows = 0
         self._datasets: dict[str, h5py.Dataset] = {}
-        self._file: h5py.File | None = h5py.File(partial_path, "w")
+        self.error: str | None = None  # set when a write failed; the episode can then only be discarded
+        try:
+            self._file: h5py.File | None = h5py.File(partial_path, "w")
+        except OSError as exc:
+            raise UserError(f"cannot create {partial_path}: {exc}") from None
 
     @property
     def is_open(self) -> bool:
@@ -99,14 +103,19 @@ class EpisodeStream:
             self.flush()
 
     def flush(self) -> None:
+        self._require_open()
         if not self._pending_rows:
             return
         start = self.num_samples
-        for path, parts in self._pending.items():
-            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            dataset = self._datasets.get(path) or self._create_dataset(path, rows)
-            dataset.resize(start + len(rows), axis=0)
-            dataset[start:] = rows
+        try:
+            for path, parts in self._pending.items():
+                rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                dataset = self._datasets.get(path) or self._create_dataset(path, rows)
+                dataset.resize(start + len(rows), axis=0)
+                dataset[start:] = rows
+        except OSError as exc:  # disk full, I/O error: this episode is lost, earlier ones are not
+            self.error = f"cannot write {self.partial_path}: {exc}"
+            raise UserError(self.error) from None
         self.num_samples += self._pending_rows
         self._pending = {}
         self._pending_rows = 0
@@ -171,6 +180,8 @@ class EpisodeStream:
     def _require_open(self) -> None:
         if self._file is None:
             raise UserError(f"{self.name} is already ended or discarded")
+        if self.error:
+            raise UserError(f"{self.name} failed to write ({self.error}); discard it")
 
     def _close(self) -> None:
         if self._file is not None:
@@ -365,7 +376,10 @@ class DatasetWriter:
 
     def _acquire_lock(self) -> None:
         """One writer per dataset. The kernel drops the lock when a writer dies, even by SIGKILL."""
-        self._lock_fd = os.open(self.episodes_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._lock_fd = os.open(self.episodes_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot write to {self.episodes_path}: {exc.strerror}") from None
         for _ in range(LOCK_ATTEMPTS):  # readers probe the lock for an instant (see Dataset.recording)
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
