@@ -174,7 +174,11 @@ class SafetyEnvelope:
         # a joint already inside the margin band may only move back toward the band
         q = _clip(target, np.minimum(self.q_low, measured), np.maximum(self.q_high, measured), "joint_limits",
                   clipped)
-        q = _clip(q, measured - self.joint_step, measured + self.joint_step, "joint_step", clipped)
+        largest = float(np.max(np.abs(q - measured)))
+        if largest > self.joint_step:  # shorten the whole step: clipping joints one by one bends the TCP path
+            q = measured + (q - measured) * (self.joint_step / largest)
+            q = np.clip(q, measured - self.joint_step, measured + self.joint_step)  # rounding
+            clipped.append("joint_step")
         q, tcp = self._keep_tcp_inside(measured, tcp_now, q, clipped)
         hand = None
         if command.hand_positions is not None:

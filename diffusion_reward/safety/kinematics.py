@@ -7,6 +7,7 @@ Frames: base = `fr3_link0`; flange = `fr3_link8` (d = 0.107 m after joint 7); TC
     kin = FrankaKinematics(FR3)
     pose = kin.fk(q)                                  # f64[4,4] base -> TCP
     result = kin.ik(pose, q_start)                    # damped least squares, joint limits respected
+    result = kin.step_tcp(q, [0.01, 0, 0])            # move the TCP 1 cm along x, same orientation
     result.q, result.success, result.position_error, result.rotation_error
 """
 from __future__ import annotations
@@ -144,6 +145,16 @@ class FrankaKinematics:
                 return result
             q0 = rng.uniform(self.q_min, self.q_max)
         return best
+
+    def step_tcp(self, q: np.ndarray, delta_xyz: np.ndarray, orientation: np.ndarray | None = None) -> IKResult:
+        """Joints that move the TCP by `delta_xyz` (base frame, m) from joints `q`, holding `orientation`
+        (3x3; default: the current one). Starts from `q`, so small steps converge in a few iterations."""
+        q = np.asarray(q, dtype=np.float64)
+        target = self.fk(q)
+        target[:3, 3] += np.asarray(delta_xyz, dtype=np.float64)
+        if orientation is not None:
+            target[:3, :3] = orientation
+        return self.ik(target, q)
 
     def _solve(self, target, q, position_only, max_iterations, damping, position_tolerance, rotation_tolerance):
         rows = slice(0, 3) if position_only else slice(0, 6)
