@@ -4,7 +4,8 @@
 
 Renders one expert episode once (MuJoCo), then writes `--episodes` copies of it step by step through
 `DatasetWriter` for each compression, and reads every image back through `Dataset`. Prints a table:
-steps/s written (incl. the per-episode fsync + rename + index rewrite), MB on disk, steps/s read.
+steps/s written (incl. the per-episode fsync + rename + index rewrite), MB on disk, steps/s read; then
+the end_episode (commit) latency as the dataset grows.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def render_episode(task: str, steps: int, seed: int) -> dict[str, np.ndarray]:
         obs, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:  # keep rendering real frames until `steps` are collected
             obs = env.reset(seed=seed + len(images))
+    env.close()
     return {"image": np.stack(images), "state": np.stack(states), "actions": np.stack(actions)}
 
 
@@ -60,6 +62,22 @@ def bench(episode: dict[str, np.ndarray], episodes: int, compression: str | None
             "read steps/s": total / read_s}
 
 
+def commit_latency(folder: Path, sizes: list[int]) -> list[tuple[int, float]]:
+    """end_episode time (fsync, rename, index rewrite) as the dataset grows: the index is O(episodes)."""
+    from diffusion_reward.data import DatasetWriter
+
+    rows = []
+    with DatasetWriter(folder / "commit.hdf5", env_args={"task": "bench", "image_size": 8}) as writer:
+        for count in range(1, max(sizes) + 1):
+            stream = writer.begin_episode()
+            stream.add_step(obs={"image": np.zeros((8, 8, 3), np.uint8)})
+            start = time.perf_counter()
+            writer.end_episode(stream)
+            if count in sizes:
+                rows.append((count, (time.perf_counter() - start) * 1e3))
+    return rows
+
+
 def _dataset_mb(path: Path) -> float:
     files = [path, *path.with_name(path.name + ".episodes").glob("*.h5")]
     return sum(p.stat().st_size for p in files) / 1e6
@@ -71,19 +89,27 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--commit-sizes", default="10,100,1000",
+                        help="dataset sizes (episodes) at which to time end_episode")
     args = parser.parse_args()
 
     episode = render_episode(args.task, args.steps, args.seed)
     raw_mb = episode["image"].nbytes * args.episodes / 1e6
     rows = []
+    sizes = sorted(int(n) for n in args.commit_sizes.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         for compression in ("lzf", "gzip", None):
             rows.append(bench(episode, args.episodes, compression, Path(tmp)))
+        latencies = commit_latency(Path(tmp), sizes)
     print(f"{args.episodes} episodes x {args.steps} steps of {args.task} 64x64 frames "
           f"(raw images {raw_mb:.1f} MB); gzip = level 1")
     print(f"{'compression':<12} {'write steps/s':>14} {'MB on disk':>11} {'read steps/s':>13}")
     for row in rows:
         print(f"{row['compression']:<12} {row['write steps/s']:>14.0f} {row['MB']:>11.2f} {row['read steps/s']:>13.0f}")
+    print()
+    print(f"{'episodes in dataset':<20} {'end_episode ms':>15}")
+    for count, ms in latencies:
+        print(f"{count:<20} {ms:>15.1f}")
 
 
 if __name__ == "__main__":
