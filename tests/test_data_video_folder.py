@@ -1,8 +1,11 @@
 """The authors' PNG video folders: layout levels, numeric order, RGB, filters and errors."""
+import json
+
 import cv2
 import numpy as np
 import pytest
 
+from diffusion_reward.cli import main
 from diffusion_reward.data.video_folder import read_video_folder
 from diffusion_reward.errors import UserError
 
@@ -68,3 +71,14 @@ def test_frame_size_change_inside_an_episode_is_refused(video_dataset):
     cv2.imwrite(str(episode / "3.png"), np.zeros((16, 16, 3), np.uint8))
     with pytest.raises(UserError, match="3.png is 16x16 but the episode's first frame is 8x8"):
         list(read_video_folder(episode.parents[2]))
+
+
+def test_info_summarises_a_video_folder(video_dataset, capsys):
+    assert main(["info", str(video_dataset / "metaworld"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["episodes"] == 5 and summary["frames"] == 4 * 12 + 3 and summary["image_size"] == [8, 8]
+    assert summary["tasks"] == {"metaworld/button-press-v2": 4, "metaworld/door-open-v2": 1}
+    assert main(["info", str(video_dataset), "--split", "test"]) == 0
+    assert "button-press-v2: 1 episodes" in capsys.readouterr().out
+    assert main(["info", str(video_dataset), "--split", "valid"]) == 2
+    assert capsys.readouterr().err.startswith("error: no episodes for split 'valid'")

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="dataset file (ours or any robomimic-layout HDF5)")
+    parser.add_argument("path", help="dataset file (ours or any robomimic-layout HDF5), or a folder of "
+                                     "the authors' PNG videos (<domain>/<task>/<split>/<episode>/<i>.png)")
+    parser.add_argument("--split", default="train", help="split to count in a PNG video folder")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--verify", action="store_true",
                         help="read every episode fully; exit 2 naming the first inconsistency")
@@ -18,12 +21,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data import Dataset
 
+    if Path(args.path).is_dir():
+        return _video_folder(args)
     with Dataset(args.path) as dataset:
         summary = dataset.verify() if args.verify else dataset.summary()
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return 0
     Console().print(_table(summary, verified=args.verify))
+    return 0
+
+
+def _video_folder(args: argparse.Namespace) -> int:
+    from ..data.video_folder import read_video_folder
+
+    summary = {"path": args.path, **read_video_folder(args.path, split=args.split).summary()}
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return 0
+    table = Table(title=f"{args.path} (PNG video folder)", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key in ("split", "episodes", "frames", "image_size"):
+        table.add_row(key.replace("_", " "), str(summary[key]))
+    table.add_row("tasks", "\n".join(f"{task}: {n} episodes" for task, n in summary["tasks"].items()))
+    Console().print(table)
     return 0
 
 

@@ -52,6 +52,17 @@ class VideoFolder:
     def tasks(self) -> list[str]:
         return sorted({ref.task for ref in self.refs})
 
+    def summary(self) -> dict:
+        """Counts from the file listing; reads one frame for the image size."""
+        frames, per_task = 0, {}
+        for ref in self.refs:
+            frames += sum(1 for _ in ref.path.glob("*.png"))
+            key = f"{ref.domain}/{ref.task}"
+            per_task[key] = per_task.get(key, 0) + 1
+        first = cv2.imread(str(next(self.refs[0].path.glob("*.png"))), cv2.IMREAD_COLOR)
+        return {"kind": "video_folder", "split": self.refs[0].split, "episodes": len(self.refs), "frames": frames,
+                "tasks": per_task, "image_size": list(first.shape[:2]) if first is not None else None}
+
 
 def read_video_folder(root: str | os.PathLike, split: str = "train", task: str | None = None) -> VideoFolder:
     root = Path(root)
