@@ -68,6 +68,8 @@ def _table(summary: dict, verified: bool) -> Table:
         "masks": ", ".join(f"{k} ({n})" for k, n in summary["masks"].items()) or "-",
         "interrupted": "\n".join(summary["interrupted"]) or "none",
     }
+    if summary["recording"]:
+        rows["recording"] = "a writer has this dataset open now"
     if summary["unindexed"]:
         rows["not yet indexed"] = ", ".join(summary["unindexed"]) + " (linked on the next append)"
     if verified:
