@@ -6,7 +6,9 @@ whose output exists is skipped, so an interrupted study resumes where it stopped
 1. reward model (unless --reward-model): collect expert videos -> train-reward -> stats (entropy, likelihood)
 2. a teleop-like dataset on button-press-topdown-v3 (`--mix`, default 10 expert + 10 with epsilon 0.5 +
    10 with epsilon 0.9 episodes; epsilon = probability of a uniformly random action per step, so the 0.9
-   group mostly fails within the time limit)
+   group mostly fails within the 100-step time limit). Like a teleoperator, collection stops an episode at
+   its first success (terminal); failures run to the time limit (timeout). Expert videos for the reward
+   model stop at success too (the paper's videos are short).
 3. label it two ways with relabel: entropy (Diffusion Reward) and likelihood (VIPER-style); the sparse
    baseline uses the dataset's own success rewards
 4. train the same algorithm with the same budget for every reward and seed:
@@ -100,7 +102,7 @@ def reward_model(args, w: Path) -> Path:
         return args.reward_model
     expert, model = w / "expert.hdf5", w / "reward_model.safetensors"
     stage(w, "expert", expert, "collect", "--task", TASK, "--episodes", str(args.expert_episodes),
-          "--epsilon", "0", "--seed", "0", "--out", str(expert))
+          "--epsilon", "0", "--seed", "0", "--stop-on-success", "--out", str(expert))
     steps = [] if args.reward_steps is None else ["--codec-steps", str(args.reward_steps),
                                                   "--video-steps", str(args.reward_steps)]
     stage(w, "train_reward", model, "train-reward", "--data", str(expert), "--preset", args.reward_preset,
@@ -118,7 +120,7 @@ def dataset(args, w: Path) -> Path:
         # the groups append to one dataset (an interrupted group re-runs and appends again); collect seeds
         # 1000, 2000, ... keep the groups' layouts distinct
         stage(w, f"teleop_group{i}", None, "collect", "--task", TASK, "--episodes", episodes,
-              "--epsilon", epsilon, "--seed", str(1000 * (i + 1)), "--out", str(data))
+              "--epsilon", epsilon, "--seed", str(1000 * (i + 1)), "--stop-on-success", "--out", str(data))
     return data
 
 
