@@ -363,3 +363,14 @@ def test_episode_committed_but_not_indexed_is_recovered_on_append(tmp_path):
     with Dataset(path) as ds:
         assert ds.episode_names == ["demo_0", "demo_1", "demo_2"] and ds.unindexed == []
         assert ds.verify()["frames"] == 18
+
+
+def test_append_refused_when_index_was_moved_without_its_folder(tmp_path):
+    with DatasetWriter(tmp_path / "d.hdf5", env_args=ENV_ARGS) as writer:
+        writer.write_episode(**make_episode(np.random.default_rng(11)))
+    moved = tmp_path / "elsewhere" / "d.hdf5"
+    moved.parent.mkdir()
+    moved.write_bytes((tmp_path / "d.hdf5").read_bytes())
+    with pytest.raises(UserError, match="links 1 episode\\(s\\) missing .*demo_0; was the index moved"):
+        DatasetWriter(moved)
+    assert not (tmp_path / "elsewhere" / "d.hdf5.episodes").exists()  # nothing created or rewritten

@@ -210,6 +210,7 @@ class DatasetWriter:
         self._open: EpisodeStream | None = None
         self._episodes: dict[str, tuple[int, bool]] = {}  # name -> (num_samples, success)
         self._masks: dict[str, list[str]] = {}
+        self._linked: set[str] = set()  # episodes the index on disk links when this writer opened
         self.interrupted: list[Path] = []  # partial episodes moved aside when this writer opened
         self.recovered: list[str] = []  # committed episodes that a crash had left out of the index
 
@@ -371,6 +372,11 @@ class DatasetWriter:
             existing = decode_attr(f["data"].attrs.get("env_args", "{}"))
             if "mask" in f:
                 self._masks = {k: [decode_attr(n) for n in v[()]] for k, v in f["mask"].items() if k != "success"}
+            self._linked = set(f["data"].keys())
+        missing = sort_demo_names(n for n in self._linked if not (self.episodes_path / f"{n}.h5").exists())
+        if missing:
+            raise UserError(f"{self.path} links {len(missing)} episode(s) missing from {self.episodes_path} "
+                            f"(e.g. {missing[0]}; was the index moved without its folder?); refusing to append")
         check_env_args_compatible(existing, dict(env_args or {}), self.path)
         return existing
 
@@ -394,7 +400,6 @@ class DatasetWriter:
         """Move partial episodes aside and (re)index every committed episode file on disk."""
         for partial in sorted(self.episodes_path.glob(f"demo_*{PARTIAL_SUFFIX}")):
             self.interrupted.append(self._move_aside(partial))
-        linked = self._linked_names()
         for episode_file in self.episodes_path.glob("demo_*.h5"):
             name = episode_file.stem
             try:
@@ -403,15 +408,9 @@ class DatasetWriter:
             except (OSError, KeyError):  # cannot happen for files we committed; keep it for forensics
                 self.interrupted.append(self._move_aside(episode_file))
                 continue
-            if name not in linked:
+            if name not in self._linked:
                 self.recovered.append(name)
         self._masks = {k: [n for n in v if n in self._episodes] for k, v in self._masks.items()}
-
-    def _linked_names(self) -> set[str]:
-        if not self.path.exists():
-            return set()
-        with h5py.File(self.path, "r") as f:
-            return set(f["data"].keys())
 
     def _move_aside(self, path: Path) -> Path:
         folder = self.episodes_path / INTERRUPTED_DIR
