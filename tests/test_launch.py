@@ -11,6 +11,7 @@ from diffusion_reward.errors import UserError
 from diffusion_reward.nodes.camera import CameraParams
 from diffusion_reward.nodes.episode_recorder import EpisodeRecorderParams
 from diffusion_reward.nodes.params import describe_params, launch_node_parameters, parse_launch_values
+from diffusion_reward.nodes.policy_runner import PolicyRunnerParams
 from diffusion_reward.nodes.reward_labeller import RewardLabellerParams
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,22 +57,36 @@ def test_launch_files_compile_and_describe_every_argument(path):
         assert _keyword(call, "default_value") is not None and _keyword(call, "description") is not None, name
 
 
+def _renamed(path: Path) -> dict[str, str]:
+    """The launch file's RENAMED = {parameter: launch argument} (where two nodes use a name differently)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "RENAMED":
+            return ast.literal_eval(node.value)
+    return {}
+
+
 @pytest.mark.parametrize("launch_file,params_classes", [
     ("label.launch.py", [RewardLabellerParams, CameraParams]),
     ("record.launch.py", [EpisodeRecorderParams]),
+    ("deploy.launch.py", [PolicyRunnerParams]),
 ])
 def test_every_node_parameter_is_a_launch_argument(launch_file, params_classes):
     declared = set(declared_arguments(LAUNCH / launch_file))
     if launch_file != "label.launch.py":  # includes label.launch.py and shares its arguments
         declared |= set(declared_arguments(LAUNCH / "label.launch.py"))
+    renamed = _renamed(LAUNCH / launch_file)
+    assert set(renamed.values()) <= declared
     for params_cls in params_classes:
-        assert _field_names(params_cls) <= declared, params_cls.__name__
+        expected = {renamed.get(name, name) for name in _field_names(params_cls)}
+        assert expected <= declared, (params_cls.__name__, expected - declared)
 
 
 def test_launch_files_start_installed_executables_with_installed_params_files():
+    setup = ast.parse(SETUP.read_text())
     executables = set(ast.literal_eval(next(
-        n.value for n in ast.walk(ast.parse(SETUP.read_text()))
-        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "EXECUTABLES")))
+        n.value for n in ast.walk(setup) if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "EXECUTABLES")))
+    executables |= {n.values[0].value.split(" = ")[0] for n in ast.walk(setup)  # f"name = {PACKAGE}.module:main"
+                    if isinstance(n, ast.JoinedStr) and isinstance(n.values[0], ast.Constant) and " = " in n.values[0].value}
     configs = {p.name for p in CONFIG.glob("*.yaml")}
     for path in LAUNCH.glob("*.launch.py"):
         for call in _calls(path, "Node"):
@@ -105,6 +120,11 @@ def test_launch_values_become_typed_parameters():
     configurations = {"use_sim_time": "true", "labeller_params_file": "/share/labeller.yaml", "seed": "7"}
     assert launch_node_parameters(RewardLabellerParams, configurations, "labeller_params_file") == [
         "/share/labeller.yaml", {"seed": 7, "use_sim_time": True}]
+    # the policy runner's gripper_topic (a command output) is set by deploy's gripper_command_topic, so the
+    # recorder's gripper_topic (the gripper's joint state) can share the launch
+    configurations = {"gripper_topic": "/franka_gripper/joint_states", "gripper_command_topic": "/grip"}
+    assert launch_node_parameters(PolicyRunnerParams, configurations, "x", renamed={
+        "gripper_topic": "gripper_command_topic"})[-1]["gripper_topic"] == "/grip"
 
 
 def test_descriptions_come_from_the_parameter_dataclasses():

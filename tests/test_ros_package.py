@@ -12,6 +12,7 @@ from diffusion_reward.nodes import NODES
 from diffusion_reward.nodes.camera import CameraParams
 from diffusion_reward.nodes.episode_recorder import EpisodeRecorderParams
 from diffusion_reward.nodes.params import load_parameter_file
+from diffusion_reward.nodes.policy_runner import PolicyRunnerParams
 from diffusion_reward.nodes.reward_labeller import RewardLabellerParams
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,12 +63,13 @@ def test_executables_are_the_node_registry():
 
 def test_ament_module_ships_no_copy_of_the_core():
     files = {p.name for p in (PKG / "diffusion_reward_ros").glob("*.py")}
-    assert files == {"__init__.py", "main.py", "rclpy_transport.py"}
+    assert files == {"__init__.py", "main.py", "rclpy_transport.py", "franka_gripper.py"}
     assert not (PKG / "diffusion_reward").exists()
 
 
 @pytest.mark.parametrize("node,params_cls", [
-    ("reward_labeller", RewardLabellerParams), ("episode_recorder", EpisodeRecorderParams), ("camera", CameraParams)])
+    ("reward_labeller", RewardLabellerParams), ("episode_recorder", EpisodeRecorderParams), ("camera", CameraParams),
+    ("policy_runner", PolicyRunnerParams)])
 def test_config_files_set_only_declared_parameters_with_the_right_types(node, params_cls):
     values = load_parameter_file(PKG / "config" / f"{node}.yaml", node)
     defaults = vars(params_cls())
@@ -108,7 +110,7 @@ def test_colcon_build_installs_launch_config_and_executables(colcon_builds, mode
     assert (install / "diffusion_reward_ros" / "share" / "ament_index" / "resource_index" / "packages" /
             "diffusion_reward_ros").is_file()
     lib = install / "diffusion_reward_ros" / "lib" / "diffusion_reward_ros"
-    assert sorted(p.name for p in lib.iterdir()) == sorted(NODES)
+    assert sorted(p.name for p in lib.iterdir()) == sorted([*NODES, "franka_gripper_bridge"])
     site = next((install / "diffusion_reward_ros" / "lib").glob("python3*/site-packages"))
     assert not (site / "diffusion_reward").exists()  # the core comes from the pip-installed library
 

@@ -102,10 +102,15 @@ def parse_launch_values(params_cls: type, values: dict[str, str]) -> dict[str, A
     return typed
 
 
-def launch_node_parameters(params_cls: type, configurations: dict[str, str], params_file_arg: str) -> list:
+def launch_node_parameters(params_cls: type, configurations: dict[str, str], params_file_arg: str,
+                           renamed: dict[str, str] | None = None) -> list:
     """`parameters=` of a launch_ros Node: its parameter file (the launch argument `params_file_arg`), then
-    typed overrides for the launch arguments that were set, and `use_sim_time`."""
-    overrides = parse_launch_values(params_cls, dict(configurations))
+    typed overrides for the launch arguments that were set, and `use_sim_time`. `renamed` maps a parameter
+    to the launch argument that sets it, where two nodes of one launch use the name differently."""
+    values = dict(configurations)
+    for param, argument in (renamed or {}).items():
+        values[param] = configurations.get(argument, "")
+    overrides = parse_launch_values(params_cls, values)
     overrides["use_sim_time"] = configurations.get("use_sim_time", "false").lower() == "true"
     files = [configurations[params_file_arg]] if configurations.get(params_file_arg) else []
     return files + [overrides]

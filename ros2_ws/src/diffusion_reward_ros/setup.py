@@ -6,7 +6,8 @@ from glob import glob
 from setuptools import setup
 
 PACKAGE = "diffusion_reward_ros"
-# Must match diffusion_reward.nodes.NODES (checked by tests/test_ros_package.py).
+# The nodes of diffusion_reward.nodes.NODES (checked by tests/test_ros_package.py), plus the rclpy-only
+# franka_gripper_bridge (franka_gripper actions have no place in the transport-agnostic nodes).
 EXECUTABLES = ["reward_labeller", "episode_recorder", "camera", "policy_runner", "sim_bridge"]
 
 setup(
@@ -27,5 +28,6 @@ setup(
     description="Diffusion Reward ROS 2 nodes: reward labeller, episode recorder, camera, policy runner, sim bridge",
     license="MIT",
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": [f"{name} = {PACKAGE}.main:{name}" for name in EXECUTABLES]},
+    entry_points={"console_scripts": [f"{name} = {PACKAGE}.main:{name}" for name in EXECUTABLES]
+                  + [f"franka_gripper_bridge = {PACKAGE}.franka_gripper:main"]},
 )

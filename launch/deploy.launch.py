@@ -1,0 +1,87 @@
+"""Deploy a trained policy on the arm: camera + policy runner (safety envelope inside), labeller optional.
+
+    ros2 launch diffusion_reward_ros deploy.launch.py policy_path:=/policies/button/export
+    ros2 topic pub --once /policy_runner/reset std_msgs/msg/Empty      # arm it (it starts disarmed)
+    ros2 topic pub --once /policy_runner/estop std_msgs/msg/Bool "{data: true}"   # software e-stop
+
+Takes every argument of label.launch.py (camera:=auto|realsense|ours|none; labeller:=true also scores
+the run live) plus the policy runner's. The runner's gripper command topic is the launch argument
+`gripper_command_topic` (the recorder's `gripper_topic` is the gripper's joint state). With franka_msgs
+installed, franka_gripper:=auto (default) also starts `franka_gripper_bridge`, which turns the runner's
+gripper commands into franka_gripper Move/Grasp action goals.
+"""
+import os
+
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch_ros.actions import Node
+
+from diffusion_reward.nodes.params import describe_params, launch_node_parameters
+from diffusion_reward.nodes.policy_runner import PolicyRunnerParams
+
+PACKAGE = "diffusion_reward_ros"
+SHARE = get_package_share_directory(PACKAGE)
+POLICY = describe_params(PolicyRunnerParams)
+RENAMED = {"gripper_topic": "gripper_command_topic"}
+
+
+def policy_actions(context):
+    configurations = context.launch_configurations
+    actions = [Node(package=PACKAGE, executable="policy_runner", name="policy_runner", output="screen",
+                    parameters=launch_node_parameters(PolicyRunnerParams, configurations, "policy_params_file",
+                                                      renamed=RENAMED))]
+    choice = configurations["franka_gripper"]
+    if choice == "auto":
+        try:
+            get_package_share_directory("franka_msgs")
+            choice = "true"
+        except PackageNotFoundError:
+            choice = "false"
+    command_topic = configurations.get("gripper_command_topic") or PolicyRunnerParams.gripper_topic
+    if choice == "true" and command_topic.lower() != "none":
+        actions.append(Node(package=PACKAGE, executable="franka_gripper_bridge", name="franka_gripper_bridge",
+                            output="screen", parameters=[{
+                                "command_topic": command_topic.replace("~", "/policy_runner", 1),
+                                "gripper_namespace": configurations["gripper_namespace"]}]))
+    return actions
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        DeclareLaunchArgument("labeller", default_value="false", description="also score the run live"),
+        DeclareLaunchArgument("franka_gripper", default_value="auto",
+                              description="auto | true | false: bridge gripper commands to franka_gripper actions"),
+        DeclareLaunchArgument("gripper_namespace", default_value="/franka_gripper",
+                              description="franka_gripper node (v0.x/v1.x: /fr3_gripper)"),
+        DeclareLaunchArgument("policy_params_file", default_value=os.path.join(SHARE, "config", "policy_runner.yaml"),
+                              description="policy runner parameter file"),
+        DeclareLaunchArgument("policy_path", default_value="", description=POLICY["policy_path"]),
+        DeclareLaunchArgument("rate_hz", default_value="", description=POLICY["rate_hz"]),
+        DeclareLaunchArgument("state_topic", default_value="", description=POLICY["state_topic"]),
+        DeclareLaunchArgument("arm", default_value="", description=POLICY["arm"]),
+        DeclareLaunchArgument("joint_names", default_value="", description=POLICY["joint_names"]),
+        DeclareLaunchArgument("state_fields", default_value="", description=POLICY["state_fields"]),
+        DeclareLaunchArgument("trajectory_topic", default_value="", description=POLICY["trajectory_topic"]),
+        DeclareLaunchArgument("trajectory_horizon_s", default_value="", description=POLICY["trajectory_horizon_s"]),
+        DeclareLaunchArgument("action_scale_m", default_value="", description=POLICY["action_scale_m"]),
+        DeclareLaunchArgument("action_yaw_deg", default_value="", description=POLICY["action_yaw_deg"]),
+        DeclareLaunchArgument("grip_threshold", default_value="", description=POLICY["grip_threshold"]),
+        DeclareLaunchArgument("grip_hysteresis", default_value="", description=POLICY["grip_hysteresis"]),
+        DeclareLaunchArgument("gripper_command_topic", default_value="", description=POLICY["gripper_topic"]),
+        DeclareLaunchArgument("gripper_open_width", default_value="", description=POLICY["gripper_open_width"]),
+        DeclareLaunchArgument("gripper_force", default_value="", description=POLICY["gripper_force"]),
+        DeclareLaunchArgument("gripper_speed", default_value="", description=POLICY["gripper_speed"]),
+        DeclareLaunchArgument("hand_topic", default_value="", description=POLICY["hand_topic"]),
+        DeclareLaunchArgument("hand_state_topic", default_value="", description=POLICY["hand_state_topic"]),
+        DeclareLaunchArgument("shadow_mode", default_value="", description=POLICY["shadow_mode"]),
+        DeclareLaunchArgument("max_observation_age_s", default_value="", description=POLICY["max_observation_age_s"]),
+        DeclareLaunchArgument("max_joint_velocity", default_value="", description=POLICY["max_joint_velocity"]),
+        DeclareLaunchArgument("max_ee_speed", default_value="", description=POLICY["max_ee_speed"]),
+        DeclareLaunchArgument("workspace_min", default_value="", description=POLICY["workspace_min"]),
+        DeclareLaunchArgument("workspace_max", default_value="", description=POLICY["workspace_max"]),
+        DeclareLaunchArgument("gripper_max_force", default_value="", description=POLICY["gripper_max_force"]),
+        IncludeLaunchDescription(PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "label.launch.py"))),
+        OpaqueFunction(function=policy_actions),
+    ])
