@@ -1,9 +1,13 @@
 """Episode dataset: writer/reader round trip, append, lazy reading, robomimic files, bad input, verify."""
 import json
+import tempfile
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from diffusion_reward.data import FORMAT_VERSION, Dataset, DatasetWriter
 from diffusion_reward.errors import UserError
@@ -374,3 +378,22 @@ def test_append_refused_when_index_was_moved_without_its_folder(tmp_path):
     with pytest.raises(UserError, match="links 1 episode\\(s\\) missing .*demo_0; was the index moved"):
         DatasetWriter(moved)
     assert not (tmp_path / "elsewhere" / "d.hdf5.episodes").exists()  # nothing created or rewritten
+
+
+@settings(max_examples=15, deadline=None)
+@given(lengths=st.lists(st.integers(1, 40), min_size=1, max_size=3), flush_every=st.integers(1, 9),
+       seed=st.integers(0, 2**16))
+def test_round_trip_any_lengths_and_flush_sizes(lengths, flush_every, seed):
+    """Buffer flushes at every possible boundary keep rows in order."""
+    rng = np.random.default_rng(seed)
+    episodes = [make_episode(rng, steps=n) for n in lengths]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "d.hdf5"
+        with DatasetWriter(path, env_args=ENV_ARGS, flush_every=flush_every) as writer:
+            for episode in episodes:
+                record(writer, episode, success=False)
+        with Dataset(path) as ds:
+            assert ds.verify()["frames"] == sum(lengths)
+            for ep, expected in zip(ds, episodes):
+                with ep:
+                    assert_episode_equal(ep, expected)
