@@ -49,13 +49,14 @@ class Checkpoints:
 
 
 class EMA:
-    """Exponential moving average of a module's state (floating tensors averaged, the rest copied).
+    """Exponential moving average of a module's parameters; buffers (noise schedule, statistics) are copied.
 
     The decay ramps up as min(decay, (1 + n) / (10 + n)) so short runs are not dominated by the init.
     """
 
     def __init__(self, module: nn.Module, decay: float):
         self.decay, self.updates = decay, 0
+        self.averaged = {name for name, p in module.named_parameters() if p.dtype.is_floating_point}
         self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     @torch.no_grad()
@@ -63,7 +64,7 @@ class EMA:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for k, v in module.state_dict().items():
-            if v.dtype.is_floating_point:
+            if k in self.averaged:
                 self.state[k].lerp_(v.detach(), 1.0 - decay)
             else:
                 self.state[k].copy_(v)

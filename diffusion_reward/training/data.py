@@ -103,12 +103,11 @@ class FrameSampler:
 def context_indices(target: int, context_frames: int, frame_skip: int) -> list[int]:
     """Frames conditioning the prediction of frame `target`, oldest first.
 
-    Same rule as reward time: history before the episode start is replaced by the oldest frame that
-    exists in the window, so the first rows train on (f0, f0) -> f1 exactly as they are scored.
+    Same rule as the scorer's row layout: a window that would reach before the episode start is the
+    latest context frame repeated, so the first rows train on (f0, f0) -> f1 exactly as they are scored.
     """
     idx = [target - j * frame_skip for j in range(context_frames, 0, -1)]
-    first = min(i for i in idx if i >= 0)
-    return [i if i >= 0 else first for i in idx]
+    return [target - frame_skip] * context_frames if idx[0] < 0 else idx
 
 
 class WindowSampler:

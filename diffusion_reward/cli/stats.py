@@ -1,0 +1,47 @@
+"""`diffusion-reward stats`: standardisation statistics over expert episodes, stored in the model file."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="reward model file")
+    p.add_argument("--data", required=True, metavar="EXPERT_DATA",
+                   help="HDF5 dataset (successful episodes are used) or authors' PNG video folder")
+    p.add_argument("--task", help="task name (default: the dataset's task, if it holds only one)")
+    p.add_argument("--reward-type", choices=("entropy", "likelihood"), default="entropy")
+    p.add_argument("--skip-step", type=int, default=9)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", metavar="NEW_MODEL", help="write the model with its new statistics here")
+    out.add_argument("--in-place", action="store_true", help="update --model itself")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models import RewardModel
+    from ..reward.stats import compute_stats, store_stats
+    from ..training.data import load_episodes
+
+    if args.out and Path(args.out).resolve() == Path(args.model).resolve():
+        raise UserError("--out is the model itself; pass --in-place to update it.")
+    model = RewardModel.load(args.model)
+    episodes, provenance = load_episodes([args.data], model.image_size)
+    tasks = sorted({e.task for e in episodes})
+    task = args.task or (tasks[0] if len(tasks) == 1 else None)
+    if task is None:
+        raise UserError(f"{args.data} holds several tasks ({', '.join(tasks)}); choose one with --task.")
+    if task not in tasks:
+        raise UserError(f"{args.data} has no expert episodes of task {task!r} (it has: {', '.join(tasks)}).")
+    stats = compute_stats(model, [e.frames for e in episodes if e.task == task], task, args.reward_type,
+                          args.skip_step, args.num_samples, args.seed, args.progress)
+    store_stats(model, stats, source=f"{args.data} sha256:{provenance[0]['sha256']} episodes:{stats.episodes} "
+                                     f"frames:{stats.frames} seed:{args.seed}")
+    out = model.save(args.model if args.in_place else args.out)
+    print(f"{task} {stats.reward_type} skip {stats.skip_step} n {stats.num_samples}: mean {stats.mean:.4f} "
+          f"std {stats.std:.4f} over {stats.frames} frames of {stats.episodes} episodes -> {out}")
+    return 0

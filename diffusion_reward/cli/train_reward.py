@@ -1,0 +1,52 @@
+"""`diffusion-reward train-reward`: train the reward model (codec, then video model) on expert videos.
+
+Multi-GPU / multi-node: launch the same command with torchrun, e.g.
+    torchrun --nproc_per_node 4 -m diffusion_reward train-reward --data expert.h5 --preset small --out m.safetensors --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..training import PRESET_DEFAULTS, TrainConfig
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", action="append", required=True, metavar="DATASET_OR_VIDEO_DIR",
+                   help="HDF5 dataset or authors' PNG video folder; repeat for several tasks")
+    p.add_argument("--preset", default="tiny", help=f"model preset: {', '.join(PRESET_DEFAULTS)} (default tiny)")
+    p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
+    p.add_argument("--codec-steps", type=int, help="codec training steps (default: per preset)")
+    p.add_argument("--video-steps", type=int, help="video-model training steps (default: per preset)")
+    p.add_argument("--batch-size", type=int, help="video-model windows per step over all ranks (default: per preset)")
+    p.add_argument("--codec-batch-size", type=int, help="codec frames per step over all ranks (default: per preset)")
+    p.add_argument("--lr", type=float, help="video-model peak learning rate (default: per preset)")
+    p.add_argument("--codec-lr", type=float, help="codec learning rate (default: per preset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
+    p.add_argument("--checkpoint-dir", help="checkpoints and log.jsonl (default: MODEL.ckpt/)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: per preset)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="episodes per task held out (default 0.1)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--lpips-weights", metavar="FILE",
+                   help="VGG16-LPIPS weights file; adds the perceptual loss (never downloaded)")
+    p.add_argument("--all-episodes", action="store_true", help="also train on unsuccessful episodes")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32 throughout")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(
+        data=args.data, out=args.out, preset=args.preset, codec_steps=args.codec_steps, video_steps=args.video_steps,
+        batch_size=args.batch_size, codec_batch_size=args.codec_batch_size, lr=args.lr, codec_lr=args.codec_lr,
+        seed=args.seed, resume=args.resume, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+        val_fraction=args.val_fraction, device=args.device, lpips_weights=args.lpips_weights,
+        all_episodes=args.all_episodes, bf16=args.bf16, progress=args.progress,
+    )
+    from ..training import RewardTrainer
+
+    trainer = RewardTrainer(cfg)
+    out = trainer.fit()
+    if trainer.dist.is_main:
+        s = trainer.summary
+        print(f"wrote {out} (codec val L1 {s.get('codec_val_rec_l1')}, video val loss {s.get('video_val_loss')})")
+    return 0

@@ -1,0 +1,48 @@
+"""Standardisation statistics: mean and std of the per-frame score over expert episodes.
+
+The paper standardises r_ce with (mu, sigma) of the same score over the expert videos, keyed by task,
+reward type and skip step (upstream ships them only for its released checkpoints and has no script to
+compute them). They are stored in the model file under (task, reward type, skip step, num samples).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import UserError
+from .scorer import RewardScorer, ScoreConfig
+
+
+@dataclass
+class RewardStats:
+    task: str
+    reward_type: str
+    skip_step: int
+    num_samples: int
+    mean: float
+    std: float
+    episodes: int
+    frames: int
+
+
+def compute_stats(model, episodes: list[np.ndarray], task: str, reward_type: str = "entropy", skip_step: int = 9,
+                  num_samples: int = 1, seed: int = 0, progress: bool = True) -> RewardStats:
+    """Mean / std of the raw per-frame score over `episodes` (u8[T,H,W,3] each), every frame counted once."""
+    if not episodes:
+        raise UserError(f"no expert episodes of task {task!r} to compute statistics from.")
+    scorer = RewardScorer(model, ScoreConfig(reward_type=reward_type, skip_step=skip_step, num_samples=num_samples,
+                                             seed=seed, task=task, standardize=False))
+    raw = [scorer.score_episode(frames).raw
+           for frames in tqdm(episodes, desc=f"stats {task}", unit="ep", disable=not progress)]
+    scores = np.concatenate(raw).astype(np.float64)
+    std = float(scores.std())
+    if not np.isfinite(std) or std <= 0:
+        raise UserError(f"the scores of task {task!r} have no spread (std {std}); give more or longer episodes.")
+    return RewardStats(task, reward_type, skip_step, num_samples, float(scores.mean()), std, len(episodes), len(scores))
+
+
+def store_stats(model, stats: RewardStats, source: str) -> None:
+    model.set_stats(stats.task, stats.reward_type, stats.skip_step, stats.num_samples, stats.mean, stats.std,
+                    source=source)
