@@ -15,7 +15,9 @@ import os
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from diffusion_reward.nodes.params import describe_params, launch_node_parameters
@@ -51,6 +53,8 @@ def policy_actions(context):
 def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("labeller", default_value="false", description="also score the run live"),
+        DeclareLaunchArgument("label", default_value="true",
+                              description="include label.launch.py (false when the including launch file does)"),
         DeclareLaunchArgument("franka_gripper", default_value="auto",
                               description="auto | true | false: bridge gripper commands to franka_gripper actions"),
         DeclareLaunchArgument("gripper_namespace", default_value="/franka_gripper",
@@ -82,6 +86,7 @@ def generate_launch_description():
         DeclareLaunchArgument("workspace_min", default_value="", description=POLICY["workspace_min"]),
         DeclareLaunchArgument("workspace_max", default_value="", description=POLICY["workspace_max"]),
         DeclareLaunchArgument("gripper_max_force", default_value="", description=POLICY["gripper_max_force"]),
-        IncludeLaunchDescription(PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "label.launch.py"))),
+        IncludeLaunchDescription(PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "label.launch.py")),
+                                 condition=IfCondition(LaunchConfiguration("label"))),
         OpaqueFunction(function=policy_actions),
     ])

@@ -13,6 +13,7 @@ from diffusion_reward.nodes.episode_recorder import EpisodeRecorderParams
 from diffusion_reward.nodes.params import describe_params, launch_node_parameters, parse_launch_values
 from diffusion_reward.nodes.policy_runner import PolicyRunnerParams
 from diffusion_reward.nodes.reward_labeller import RewardLabellerParams
+from diffusion_reward.nodes.sim_bridge import SimBridgeParams
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch"
@@ -65,15 +66,25 @@ def _renamed(path: Path) -> dict[str, str]:
     return {}
 
 
+def included(path: Path) -> list[Path]:
+    """The launch file and every launch file of ours it includes, recursively."""
+    found = [path]
+    for call in _calls(path, "PythonLaunchDescriptionSource"):
+        for name in _strings(call) & {p.name for p in LAUNCH.glob("*.launch.py")}:
+            found += [p for p in included(LAUNCH / name) if p not in found]
+    return found
+
+
 @pytest.mark.parametrize("launch_file,params_classes", [
     ("label.launch.py", [RewardLabellerParams, CameraParams]),
     ("record.launch.py", [EpisodeRecorderParams]),
     ("deploy.launch.py", [PolicyRunnerParams]),
+    ("sim.launch.py", [SimBridgeParams]),
 ])
 def test_every_node_parameter_is_a_launch_argument(launch_file, params_classes):
-    declared = set(declared_arguments(LAUNCH / launch_file))
-    if launch_file != "label.launch.py":  # includes label.launch.py and shares its arguments
-        declared |= set(declared_arguments(LAUNCH / "label.launch.py"))
+    declared = set()
+    for path in included(LAUNCH / launch_file):  # included files share their arguments
+        declared |= set(declared_arguments(path))
     renamed = _renamed(LAUNCH / launch_file)
     assert set(renamed.values()) <= declared
     for params_cls in params_classes:
@@ -98,6 +109,12 @@ def test_launch_files_start_installed_executables_with_installed_params_files():
         launch_files = {p.name for p in LAUNCH.glob("*.launch.py")} | {"rs_launch.py"}
         for include in _calls(path, "PythonLaunchDescriptionSource"):
             assert _strings(include) & launch_files, ast.unparse(include)
+
+
+def test_all_four_launch_files_exist_and_sim_includes_the_rest():
+    assert {p.name for p in LAUNCH.glob("*.launch.py")} == {
+        "label.launch.py", "record.launch.py", "deploy.launch.py", "sim.launch.py"}
+    assert {p.name for p in included(LAUNCH / "sim.launch.py")} == {p.name for p in LAUNCH.glob("*.launch.py")}
 
 
 def test_label_launch_camera_choice_and_realsense_topics():

@@ -23,7 +23,8 @@ class Robot:
         t = self.t = InProcessTransport("robot", bus)
         self.image = t.create_publisher(type(rgb_to_image(np.zeros((1, 1, 3), np.uint8))),
                                         "/camera/camera/color/image_raw", SENSOR_DATA_QOS)
-        self.joints = t.create_publisher(JointState, "/franka/joint_states")
+        self.joints = t.create_publisher(JointState, "/franka/joint_states", SENSOR_DATA_QOS)  # best effort, as the
+        # sim bridge and franka's convenience topics publish: the recorder must still hear it
         self.command = t.create_publisher(JointTrajectory, "/fr3_arm_controller/joint_trajectory")
         self.reward = t.create_publisher(Vector3Stamped, "/reward_labeller/reward")
         self.diagnostics = t.create_publisher(DiagnosticArray, "/diagnostics")

@@ -14,6 +14,7 @@ from diffusion_reward.nodes.episode_recorder import EpisodeRecorderParams
 from diffusion_reward.nodes.params import load_parameter_file
 from diffusion_reward.nodes.policy_runner import PolicyRunnerParams
 from diffusion_reward.nodes.reward_labeller import RewardLabellerParams
+from diffusion_reward.nodes.sim_bridge import SimBridgeParams
 
 REPO = Path(__file__).resolve().parents[1]
 PKG = REPO / "ros2_ws" / "src" / "diffusion_reward_ros"
@@ -69,7 +70,7 @@ def test_ament_module_ships_no_copy_of_the_core():
 
 @pytest.mark.parametrize("node,params_cls", [
     ("reward_labeller", RewardLabellerParams), ("episode_recorder", EpisodeRecorderParams), ("camera", CameraParams),
-    ("policy_runner", PolicyRunnerParams)])
+    ("policy_runner", PolicyRunnerParams), ("sim_bridge", SimBridgeParams)])
 def test_config_files_set_only_declared_parameters_with_the_right_types(node, params_cls):
     values = load_parameter_file(PKG / "config" / f"{node}.yaml", node)
     defaults = vars(params_cls())

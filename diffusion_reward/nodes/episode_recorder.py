@@ -46,7 +46,10 @@ FR3_FINGERS = ["fr3_finger_joint1", "fr3_finger_joint2"]
 STATE_FIELDS = ("position", "velocity", "effort")
 ACTION_TYPES = {"joint_trajectory": JointTrajectory, "float64_multi_array": Float64MultiArray}
 OPTIONAL_TOPICS = ("gripper_topic", "robot_state_topic", "action_topic", "reward_topic", "button_topic")
-RECORDER_QOS = QoS(reliable=True, depth=100)  # bursts of 1 kHz joint states
+# Best effort matches reliable and best-effort publishers alike (franka's convenience topics and the sim
+# bridge publish best effort); depth 100 absorbs bursts of 1 kHz joint states. Rewards stay reliable.
+STREAM_QOS = QoS(reliable=False, depth=100)
+REWARD_QOS = QoS(reliable=True, depth=100)
 
 
 @dataclass
@@ -171,16 +174,16 @@ class EpisodeRecorderNode:
 
         image_type = CompressedImage if p.image_topic.rstrip("/").endswith("/compressed") else Image
         transport.create_subscription(image_type, p.image_topic, self._on_image, SENSOR_DATA_QOS)
-        transport.create_subscription(JointState, p.state_topic, self._joint_callback("state"), RECORDER_QOS)
+        transport.create_subscription(JointState, p.state_topic, self._joint_callback("state"), STREAM_QOS)
         if p.gripper_topic:
-            transport.create_subscription(JointState, p.gripper_topic, self._joint_callback("gripper"), RECORDER_QOS)
+            transport.create_subscription(JointState, p.gripper_topic, self._joint_callback("gripper"), STREAM_QOS)
         if p.robot_state_topic:
             transport.create_subscription(JointState, p.robot_state_topic, self._joint_callback("robot_state"),
-                                          RECORDER_QOS)
+                                          STREAM_QOS)
         if p.action_topic:
-            transport.create_subscription(ACTION_TYPES[p.action_type], p.action_topic, self._on_action, RECORDER_QOS)
+            transport.create_subscription(ACTION_TYPES[p.action_type], p.action_topic, self._on_action, STREAM_QOS)
         if p.reward_topic:
-            transport.create_subscription(Vector3Stamped, p.reward_topic, self._on_reward, RECORDER_QOS)
+            transport.create_subscription(Vector3Stamped, p.reward_topic, self._on_reward, REWARD_QOS)
             transport.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, DEFAULT_QOS)
         transport.create_subscription(Empty, "/episode/start", lambda _: self.start(), DEFAULT_QOS)
         transport.create_subscription(Empty, "/episode/stop", lambda _: self.stop(), DEFAULT_QOS)
