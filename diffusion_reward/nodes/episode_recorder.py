@@ -167,6 +167,7 @@ class EpisodeRecorderNode:
         self.success = False
         self.pending: deque[tuple[int, Image | CompressedImage, int]] = deque()  # (stamp, msg, received ns)
         self.held_row: dict | None = None  # the newest step: written when the next one comes or at stop
+        self.label: str | None = None
         self.stats = self._new_stats()
         self.saved: list[str] = []
         self._logged_errors: set[str] = set()
@@ -248,7 +249,7 @@ class EpisodeRecorderNode:
         self._finish()
 
     def _reset_episode(self) -> None:
-        self.episode, self.stopping, self.held_row = None, False, None
+        self.episode, self.stopping, self.held_row, self.label = None, False, None, None
         self.pending.clear()
 
     # -- callbacks --------------------------------------------------------------------------------
@@ -413,7 +414,10 @@ class EpisodeRecorderNode:
                 **self.stats}
 
     def _label_name(self) -> str:
-        return self.labeller_provenance.get("reward_type", "labeller")
+        """The reward label group of this episode, fixed at its first step (the reward type, when known)."""
+        if self.label is None:
+            self.label = self.labeller_provenance.get("reward_type", "labeller")
+        return self.label
 
     def _label_provenance(self) -> dict:
         """FORMAT.md's provenance attributes, from the labeller's diagnostics (strings) with their types back."""

@@ -130,9 +130,11 @@ class RewardLabellerNode:
 
     def _on_reset(self, _msg: Empty) -> None:
         with self._cond:
-            self.skipped += len(self._queue)  # frames of the episode that just ended
+            self.skipped += len(self._queue)  # frames of the episode that just ended: dropped, but not
+            self._skipped_reported += len(self._queue)  # because the model is slow
             self._queue.clear()
             self._reset_pending = True
+        self._publish_diagnostics()  # the recorder learns the provenance before the episode's first reward
 
     # -- scoring ----------------------------------------------------------------------------------
     def _work(self) -> None:
