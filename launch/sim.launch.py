@@ -33,9 +33,11 @@ RENAMED = {"seed": "sim_seed", "stamp_source": "sim_stamp_source", "max_joint_ve
 
 
 def sim_actions(context):
+    parameters = launch_node_parameters(SimBridgeParams, context.launch_configurations, "sim_params_file",
+                                        renamed=RENAMED)
+    parameters[-1]["use_sim_time"] = False  # the bridge makes /clock: its own timer runs on wall time
     return [Node(package=PACKAGE, executable="sim_bridge", name="sim_bridge", output="screen",
-                 parameters=launch_node_parameters(SimBridgeParams, context.launch_configurations,
-                                                   "sim_params_file", renamed=RENAMED))]
+                 parameters=parameters)]
 
 
 def generate_launch_description():
