@@ -8,8 +8,9 @@
 
 Tasks, cameras and state vectors are listed in README.md next to this file.
 """
-from .envs import SimEnv, make_env
+from .envs import SimEnv, episode_seed, make_env
 from .experts import EpsilonPolicy, make_policy
 from .tasks import TASKS, TaskSpec, list_tasks, task_spec
 
-__all__ = ["SimEnv", "make_env", "EpsilonPolicy", "make_policy", "TASKS", "TaskSpec", "list_tasks", "task_spec"]
+__all__ = ["SimEnv", "episode_seed", "make_env", "EpsilonPolicy", "make_policy", "TASKS", "TaskSpec", "list_tasks",
+           "task_spec"]

@@ -96,7 +96,7 @@ class SimEnv:
                 state, _ = self.raw.reset()
             else:
                 state, _ = self.raw.reset(seed=seed)
-        self.episode_seed = seed
+        self.reset_seed = seed  # the seed of the current episode
         self._steps = 0
         self._t0 = float(self.data.time)
         self._state = np.asarray(state, dtype=np.float32)
@@ -198,6 +198,11 @@ class SimEnv:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def episode_seed(seed: int, index: int) -> int:
+    """Reset seed of the index-th episode of a run seeded `seed` (independent streams per seed)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % 2**31)
 
 
 def _make_metaworld(name: str):

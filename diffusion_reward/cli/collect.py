@@ -29,17 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-on-success", action="store_true", help="end an episode at its first success")
 
 
-def episode_seed(seed: int, index: int) -> int:
-    """Reset seed of the index-th episode collected with `seed` (independent streams per seed)."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % 2**31)
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..data import DatasetWriter
     from ..errors import UserError
-    from ..sim import make_env, make_policy, task_spec
+    from ..sim import episode_seed, make_env, make_policy, task_spec
 
     task_spec(args.task)  # unknown task: fail before touching the output
     if args.episodes < 1:

@@ -6,7 +6,8 @@ default `/franka/joint_states`). Every `1 / rate_hz` seconds the node builds the
 `joint_names`, as the episode recorder stores it), runs the TorchScript policy (`policy.ts` +
 `policy.json` from `diffusion-reward export`; torch only), and maps its MetaWorld-style action
 `[dx, dy, dz, grip]` to the robot:
-- TCP target = current TCP + `action_scale_m` x (dx, dy, dz) in the base frame, orientation held at the
+- TCP target = current TCP + `action_scale_m` x (dx, dy, dz) (turned by `action_yaw_deg` about the base z
+  axis into the base frame), orientation held at the
   one the arm had when it was armed; damped-least-squares IK from the measured joints -> 7 joint targets;
 - grip > `grip_threshold` closes the gripper (grasp with `gripper_force`), below opens it; with
   hysteresis, and a gripper command is sent only when the state changes;
@@ -38,7 +39,7 @@ from ..errors import UserError
 from ..msgs import Bool, Duration, Empty, Float64MultiArray, Header, Image, JointState, JointTrajectory, \
     JointTrajectoryPoint, MultiArrayDimension, MultiArrayLayout, String, Time
 from ..safety import ALLEGRO_Q_MAX, ALLEGRO_Q_MIN, ARMS, ArmCommand, FrankaKinematics, SafetyConfig, \
-    SafetyEnvelope, Stop
+    SafetyEnvelope, Stop, yaw_matrix
 from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, Transport
 from .episode_recorder import STATE_FIELDS, MissingJointsError, joint_vector
 from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
@@ -64,6 +65,9 @@ class PolicyRunnerParams:
                                   metadata={"help": "JointTrajectoryController command topic"})
     trajectory_horizon_s: float = field(default=0.2, metadata={"help": "time_from_start of each command point"})
     action_scale_m: float = field(default=0.02, metadata={"help": "TCP metres per unit action per step"})
+    action_yaw_deg: float = field(default=0.0, metadata={
+        "help": "rotation about base z from the policy's action axes to the base frame (MetaWorld in the sim "
+                "bridge: -90)"})
     grip_threshold: float = field(default=0.0, metadata={"help": "grip action above: close, below: open"})
     grip_hysteresis: float = field(default=0.2, metadata={"help": "dead band around grip_threshold"})
     gripper_topic: str = field(default="~/gripper_command", metadata={"help": "gripper target topic (none = off)"})
@@ -155,7 +159,8 @@ class PolicyRunnerNode:
         self.shadow_pub = transport.create_publisher(JointTrajectory, "~/shadow/joint_trajectory", DEFAULT_QOS)
         self.gripper_pub = (transport.create_publisher(Float64MultiArray, p.gripper_topic, DEFAULT_QOS)
                             if p.gripper_topic else None)
-        self.hand_pub = transport.create_publisher(Float64MultiArray, p.hand_topic, DEFAULT_QOS) if p.hand_topic else None
+        self.hand_pub = (transport.create_publisher(Float64MultiArray, p.hand_topic, DEFAULT_QOS)
+                         if p.hand_topic else None)
         self.state_pub = transport.create_publisher(String, "~/state", DEFAULT_QOS)
         transport.create_subscription(Image, p.image_topic, self._on_image, SENSOR_DATA_QOS)
         transport.create_subscription(JointState, p.state_topic, self._on_joint_state, SENSOR_DATA_QOS)
@@ -271,8 +276,8 @@ class PolicyRunnerNode:
         the envelope refuses and latches on (the same path for every bad input)."""
         if action is None or measured is None or not np.all(np.isfinite(action)):
             return ArmCommand(joint_positions=np.full(7, np.nan))
-        ik = self.kinematics.step_tcp(measured, np.clip(action[:3], -1, 1) * self.params.action_scale_m,
-                                      self.orientation)
+        delta = yaw_matrix(self.params.action_yaw_deg) @ np.clip(action[:3], -1, 1) * self.params.action_scale_m
+        ik = self.kinematics.step_tcp(measured, delta, self.orientation)
         if not ik.success:
             self.transport.log("warn", f"IK did not converge ({ik.position_error * 1000:.1f} mm off); "
                                        "sending the closest joints, the envelope limits the step")

@@ -63,6 +63,12 @@ def _dh(a: float, d: float, alpha: float, theta: float) -> np.ndarray:
                      [0.0, 0.0, 0.0, 1.0]])
 
 
+def yaw_matrix(degrees: float) -> np.ndarray:
+    """Rotation about z by `degrees` (3x3)."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
 def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Axis-angle vector (base frame) that rotates `current` onto `target` (both 3x3)."""
     r = target @ current.T
