@@ -247,3 +247,14 @@ def test_cli_import_bad_inputs_fail_in_one_line_without_output(paths, tmp_path, 
         assert code == 2, err
         assert err.count("\n") == 1 and err.startswith("error: "), err
         assert not out.exists()
+
+
+def test_streaming_reproduces_the_batch_in_upstream_likelihood_layout(model, video, reward_runs):
+    run = next((r for r in reward_runs if r["reward_type"] == "likelihood"), None)
+    if run is None:
+        pytest.skip("fixture set has no likelihood run")
+    cfg = ScoreConfig(reward_type="likelihood", skip_step=run["skip_step"], noise=False, standardize=False,
+                      likelihood_compat=True)
+    stream = RewardScorer(model, cfg).stream()
+    pushed = [stream.push(f)[0] for f in video] + [r for r, _ in stream.finish()]
+    np.testing.assert_allclose(pushed, ref(f"likelihood_skip{run['skip_step']}_raw").reshape(-1), atol=1e-3)
