@@ -107,6 +107,11 @@ def test_starts_disarmed_then_moves_the_tcp_within_limits(policy_dir):
     np.testing.assert_allclose(end[:3, :3], start[:3, :3], atol=1e-3)  # orientation held
     assert len(rig.out["gripper"]) == 1  # sent on the state change only
     np.testing.assert_allclose(rig.out["gripper"][0].data, [0.0, 0.05, 20.0])
+    # a new episode (the robot was reset): no stop, the gripper target is sent again
+    rig.robot.create_publisher(Empty, "/episode/start").publish(Empty())
+    rig.run(2)
+    assert rig.out["state"][-1].data == "running" and len(rig.out["traj"]) == 7
+    assert len(rig.out["gripper"]) == 2
 
 
 def test_stale_image_stops_holds_and_latches_until_reset(policy_dir):

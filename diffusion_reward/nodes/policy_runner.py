@@ -27,6 +27,7 @@ On a stop (stale image or joint state, non-finite policy output, e-stop) it publ
 trajectory at the measured joints (an empty trajectory does not stop an effort-controlled JTC) and
 latches. It starts disarmed: publish `std_msgs/Empty` on `~/reset` to arm (also clears a latched stop);
 `~/estop` (`std_msgs/Bool`) true engages the software e-stop, false releases it (then `~/reset`).
+`/episode/start` (Empty) restarts the frame stack at the next image and re-sends the gripper target.
 `shadow_mode: true` computes everything and publishes it on `~/shadow/joint_trajectory` only.
 """
 from __future__ import annotations
@@ -145,6 +146,7 @@ class PolicyRunnerNode:
         self.crop = Crop.parse(p.crop)
         self._torch = torch
         self.frames: list[np.ndarray] = []
+        self.refill_frames = False
         self.image_stamp_ns: int | None = None
         self.new_image = False
         self.joint_state: JointState | None = None
@@ -168,7 +170,7 @@ class PolicyRunnerNode:
             transport.create_subscription(JointState, p.hand_state_topic, self._on_hand_state, SENSOR_DATA_QOS)
         transport.create_subscription(Empty, "~/reset", lambda _: self.reset(), DEFAULT_QOS)
         transport.create_subscription(Bool, "~/estop", self._on_estop, DEFAULT_QOS)
-        transport.create_subscription(Empty, "/episode/start", lambda _: self.frames.clear(), DEFAULT_QOS)
+        transport.create_subscription(Empty, "/episode/start", self._on_episode_start, DEFAULT_QOS)
         transport.create_timer(1.0 / p.rate_hz, self.tick)
         self._publish_state("waiting for ~/reset")
         transport.log("info", f"policy {p.policy_path} ({self.meta.get('algo', '?')}, obs {self.meta.get('obs')}) "
@@ -195,7 +197,10 @@ class PolicyRunnerNode:
             self.transport.log("warn", f"image skipped: {exc}")
             return
         k = int(self.meta["frame_stack"])
-        self.frames = (self.frames or [frame] * k)[1:] + [frame] if k > 1 else [frame]
+        if self.refill_frames or not self.frames:  # first frame of an episode fills the whole stack
+            self.frames, self.refill_frames = [frame] * k, False
+        else:
+            self.frames = self.frames[1:] + [frame]
         self.image_stamp_ns = msg.header.stamp.to_ns()
 
     def _on_joint_state(self, msg: JointState) -> None:
@@ -206,6 +211,11 @@ class PolicyRunnerNode:
             self.hand_state = joint_vector(msg, ALLEGRO_JOINTS, ["position"]).astype(np.float64)
         except MissingJointsError:
             pass  # the merged /joint_states also carries arm messages without hand joints
+
+    def _on_episode_start(self, _: Empty) -> None:
+        """New episode: the frame stack restarts at its next image, the gripper target is sent again."""
+        self.refill_frames = True
+        self.gripper_closed = None
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:
