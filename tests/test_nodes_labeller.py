@@ -101,12 +101,24 @@ def test_likelihood_rows_lag_but_keep_their_image_stamps(model_path):
     g = Graph(model_path, synchronous=True, reward_type="likelihood")
     frames = _frames(4, seed=2)
     stamps = g.publish(frames)
-    g.reset_pub.publish(Empty())  # the episode's end releases the last (carried) row
-    g.publish(frames[:1], start_ns=1)
     g.settle()
+    assert len(g.rewards) == 3  # the last frame's row needs its successor ...
+    g.reset_pub.publish(Empty())  # ... or the episode's end, which carries the previous row
+    g.bus.spin_until_idle()
     assert [r.header.stamp.to_ns() for r in g.rewards] == stamps
     np.testing.assert_allclose([r.vector.y for r in g.rewards], _offline(model_path, frames, "likelihood").raw,
                                rtol=1e-5)
+    g.labeller.close()
+
+
+def test_live_mode_reset_releases_likelihood_rows_without_a_new_frame(model_path):
+    g = Graph(model_path, reward_type="likelihood", queue_size=8)
+    stamps = g.publish(_frames(3, seed=3))
+    g.settle()
+    g.reset_pub.publish(Empty())
+    g.bus.spin_until_idle()
+    g.settle()
+    assert [r.header.stamp.to_ns() for r in g.rewards] == stamps
     g.labeller.close()
 
 

@@ -134,20 +134,23 @@ class RewardLabellerNode:
             self._skipped_reported += len(self._queue)  # because the model is slow
             self._queue.clear()
             self._reset_pending = True
+            self._cond.notify_all()  # the worker ends the episode now, not at the next frame
+        if self.params.synchronous:
+            self._apply_reset()
         self._publish_diagnostics()  # the recorder learns the provenance before the episode's first reward
 
     # -- scoring ----------------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
+                while not self._queue and not self._reset_pending and not self._closed:
                     self._cond.wait()
                 if self._closed:
                     return
-                msg, received_at = self._queue.popleft()
+                item = self._queue.popleft() if self._queue else None  # None: only a reset to apply
                 self._busy = True
             try:
-                self._process(msg, received_at)
+                self._process(*item) if item else self._apply_reset()
             except Exception as exc:  # a bug must not silently kill the labeller thread
                 self.transport.log("error", f"reward worker failed on a frame: {exc!r}")
             finally:
@@ -155,11 +158,14 @@ class RewardLabellerNode:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _process(self, msg: Image | CompressedImage, received_at: float) -> None:
+    def _apply_reset(self) -> None:
         with self._cond:
             reset, self._reset_pending = self._reset_pending, False
         if reset:
             self._end_episode()
+
+    def _process(self, msg: Image | CompressedImage, received_at: float) -> None:
+        self._apply_reset()
         try:
             frame = to_model_frame(image_to_rgb(msg), self.crop, self.model.image_size)
         except ImageConversionError as exc:
@@ -221,7 +227,7 @@ class RewardLabellerNode:
         """Block until every queued frame is scored (tests, replays). False on timeout."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while self._queue or self._busy:
+            while self._queue or self._busy or (self._reset_pending and self._worker is not None):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -234,6 +240,7 @@ class RewardLabellerNode:
             self._cond.notify_all()
         if self._worker is not None:
             self._worker.join()
+        self._end_episode()  # likelihood mode: the last frames' rows
 
 
 def _load_scorer(p: RewardLabellerParams):
