@@ -151,8 +151,9 @@ def train_policy(config: TrainPolicyConfig) -> Path:
     dataset, info = build_mdp(config.data, config.mdp_spec, config.mask)
     print(f"dataset: {info.episodes} episodes, {info.steps} steps -> {info.transitions} transitions "
           f"({info.terminal_episodes} success-terminated, {info.timeout_episodes} time-limited: their last step "
-          f"has no next observation); reward: {info.reward_formula} with label {info.label}, "
-          f"alpha={config.alpha}, beta={config.beta}; RND {info.rnd}")
+          f"has no next observation)")
+    label = "the dataset's sparse rewards" if info.label is None else f"reward label {info.label!r}"
+    print(f"reward: {info.reward_formula} from {label}, alpha={config.alpha}, beta={config.beta}; RND {info.rnd}")
     if info.clipped_action_values:
         print(f"warning: {info.clipped_action_values} action values outside [-1, 1] were clipped")
 
