@@ -122,6 +122,21 @@ def test_live_mode_reset_releases_likelihood_rows_without_a_new_frame(model_path
     g.labeller.close()
 
 
+def test_live_mode_keeps_queued_frames_in_the_episode_they_arrived_in(model_path):
+    g = Graph(model_path, queue_size=8)  # room for everything: no drops
+    frames = _frames(5, seed=4)
+    g.publish(frames[:3])
+    g.reset_pub.publish(Empty())  # arrives while the worker is still busy with the first episode
+    g.bus.spin_until_idle()
+    g.publish(frames[3:], start_ns=9_000_000_000)
+    g.settle()
+    raw = [r.vector.y for r in g.rewards]
+    np.testing.assert_allclose(raw[:3], _offline(model_path, frames[:3]).raw, rtol=1e-5)
+    np.testing.assert_allclose(raw[3:], _offline(model_path, frames[3:]).raw, rtol=1e-5)
+    assert g.labeller.skipped == 0
+    g.labeller.close()
+
+
 def test_drops_oldest_frames_under_load_and_reports(model_path):
     g = Graph(model_path, queue_size=1)
     received = 12

@@ -13,11 +13,13 @@ reported (warning + `/diagnostics`); each reward then conditions on the previous
 `synchronous: true` processes every frame inside its callback instead (no drops): use it for replays
 and for rewards that must equal offline relabelling exactly.
 
-Episode boundaries (`/episode/start` or `~/reset`, std_msgs/Empty) restart the temporal context, so
-the first frame of an episode is scored on (f0, f0) like row 0 offline. Diagnostics (`/diagnostics`,
-about 1 Hz) report counts (received = processed + skipped + errors + queued), latency percentiles and
-the labelling provenance (model hash, statistics, reward settings), which the episode recorder stores
-with the rewards.
+Episode boundaries (`/episode/start`, `/episode/stop`, `~/reset`: std_msgs/Empty; `/episode/result`:
+std_msgs/Bool) restart the temporal context, so the first frame of an episode is scored on (f0, f0) like
+row 0 offline, and release the rows likelihood mode holds back for its last frames. They are handled in
+arrival order: frames queued before a boundary still belong to the episode that ends. Diagnostics
+(`/diagnostics`, about 1 Hz) report counts (received = processed + skipped + errors + queued), latency
+percentiles and the labelling provenance (model hash, statistics, reward settings), which the episode
+recorder stores with the rewards.
 """
 from __future__ import annotations
 
@@ -29,13 +31,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import UserError
-from ..msgs import CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, Time, \
+from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, Time, \
     Vector3, Vector3Stamped
 from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, Transport
 from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
 REWARD_TYPES = ("entropy", "likelihood")
+# every episode boundary restarts the temporal context (and releases likelihood mode's last rows)
+EPISODE_END = object()
+EPISODE_BOUNDARIES = {"/episode/start": Empty, "/episode/stop": Empty, "/episode/result": Bool, "~/reset": Empty}
 
 
 @dataclass
@@ -87,9 +92,8 @@ class RewardLabellerNode:
         self._latencies: deque[float] = deque(maxlen=1000)
         self._skipped_reported = 0
         self._error_messages: set[str] = set()
-        self._queue: deque[tuple[Image | CompressedImage, float]] = deque()
+        self._queue: deque = deque()  # (image message, receive time) or EPISODE_END, in arrival order
         self._cond = threading.Condition()
-        self._reset_pending = False
         self._busy = False
         self._closed = False
 
@@ -97,8 +101,8 @@ class RewardLabellerNode:
         self.diagnostics_pub = transport.create_publisher(DiagnosticArray, "/diagnostics", DEFAULT_QOS)
         image_type = CompressedImage if p.image_topic.rstrip("/").endswith("/compressed") else Image
         transport.create_subscription(image_type, p.image_topic, self._on_image, SENSOR_DATA_QOS)
-        transport.create_subscription(Empty, "/episode/start", self._on_reset, DEFAULT_QOS)
-        transport.create_subscription(Empty, "~/reset", self._on_reset, DEFAULT_QOS)
+        for topic, msg_type in EPISODE_BOUNDARIES.items():
+            transport.create_subscription(msg_type, topic, self._on_reset, DEFAULT_QOS)
         transport.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
         self._worker = None
         if not p.synchronous:
@@ -110,47 +114,49 @@ class RewardLabellerNode:
 
     # -- callbacks ------------------------------------------------------------------------------
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        received_at = time.monotonic()
+        self._enqueue_or_run((msg, time.monotonic()))
+
+    def _on_reset(self, _msg: Empty | Bool) -> None:
+        self._enqueue_or_run(EPISODE_END)
+        self._publish_diagnostics()  # the recorder learns the provenance before the episode's first reward
+
+    def _enqueue_or_run(self, item) -> None:
+        """Live: queue the frame (dropping the oldest waiting frame when full) or the episode end, in
+        arrival order, for the worker. Synchronous: handle it here."""
         with self._cond:
-            self.received += 1
+            if item is not EPISODE_END:
+                self.received += 1
             if self.params.synchronous:
                 self._busy = True
             else:
-                if len(self._queue) >= self.params.queue_size:
-                    self._queue.popleft()
+                frames = [i for i, queued in enumerate(self._queue) if queued is not EPISODE_END]
+                if item is not EPISODE_END and len(frames) >= self.params.queue_size:
+                    del self._queue[frames[0]]
                     self.skipped += 1
-                self._queue.append((msg, received_at))
+                self._queue.append(item)
                 self._cond.notify_all()
                 return
         try:
-            self._process(msg, received_at)
+            self._handle(item)
         finally:
             with self._cond:
                 self._busy = False
 
-    def _on_reset(self, _msg: Empty) -> None:
-        with self._cond:
-            self.skipped += len(self._queue)  # frames of the episode that just ended: dropped, but not
-            self._skipped_reported += len(self._queue)  # because the model is slow
-            self._queue.clear()
-            self._reset_pending = True
-            self._cond.notify_all()  # the worker ends the episode now, not at the next frame
-        if self.params.synchronous:
-            self._apply_reset()
-        self._publish_diagnostics()  # the recorder learns the provenance before the episode's first reward
+    def _handle(self, item) -> None:
+        self._end_episode() if item is EPISODE_END else self._process(*item)
 
     # -- scoring ----------------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._reset_pending and not self._closed:
+                while not self._queue and not self._closed:
                     self._cond.wait()
                 if self._closed:
                     return
-                item = self._queue.popleft() if self._queue else None  # None: only a reset to apply
+                item = self._queue.popleft()
                 self._busy = True
             try:
-                self._process(*item) if item else self._apply_reset()
+                self._handle(item)
             except Exception as exc:  # a bug must not silently kill the labeller thread
                 self.transport.log("error", f"reward worker failed on a frame: {exc!r}")
             finally:
@@ -158,14 +164,7 @@ class RewardLabellerNode:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _apply_reset(self) -> None:
-        with self._cond:
-            reset, self._reset_pending = self._reset_pending, False
-        if reset:
-            self._end_episode()
-
     def _process(self, msg: Image | CompressedImage, received_at: float) -> None:
-        self._apply_reset()
         try:
             frame = to_model_frame(image_to_rgb(msg), self.crop, self.model.image_size)
         except ImageConversionError as exc:
@@ -204,7 +203,8 @@ class RewardLabellerNode:
     def _publish_diagnostics(self) -> None:
         with self._cond:
             counts = dict(received=self.received, processed=self.processed, skipped=self.skipped,
-                          late=self.late, errors=self.errors, queued=len(self._queue))
+                          late=self.late, errors=self.errors,
+                          queued=sum(item is not EPISODE_END for item in self._queue))
             latencies = np.array(self._latencies) if self._latencies else np.zeros(1)
             new_skips = self.skipped - self._skipped_reported
             self._skipped_reported = self.skipped
@@ -227,7 +227,7 @@ class RewardLabellerNode:
         """Block until every queued frame is scored (tests, replays). False on timeout."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while self._queue or self._busy or (self._reset_pending and self._worker is not None):
+            while self._queue or self._busy:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
