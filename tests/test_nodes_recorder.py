@@ -42,8 +42,9 @@ class Robot:
         self.joints.publish(JointState(header=Header(stamp=Time.from_ns(stamp + state_offset_ns)), name=list(joints),
                                        position=q.astype(float), velocity=-q.astype(float)))
         self.image.publish(rgb_to_image(rgb, stamp, "camera_color_optical_frame"))
-        self.command.publish(JointTrajectory(header=Header(stamp=Time.from_ns(stamp)), joint_names=FR3_JOINTS,
-                                             points=[JointTrajectoryPoint(positions=q + 0.5)]))
+        self.command.publish(JointTrajectory(  # joints in another order than the recorder's joint_names
+            header=Header(stamp=Time.from_ns(stamp)), joint_names=FR3_JOINTS[::-1],
+            points=[JointTrajectoryPoint(positions=(q + 0.5)[::-1])]))
         self.joints.publish(JointState(header=Header(stamp=Time.from_ns(stamp + FRAME_NS // 2)), name=list(joints),
                                        position=q + 0.5, velocity=q * 0.0))
         if reward:

@@ -168,6 +168,7 @@ class EpisodeRecorderNode:
         self.pending: deque[tuple[int, Image | CompressedImage, int]] = deque()  # (stamp, msg, received ns)
         self.held_row: dict | None = None  # the newest step: written when the next one comes or at stop
         self.label: str | None = None
+        self.done_stamp = -1  # newest image stamp written or dropped: later rewards for it are stale
         self.stats = self._new_stats()
         self.saved: list[str] = []
         self._logged_errors: set[str] = set()
@@ -205,7 +206,7 @@ class EpisodeRecorderNode:
             self.transport.log("warn", f"/episode/start while {self.episode.name} is recording: ignored")
             return
         self.episode = self.writer.begin_episode()
-        self.stopping, self.success = False, False
+        self.stopping, self.success, self.done_stamp = False, False, -1
         self.stats = self._new_stats()
         self.transport.log("info", f"recording {self.episode.name}")
 
@@ -279,18 +280,30 @@ class EpisodeRecorderNode:
         if isinstance(msg, JointTrajectory):
             if not msg.points:
                 return
+            index = {n: i for i, n in enumerate(msg.joint_names)}
+            missing = [n for n in self.params.joint_names if n not in index]
+            positions = np.asarray(msg.points[-1].positions, np.float32)
+            if missing or len(positions) != len(msg.joint_names):
+                self.stats["bad_messages"]["action"] = self.stats["bad_messages"].get("action", 0) + 1
+                self._log_once("error", f"ignoring a command: {'no ' + ', '.join(missing) if missing else ''}"
+                                        f"{'' if missing else 'positions do not match joint_names'}")
+                return
             stamp = msg.header.stamp.to_ns() or self.transport.now_ns()  # stamp 0 = "start now" for the JTC
-            value = np.asarray(msg.points[-1].positions, np.float32)
+            value = positions[[index[n] for n in self.params.joint_names]]  # in joint_names order, like state
         else:
             stamp, value = self.transport.now_ns(), np.asarray(msg.data, np.float32)
         self.streams["action"].add(stamp, value)
 
     def _on_reward(self, msg: Vector3Stamped) -> None:
-        self.rewards[msg.header.stamp.to_ns()] = (msg.vector.x, msg.vector.y, msg.vector.z)
+        stamp = msg.header.stamp.to_ns()
+        if self.episode is None or stamp <= self.done_stamp:
+            return  # not recording, or its image is already written or dropped
+        self.rewards[stamp] = (msg.vector.x, msg.vector.y, msg.vector.z)
         self._drain()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        labeller = self.params.reward_topic.rsplit("/", 1)[0].strip("/")
+        parts = [part for part in self.params.reward_topic.split("/") if part]
+        labeller = parts[-2] if len(parts) > 1 else ""  # /ns/<labeller node>/reward
         for status in msg.status:
             if status.name == f"{labeller}: reward":
                 self.labeller_provenance = {kv.key: kv.value for kv in status.values}
@@ -322,11 +335,12 @@ class EpisodeRecorderNode:
                 break
             self.pending.popleft()
             self._record(stamp, msg)
+            self.done_stamp = max(self.done_stamp, stamp)
+        self.rewards = {s: r for s, r in self.rewards.items() if s > self.done_stamp}
         if self.pending:
             oldest = self.pending[0][0] - self.tolerance_ns
             for stream in self.streams.values():
                 stream.prune_before(oldest)
-            self.rewards = {s: r for s, r in self.rewards.items() if s >= self.pending[0][0]}
         if self.stopping and not self.pending:
             self._finish()
 
