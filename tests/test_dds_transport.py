@@ -18,7 +18,7 @@ from diffusion_reward import msgs
 from diffusion_reward.errors import UserError
 from diffusion_reward.transport import cdr
 from diffusion_reward.transport.base import SENSOR_DATA_QOS, QoS
-from diffusion_reward.transport.dds import DdsTransport, dds_qos, idl_type, pad_sample
+from diffusion_reward.transport.dds import DdsTransport, dds_qos, idl_type, interface_config, pad_sample
 from cyclonedds._clayer import ddspy_take
 
 DOMAIN = 100 + os.getpid() % 100  # one domain per test run: no cross-talk with other runs
@@ -185,6 +185,13 @@ def test_bad_settings_are_user_errors(tmp_path):
         DdsTransport("n", domain_id=300, config="loopback")
     with pytest.raises(UserError, match="not found"):
         DdsTransport("n", domain_id=DOMAIN, config=tmp_path / "missing.xml")
+    with pytest.raises(UserError, match="interface name"):
+        interface_config('eth0"/><x')
+    # a missing interface: Cyclone DDS refuses to start; one clear line, exit code 2
+    result = subprocess.run([sys.executable, "-m", "diffusion_reward", "live", "recorder", "--network", "nosuchif0",
+                             "--domain-id", str(DOMAIN)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot join DDS domain {DOMAIN}")
 
 
 def test_cross_process_frames_and_states(make_transport):

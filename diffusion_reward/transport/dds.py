@@ -24,6 +24,7 @@ are delivered in source-timestamp order.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -88,6 +89,8 @@ def dds_qos(qos: QoS) -> Qos:
 
 def interface_config(interface: str) -> str:
     """Cyclone DDS XML that binds to one network interface (name or address), multicast as on ROS 2."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:%-]+", interface):
+        raise UserError(f"network interface must be an interface name or address, got {interface!r}")
     return (f'<CycloneDDS><Domain Id="any"><General><Interfaces><NetworkInterface name="{interface}"/>'
             f"</Interfaces></General></Domain></CycloneDDS>")
 
@@ -204,7 +207,7 @@ class DdsTransport(Transport):
         try:
             self.participant = DomainParticipant(self.domain_id)
         except DDSException as exc:
-            raise UserError(f"cannot join DDS domain {self.domain_id} ({exc}); check --interface, "
+            raise UserError(f"cannot join DDS domain {self.domain_id} ({exc}); check --network, "
                             f"--dds-config and CYCLONEDDS_URI") from None
         self._entities: list[Any] = [self.participant]  # deleted in reverse order on close
         self._topics: dict[str, Topic] = {}  # DDS topic name -> Topic
