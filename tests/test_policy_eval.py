@@ -46,7 +46,7 @@ def test_sim_evaluation_with_video(trained, capsys):
     import imageio.v2 as imageio
 
     root, policy, _ = trained
-    video, result = root / "eval.mp4", root / "eval.json"
+    video, result = root / "eval.mp4", root / "new" / "eval.json"
     assert main(["evaluate", "--policy", str(policy), "--episodes", "2", "--max-steps", "3", "--positions",
                  "seen", "--video", str(video), "--json", str(result)]) == 0
     assert "success" in capsys.readouterr().out

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
                                                max_steps=args.max_steps))
     print(result.summary())
     if args.json:
-        from pathlib import Path
-
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
+        _write_json(Path(args.json), result.to_dict())
     return 0
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
