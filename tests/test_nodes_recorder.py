@@ -4,8 +4,8 @@ import pytest
 
 from diffusion_reward.data import Dataset
 from diffusion_reward.errors import UserError
-from diffusion_reward.msgs import Bool, DiagnosticArray, DiagnosticStatus, Empty, Header, JointState, \
-    JointTrajectory, JointTrajectoryPoint, KeyValue, Time, Vector3, Vector3Stamped
+from diffusion_reward.msgs import Bool, DiagnosticArray, DiagnosticStatus, Empty, Float64MultiArray, Header, \
+    JointState, JointTrajectory, JointTrajectoryPoint, KeyValue, Time, Vector3, Vector3Stamped
 from diffusion_reward.nodes.episode_recorder import FR3_JOINTS, EpisodeRecorderNode
 from diffusion_reward.nodes.image_conv import rgb_to_image
 from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
@@ -149,6 +149,46 @@ def test_discard_and_back_to_back_episodes_append(tmp_path):
     assert ds.episode_names == ["demo_0", "demo_1"]
     assert [ep.num_samples for ep in ds] == [3, 1]
     assert "reward_labels" not in ds.episode("demo_0").group and ds.episode("demo_0").actions is None
+
+
+def test_headerless_ee_delta_commands_are_stamped_on_receipt_and_held(tmp_path):
+    bus, rec = _recorder(tmp_path, reward_topic="none", action_topic="/ee_delta", action_type="float64_multi_array")
+    robot = Robot(bus)
+    delta = robot.t.create_publisher(Float64MultiArray, "/ee_delta")
+    robot.event("start")
+    for i in range(4):
+        if i != 2:  # no command for frame 2: the previous one is still in force
+            delta.publish(Float64MultiArray(data=np.array([i, 0.0, -i, 1.0])))
+            bus.spin_until_idle()
+        robot.frame(i, robot.t.now_ns())
+    robot.event("stop")
+    bus.advance(3.0)
+    rec.close()
+    (ep,) = list(Dataset(tmp_path / "robot.hdf5"))
+    np.testing.assert_array_equal(ep.actions[:, 0], [0, 1, 1, 3])
+    assert ep.attrs["sync"]["dropped"] == {}
+
+
+def test_teleop_button_presses_start_and_stop_episodes(tmp_path):
+    bus, rec = _recorder(tmp_path, reward_topic="none", action_topic="none", button_topic="/teleop/record")
+    robot = Robot(bus)
+    button = robot.t.create_publisher(Bool, "/teleop/record")
+
+    def hold(pressed, messages=3):  # a joystick repeats its state: only a press (rising edge) counts
+        for _ in range(messages):
+            button.publish(Bool(data=pressed))
+        bus.spin_until_idle()
+
+    for episode_frames in (2, 3):
+        hold(True)
+        hold(False)
+        for i in range(episode_frames):
+            robot.frame(i, robot.t.now_ns())
+        hold(True)
+        hold(False)
+        bus.advance(3.0)
+    rec.close()
+    assert [ep.num_samples for ep in Dataset(tmp_path / "robot.hdf5")] == [2, 3]
 
 
 @pytest.mark.parametrize("params,match", [
