@@ -102,3 +102,16 @@ def test_param_values_are_yaml():
     assert parse_param("model_path:=/m/x.safetensors") == ("model_path", "/m/x.safetensors")
     with pytest.raises(UserError, match="name:=value"):
         parse_param("rate_hz=30")
+
+
+def test_required_node_exit_stops_the_set(tmp_path):
+    config = tmp_path / "live.yaml"
+    config.write_text(yaml.safe_dump({"network": "loopback", "nodes": [
+        {"node": "recorder", "param": {"output": str(tmp_path / "unused.hdf5")}},
+        {"node": "labeller", "required": True},  # fails at start-up (no model_path): everything stops
+    ]}))
+    result = subprocess.run([sys.executable, "-m", "diffusion_reward", "live", "up", "--config", str(config),
+                             "--domain-id", str(DOMAIN)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout
+    assert "[live] reward_labeller is required: stopping the others" in result.stdout
+    assert "[live] episode_recorder exited with code 0" in result.stdout
