@@ -198,17 +198,7 @@ class SimBridgeNode:
         """The env action for this step: the command through the safety envelope, as a hand delta."""
         command = None
         if self.pending_delta is not None:
-            delta, self.pending_delta = self.pending_delta, None
-            if delta.shape != (4,):
-                command = ArmCommand(joint_positions=np.full(7, np.nan))  # malformed: the envelope stops
-            else:
-                if np.isfinite(delta[3]):
-                    self.grip = float(np.clip(delta[3], -1, 1))
-                step_m = METAWORLD_STEP_M * self.env.action_repeat
-                base_delta = self.world_to_base @ (np.clip(delta[:3], -1, 1) * step_m) if np.all(
-                    np.isfinite(delta[:3])) else np.full(3, np.nan)
-                q = self.kinematics.step_tcp(self.q, base_delta).q if np.all(np.isfinite(base_delta)) else base_delta
-                command = ArmCommand(joint_positions=q if q.shape == (7,) else np.full(7, np.nan))
+            command, self.pending_delta = self._ee_delta_command(self.pending_delta), None
         elif self.target_q is not None:
             command = ArmCommand(joint_positions=self.target_q)
         move = np.zeros(3)
@@ -222,6 +212,15 @@ class SimBridgeNode:
                 base_delta = out.tcp_position - self.kinematics.fk(self.q)[:3, 3]
                 move = self._to_world_delta(base_delta) / (METAWORLD_STEP_M * self.env.action_repeat)
         return np.concatenate([np.clip(move, -1, 1), [self.grip]])
+
+    def _ee_delta_command(self, delta: np.ndarray) -> ArmCommand:
+        """[dx, dy, dz, grip] in MetaWorld action units -> joint targets by IK. Malformed or non-finite
+        input becomes a NaN command, which the envelope refuses and latches on."""
+        if delta.shape != (4,) or not np.all(np.isfinite(delta)):
+            return ArmCommand(joint_positions=np.full(7, np.nan))
+        self.grip = float(np.clip(delta[3], -1, 1))
+        base_delta = self.world_to_base @ (np.clip(delta[:3], -1, 1) * METAWORLD_STEP_M * self.env.action_repeat)
+        return ArmCommand(joint_positions=self.kinematics.step_tcp(self.q, base_delta).q)
 
     def _hand_action(self) -> np.ndarray:
         action = np.zeros(self.env.action_dim)
