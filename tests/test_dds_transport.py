@@ -54,7 +54,8 @@ def image(i: int, h: int = 480, w: int = 640) -> msgs.Image:
 def test_messages_arrive_intact_between_participants(make_transport):
     cam, lab = make_transport("camera"), make_transport("labeller")
     images, states = [], []
-    lab.create_subscription(msgs.Image, "/camera/color/image_raw", images.append, QoS(reliable=True, depth=10))
+    image_sub = lab.create_subscription(msgs.Image, "/camera/color/image_raw", images.append,
+                                        QoS(reliable=True, depth=10))
     lab.create_subscription(msgs.JointState, "/joint_states", states.append)
     pub_img = cam.create_publisher(msgs.Image, "/camera/color/image_raw")
     pub_js = cam.create_publisher(msgs.JointState, "/joint_states")
@@ -66,6 +67,7 @@ def test_messages_arrive_intact_between_participants(make_transport):
         pub_img.publish(m)
     pub_js.publish(js)
     assert lab.spin_until(lambda: len(images) == 4 and len(states) == 1, 10)
+    assert image_sub.publisher_count == 1 and image_sub.received == 4
     assert [cdr.serialize(m) for m in images] == [cdr.serialize(m) for m in sent]
     assert states[0].name == js.name and np.array_equal(states[0].position, js.position)
 
@@ -114,7 +116,7 @@ def test_best_effort_subscriber_receives_from_reliable_publisher_not_the_reverse
 def test_peer_with_another_type_is_ignored_with_a_warning(make_transport, capsys):
     talker, listener = make_transport("talker"), make_transport("listener")
     got = []
-    listener.create_subscription(msgs.Duration, "/mixed", got.append)
+    mixed = listener.create_subscription(msgs.Duration, "/mixed", got.append)
     listener.create_subscription(msgs.String, "/fine", got.append)
     wrong = talker.create_publisher(msgs.Time, "/mixed")  # same layout as Duration, another ROS type
     right = talker.create_publisher(msgs.String, "/fine")
@@ -123,7 +125,7 @@ def test_peer_with_another_type_is_ignored_with_a_warning(make_transport, capsys
     wrong.publish(msgs.Time(1, 2))
     right.publish(msgs.String("still running"))
     listener.spin_until(lambda: False, 1.0)
-    assert [type(m) for m in got] == [msgs.String]
+    assert [type(m) for m in got] == [msgs.String] and mixed.foreign == 1
     err = capsys.readouterr().err
     assert "with type builtin_interfaces::msg::dds_::Time_, but this node uses " \
            "builtin_interfaces::msg::dds_::Duration_" in err

@@ -128,8 +128,8 @@ def pad_sample(sample: bytearray) -> bytearray:
 
 
 class DdsPublisher(Publisher):
-    def __init__(self, transport: "DdsTransport", writer: DataWriter, msg_type: type, topic: str):
-        self.transport, self.writer, self.msg_type, self.topic = transport, writer, msg_type, topic
+    def __init__(self, writer: DataWriter, msg_type: type, topic: str):
+        self.writer, self.msg_type, self.topic = writer, msg_type, topic
 
     def publish(self, msg: Any) -> None:
         if not isinstance(msg, self.msg_type):
@@ -172,6 +172,7 @@ class _Subscription:
 
     @property
     def publisher_count(self) -> int:
+        """Matched publishers (as `rclpy` `Subscription.get_publisher_count()`)."""
         return len(self.reader.get_matched_publications())
 
 
@@ -245,7 +246,7 @@ class DdsTransport(Transport):
     def create_publisher(self, msg_type: type, topic: str, qos: QoS = DEFAULT_QOS) -> DdsPublisher:
         writer = DataWriter(self.participant, self._topic(msg_type, topic), dds_qos(qos))
         self._entities.append(writer)
-        return DdsPublisher(self, writer, msg_type, self.resolve(topic))
+        return DdsPublisher(writer, msg_type, self.resolve(topic))
 
     def create_subscription(self, msg_type: type, topic: str, callback: Callable[[Any], None],
                             qos: QoS = DEFAULT_QOS) -> _Subscription:
