@@ -21,7 +21,7 @@ from diffusion_reward.reward import RewardScorer, ScoreConfig
 from diffusion_reward.transport.base import SENSOR_DATA_QOS
 from diffusion_reward.transport.dds import DdsTransport
 
-DOMAIN = 120 + os.getpid() % 80
+DOMAIN = 200 + os.getpid() % 30  # disjoint from the other live/dds tests
 TASK = "button-press-v3"
 STEPS = 12  # control steps per episode
 FRAMES = STEPS + 1  # frames per episode: the reset frame, then one per step
