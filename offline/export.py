@@ -3,7 +3,8 @@
 The exported module is `forward(image: uint8[B,K,H,W,3], state: float32[B,D]) -> float32[B,A]`:
 K frames oldest first (the runner repeats the first frame after a reset, as in training), HWC -> CHW
 channel stack, /255, state standardisation, the policy network, action un-scaling to [-1, 1]. Inputs the
-policy does not use are ignored. Loading it needs torch only:
+policy does not use are ignored (the ONNX graph drops them: feed only the inputs it lists). Loading the
+TorchScript needs torch only:
 
     policy = torch.jit.load("export/policy.ts"); action = policy(image_u8, state_f32)
 """
@@ -69,6 +70,7 @@ def export_policy(policy_dir: str | Path, out_dir: str | Path, onnx: bool = Fals
     inputs = example_inputs(meta, batch=2)
     exported = {k: meta.get(k) for k in EXPORT_KEYS}
     exported["training_reset_seeds"] = meta.get("dataset", {}).get("reset_seeds", [])  # "seen" layouts
+    exported["weights"] = str(Path(policy_dir).resolve() / (checkpoint or meta["model"]))
     exported["files"] = {"torchscript": "policy.ts"}
     exported["inputs"] = {"image": "uint8[B,K,H,W,3] RGB, K = frame_stack, oldest first",
                           "state": "float32[B,state_dim]"}
