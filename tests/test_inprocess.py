@@ -1,5 +1,6 @@
 """In-process transport: keep-last queues, QoS matching, clocks and timers, parameters, YAML parameter files."""
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -72,6 +73,24 @@ def test_timers_fire_at_each_deadline_on_manual_clock_and_cancel():
     timer.cancel()
     bus.advance(1.0)
     assert len(stamps) == 3
+
+
+def test_realtime_bus_runs_timers_on_the_system_clock():
+    bus = InProcessBus(realtime=True)
+    t = InProcessTransport("n", bus)
+    ticks = []
+    t.create_timer(0.02, lambda: ticks.append(t.now_ns()))
+    spinner = threading.Thread(target=t.spin)
+    spinner.start()
+    deadline = time.monotonic() + 10
+    while len(ticks) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t.shutdown()
+    spinner.join(5)
+    assert len(ticks) >= 3 and all(b > a for a, b in zip(ticks, ticks[1:]))
+    assert abs(ticks[0] - time.time_ns()) < 60 * 10**9
+    with pytest.raises(RuntimeError, match="manual clock"):
+        bus.advance(1.0)
 
 
 def test_sim_time_drives_sim_nodes_only():

@@ -1,11 +1,12 @@
 """Reward labeller on the in-process transport, with a real (tiny, random-weight) reward model."""
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from diffusion_reward.errors import UserError
 from diffusion_reward.models import RewardModel
-from diffusion_reward.msgs import DiagnosticArray, Empty, Image, Vector3Stamped
+from diffusion_reward.msgs import CompressedImage, DiagnosticArray, Empty, Header, Image, Time, Vector3Stamped
 from diffusion_reward.nodes.image_conv import rgb_to_image
 from diffusion_reward.nodes.reward_labeller import RewardLabellerNode
 from diffusion_reward.reward import RewardScorer, ScoreConfig
@@ -80,6 +81,24 @@ def test_synchronous_rewards_carry_image_stamps_and_equal_offline_scoring(model_
     np.testing.assert_allclose([r.vector.x for r in g.rewards], offline.reward, rtol=1e-4, atol=1e-5)
     assert all(r.vector.z >= 0 for r in g.rewards)
     g.labeller.close()
+
+
+def test_compressed_topic_gives_the_same_rewards_as_raw(model_path):
+    frames = _frames(3, seed=5)
+    raw_graph = Graph(model_path, synchronous=True)
+    raw_graph.publish(frames)
+    g = Graph(model_path, synchronous=True, image_topic=TOPIC + "/compressed")
+    pub = g.cam.create_publisher(CompressedImage, TOPIC + "/compressed", SENSOR_DATA_QOS)
+    for i, frame in enumerate(frames):  # png: lossless, so the model sees the same pixels
+        pub.publish(CompressedImage(header=Header(stamp=Time(7, i)), format="png",
+                                    data=cv2.imencode(".png", frame[..., ::-1])[1].tobytes()))
+        g.bus.spin_until_idle()
+    g.settle()
+    raw_graph.settle()
+    assert [r.header.stamp.nanosec for r in g.rewards] == [0, 1, 2]
+    assert [r.vector.y for r in g.rewards] == [r.vector.y for r in raw_graph.rewards]
+    g.labeller.close()
+    raw_graph.labeller.close()
 
 
 def test_episode_start_resets_context(model_path):
