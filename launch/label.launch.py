@@ -3,9 +3,11 @@
     ros2 launch diffusion_reward_ros label.launch.py model_path:=/models/reward.safetensors task:=button-press-v3
 
 camera:=auto starts realsense-ros (`realsense2_camera rs_launch.py`) when it is installed and our
-pyrealsense2 camera node otherwise; realsense | ours force one, none starts no camera (bag replay,
-simulation); labeller:=false starts the camera only. Every node parameter is a launch argument; an empty value keeps the value from the node's
-parameter file (`*_params_file`, default: this package's config/) or the node's own default.
+pyrealsense2 camera node otherwise (which also plays .db3 recordings, videos and PNG folders:
+camera:=ours playback_file:=...); realsense | ours force one, none starts no camera (bag replay,
+simulation); labeller:=false starts the camera only. Every node parameter is a launch argument; an
+empty value keeps the value from the node's parameter file (`*_params_file`, default: this package's
+config/) or the node's own default.
 """
 import os
 
