@@ -128,21 +128,27 @@ def labelled_path(w: Path, kind: str) -> Path:
     return w / f"labelled_{kind}.hdf5"
 
 
+def run_name(args) -> str:
+    """Policies and evaluations of one learner configuration live under runs/<run_name>/, so several
+    configurations share the collected and labelled data of one workdir."""
+    return f"{args.algo}_{args.obs}_k{args.frame_stack}_{args.steps}steps_alpha{args.alpha:g}"
+
+
 def train_and_evaluate(args, w: Path, labelled: dict[str, Path]) -> dict:
-    results = {}
+    results, run = {}, w / "runs" / run_name(args)
     for reward in REWARDS:
         for seed in range(args.seeds):
             name = f"{reward}_seed{seed}"
-            policy = w / "policies" / name
-            stage(w, f"train_{name}", policy, "train-policy", "--data", str(labelled[reward]), "--algo", args.algo,
-                  "--reward", reward, "--alpha", str(args.alpha), "--obs", args.obs,
+            policy = run / "policies" / name
+            stage(w, f"{run.name}/train_{name}", policy, "train-policy", "--data", str(labelled[reward]),
+                  "--algo", args.algo, "--reward", reward, "--alpha", str(args.alpha), "--obs", args.obs,
                   "--frame-stack", str(args.frame_stack), "--steps", str(args.steps),
                   "--batch-size", str(args.batch_size), "--checkpoint-every", str(args.steps),
                   "--seed", str(seed), "--out", str(policy))
             for split in ("seen", "unseen"):
-                out = w / "eval" / f"{name}_{split}.json"
+                out = run / "eval" / f"{name}_{split}.json"
                 extra = [] if args.max_steps is None else ["--max-steps", str(args.max_steps)]
-                stage(w, f"eval_{name}_{split}", out, "evaluate", "--policy", str(policy),
+                stage(w, f"{run.name}/eval_{name}_{split}", out, "evaluate", "--policy", str(policy),
                       "--episodes", str(args.eval_episodes), "--positions", split, "--seed", str(10_000 + seed),
                       "--json", str(out), *extra)
                 results[(reward, seed, split)] = json.loads(out.read_text())
@@ -176,7 +182,7 @@ def main(argv=None) -> None:
               "--out", str(labelled_path(w, kind)), "--task", TASK, "--reward-type", kind, resume_flag="--resume")
     results = train_and_evaluate(args, w, labelled)
     text = table(results, args)
-    (w / "table.txt").write_text(text + "\n")
+    (w / "runs" / run_name(args) / "table.txt").write_text(text + "\n")
     print(text)
 
 
