@@ -62,6 +62,16 @@ def bf16_error(model: RewardModel, frames: np.ndarray) -> tuple[float, float]:
     return float(np.abs(bf16 - f32).max()), float(f32.max() - f32.min())
 
 
+def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 512, reps: int = 20) -> float:
+    """Calibration: what this machine delivers right now (shared machines are often far below nominal)."""
+    a = torch.randn(n, n).to(dtype)
+    a @ a
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ a
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", nargs="+", default=["tiny", "small", "paper"])
@@ -78,6 +88,9 @@ def main() -> None:
     frames = episode(args.frames)
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, load average "
           f"{os.getloadavg()[0]:.1f}, episode {args.frames} frames, entropy skip 9, noise on")
+    if args.device == "cpu":
+        print(f"calibration: 512x512 matmul {matmul_gflops():.0f} GFLOP/s fp32, "
+              f"{matmul_gflops(torch.bfloat16):.0f} GFLOP/s bf16")
     header = f"{'preset':<7} {'params':>7} {'GFLOP/frame':>11} {'dtype':>8} {'batch frames/s':>14} " \
              f"{'stream ms/frame':>15} {'bf16 max err / spread':>22}"
     print(header)
