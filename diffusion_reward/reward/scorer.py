@@ -100,9 +100,7 @@ class RewardScorer:
         raw = np.zeros(len(tokens), np.float32)
         for start in range(0, len(cond_idx), self.cfg.chunk_size):
             rows = np.arange(start, min(start + self.cfg.chunk_size, len(cond_idx)))
-            cond = tokens[cond_idx[rows]].reshape(len(rows), -1)
-            target = None if target_idx is None else tokens[target_idx[rows]]
-            raw[rows] = self.score_tokens(cond, target, rows)
+            raw[rows] = self.score_tokens(*_gather(tokens, cond_idx, target_idx, rows), rows)
             if progress:
                 progress(len(rows))
         raw[len(cond_idx):] = carry(raw[:len(cond_idx)], len(tokens))
@@ -139,8 +137,7 @@ class RewardScorer:
     def condition_rows(self, tokens: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Condition tokens (B, F*L) and target tokens (B, L) or None of the given rows of a tokenised episode."""
         cond_idx, target_idx, _ = self.row_layout(len(tokens))
-        cond = tokens[cond_idx[rows]].reshape(len(rows), -1)
-        return cond, (None if target_idx is None else tokens[target_idx[rows]])
+        return _gather(tokens, cond_idx, target_idx, rows)
 
     # ----------------------------------------------------------------------------------------------------- chain
     @torch.no_grad()
@@ -264,14 +261,19 @@ class ScoreStream:
         window = torch.stack(self.tokens)
         offset = num_frames - len(window)  # episode index of window[0]
         cond_idx, target_idx, _ = s.row_layout(num_frames)
-        cond = window[cond_idx[row] - offset].reshape(1, -1)
-        target = None if target_idx is None else window[target_idx[row] - offset][None]
-        self.last_raw = float(s.score_tokens(cond, target, np.array([row]))[0])
+        rows = np.array([row])
+        self.last_raw = float(s.score_tokens(*_gather(window, cond_idx, target_idx, rows, offset), rows)[0])
         return self._result(self.last_raw)
 
     def _result(self, raw: float) -> tuple[float, float | None]:
         std = self.scorer.standardize(np.array([raw], np.float32))
         return raw, (None if std is None else float(std[0]))
+
+
+def _gather(tokens, cond_idx, target_idx, rows, offset=0):
+    """Condition (B, F*L) and target (B, L) or None of `rows`; `tokens[0]` is frame `offset` of the episode."""
+    cond = tokens[cond_idx[rows] - offset].reshape(len(rows), -1)
+    return cond, (None if target_idx is None else tokens[target_idx[rows] - offset])
 
 
 def _no_carry(raw: np.ndarray, num_frames: int) -> np.ndarray:
