@@ -258,3 +258,12 @@ def test_streaming_reproduces_the_batch_in_upstream_likelihood_layout(model, vid
     stream = RewardScorer(model, cfg).stream()
     pushed = [stream.push(f)[0] for f in video] + [r for r, _ in stream.finish()]
     np.testing.assert_allclose(pushed, ref(f"likelihood_skip{run['skip_step']}_raw").reshape(-1), atol=1e-3)
+
+
+def test_unresolved_interpolation_in_config_is_a_user_error(paths, tmp_path):
+    cfg = yaml.safe_load(paths["config"].read_text())
+    cfg["model"]["params"]["content_codec_config"]["params"]["args"]["resolution"] = "${image_size}"
+    bad = tmp_path / "config.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(UserError, match="interpolation"):
+        import_upstream(paths["ckpt"], bad)

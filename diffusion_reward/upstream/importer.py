@@ -41,6 +41,14 @@ def _get(d: Any, path: str):
 
 def config_from_hydra(cfg: dict) -> RewardModelConfig:
     """Model sizes from the authors' VQ-Diffusion hydra config (`exp_local/video_models/vqdiffusion/D/.hydra/config.yaml`)."""
+    try:
+        return _config_from_hydra(cfg)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"upstream config has a missing or non-numeric model size ({type(exc).__name__}: {exc}); "
+                        "resolve hydra interpolations (${...}) first") from None
+
+
+def _config_from_hydra(cfg: dict) -> RewardModelConfig:
     p = _get(cfg, "model.params")
     args = _get(p, "content_codec_config.params.args")
     diff = _get(p, "diffusion_config.params")
