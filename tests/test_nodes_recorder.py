@@ -75,6 +75,14 @@ def test_records_synced_episode_with_reward_labels_and_drop_counts(tmp_path):
         stamp = start + i * FRAME_NS
         frames.append(robot.frame(i, stamp, reward=(i != 3)))  # the labeller skipped frame 3
         stamps.append(stamp)
+    status = []
+    robot.t.create_subscription(DiagnosticArray, "/diagnostics", lambda m: status.extend(
+        s for s in m.status if s.name == "episode_recorder: recorder"))
+    bus.advance(1.0)
+    values = {kv.key: kv.value for kv in status[-1].values}
+    # frames 3, 4, 5 wait: 3 for its reward (up to wait_timeout_s), the others behind it, in order
+    assert (values["recording"], values["episode"], values["steps"], values["waiting_images"]) == (
+        "True", "demo_0", "3", "3")
     robot.success.publish(Bool(data=True))
     robot.event("stop")
     bus.advance(3.0)  # frame 3 times out waiting for its reward; then the episode is saved

@@ -35,8 +35,8 @@ import numpy as np
 from .. import __version__
 from ..data.format import REWARD_ALIGNMENT
 from ..errors import UserError
-from ..msgs import Bool, CompressedImage, DiagnosticArray, Empty, Float64MultiArray, Image, JointState, \
-    JointTrajectory, Vector3Stamped
+from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Float64MultiArray, Header, \
+    Image, JointState, JointTrajectory, KeyValue, Time, Vector3Stamped
 from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, QoS, Transport
 from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
@@ -195,6 +195,8 @@ class EpisodeRecorderNode:
         if p.button_topic:
             transport.create_subscription(Bool, p.button_topic, self._on_button, DEFAULT_QOS)
         transport.create_timer(0.1, self._drain)
+        self.diagnostics_pub = transport.create_publisher(DiagnosticArray, "/diagnostics", DEFAULT_QOS)
+        transport.create_timer(1.0, self._publish_diagnostics)
         transport.log("info", f"recording into {p.output} ({len(self.writer.episode_names)} episodes there); "
                               f"waiting for /episode/start")
 
@@ -418,6 +420,21 @@ class EpisodeRecorderNode:
         if message not in self._logged_errors:
             self._logged_errors.add(message)
             self.transport.log(level, message)
+
+    def _publish_diagnostics(self) -> None:
+        recording = self.episode is not None
+        dropped = sum(self.stats["dropped"].values())
+        values = {"recording": recording, "episode": self.episode.name if recording else "",
+                  "steps": self.stats["recorded"], "waiting_images": len(self.pending), "dropped": dropped,
+                  "saved_episodes": len(self.saved), "output": self.params.output,
+                  **{f"dropped_{reason}": n for reason, n in self.stats["dropped"].items()}}
+        level = DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK
+        message = (f"recording {self.episode.name}: {self.stats['recorded']} steps, {dropped} images dropped"
+                   if recording else f"idle, {len(self.saved)} episode(s) saved")
+        self.diagnostics_pub.publish(DiagnosticArray(
+            header=Header(stamp=Time.from_ns(self.transport.now_ns())),
+            status=[DiagnosticStatus(level=level, name=f"{self.transport.name}: recorder", message=message,
+                                     values=[KeyValue(k, str(v)) for k, v in values.items()])]))
 
     # -- metadata -----------------------------------------------------------------------------------
     def _new_stats(self) -> dict:
