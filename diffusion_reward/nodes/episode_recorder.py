@@ -22,7 +22,7 @@ Episodes: `/episode/start`, `/episode/stop`, `/episode/discard` (std_msgs/Empty)
 an optional teleop button (`button_topic`, Bool) toggles start/stop on each press. On stop the last step
 gets `done` (and sparse reward 1.0 if successful). Observations: `image` (model resolution, the
 labeller's crop), `image_full` (camera resolution, `store_full_image`), `state`, optional `gripper`,
-`robot_state`.
+`robot_state`. `/diagnostics` (1 Hz): recording state, steps, images waiting, drops by reason.
 """
 from __future__ import annotations
 
