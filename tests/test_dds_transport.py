@@ -231,3 +231,20 @@ def test_cross_process_frames_and_states(make_transport):
     for i, m in enumerate(received):
         assert cdr.serialize(m) == cdr.serialize(image(i, *((480, 640) if i % 2 == 0 else (64, 64))))
     assert [s.position[0] for s in states] == [float(i) for i in range(6)]
+
+
+def test_keep_last_drops_are_counted_and_reported(make_transport, capsys):
+    talker, listener = make_transport("talker"), make_transport("listener")
+    got = []
+    sub = listener.create_subscription(msgs.String, "/burst", got.append, SENSOR_DATA_QOS)  # depth 5
+    pub = talker.create_publisher(msgs.String, "/burst")
+    wait_matched(pub)
+    time.sleep(0.2)
+    for i in range(20):  # the listener is not spinning: a slow callback elsewhere, as far as it can tell
+        pub.publish(msgs.String(str(i)))
+    time.sleep(0.3)
+    listener.spin_until(lambda: False, 0.8)  # long enough for one graph check
+    assert [m.data for m in got] == [str(i) for i in range(15, 20)]  # the newest `depth`, as in ROS
+    assert sub.dropped == 15 and sub.received == 5
+    assert "dropped 15 message(s) on /burst: the node fell behind the publisher (keep-last depth 5)" in \
+        capsys.readouterr().err

@@ -54,6 +54,7 @@ LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 _ANY_SAMPLE = SampleState.Any | ViewState.Any | InstanceState.Any
 _GRAPH_CHECK_NS = 500_000_000  # how often peers' types and QoS are checked for mismatches
 _MAX_WAIT_S = 0.1  # upper bound on one wait, so signal handlers run promptly
+_READER_HISTORY = 32  # DDS keeps up to this many samples per reader; we keep the QoS depth and count the rest
 _TYPE_CONSISTENCY_POLICY_ID = 24  # Cyclone reports a type mismatch as this "incompatible QoS"
 _POLICY_NAMES = {2: "durability", 11: "reliability", 23: "data representation"}
 
@@ -80,10 +81,11 @@ def idl_type(msgtype: str) -> type:
     return make_idl_struct(msgtype.rsplit("/", 1)[-1] + "_", cdr.dds_type_name(msgtype), fields)
 
 
-def dds_qos(qos: QoS) -> Qos:
+def dds_qos(qos: QoS, history: int | None = None) -> Qos:
+    """The DDS QoS for a ROS QoS; `history` overrides the keep-last depth of the DDS cache."""
     reliability = Policy.Reliability.Reliable(duration(milliseconds=100)) if qos.reliable \
         else Policy.Reliability.BestEffort
-    return Qos(reliability, Policy.History.KeepLast(qos.depth), Policy.Durability.Volatile,
+    return Qos(reliability, Policy.History.KeepLast(history or qos.depth), Policy.Durability.Volatile,
                Policy.DataRepresentation(use_cdrv0_representation=True))
 
 
@@ -152,9 +154,12 @@ class DdsPublisher(Publisher):
 
 
 class _Subscription:
-    def __init__(self, reader: DataReader, msg_type: type, topic: str, callback: Callable[[Any], None]):
-        self.reader, self.msg_type, self.topic, self.callback = reader, msg_type, topic, callback
+    def __init__(self, reader: DataReader, msg_type: type, topic: str, callback: Callable[[Any], None],
+                 depth: int):
+        self.reader, self.msg_type, self.topic, self.callback, self.depth = reader, msg_type, topic, callback, depth
         self.received = 0
+        self.dropped = 0  # older than the newest `depth` waiting when the node got to them (keep-last)
+        self.dropped_reported = 0
         self.malformed = 0
         self.foreign = 0  # samples from writers of another message type (dropped, as ROS 2 never connects them)
         self.incompatible_qos_seen = 0
@@ -252,11 +257,14 @@ class DdsTransport(Transport):
                             qos: QoS = DEFAULT_QOS) -> _Subscription:
         if qos.depth < 1:
             raise ValueError("QoS depth must be >= 1")
-        reader = DataReader(self.participant, self._topic(msg_type, topic), dds_qos(qos))
+        # a deeper DDS cache than the QoS depth, so that messages the node falls behind on are counted when
+        # `_dispatch_messages` keeps the newest `depth` of them (in ROS they vanish silently)
+        reader = DataReader(self.participant, self._topic(msg_type, topic),
+                            dds_qos(qos, history=max(qos.depth, _READER_HISTORY)))
         condition = ReadCondition(reader, _ANY_SAMPLE)
         self._waitset.attach(condition)
         self._entities += [reader, condition]
-        sub = _Subscription(reader, msg_type, self.resolve(topic), callback)
+        sub = _Subscription(reader, msg_type, self.resolve(topic), callback, qos.depth)
         self._subs.append(sub)
         return sub
 
@@ -353,13 +361,16 @@ class DdsTransport(Transport):
     def _dispatch_messages(self) -> int:
         ready = []
         for sub in self._subs:
+            waiting = []
             for data, info in ddspy_take(sub.reader._ref, _ANY_SAMPLE, 256):
                 if not info.valid_data:
                     continue
                 if sub.accepts_writer(info.publication_handle):
-                    ready.append((info.source_timestamp, len(ready), sub, data))
+                    waiting.append((info.source_timestamp, data))
                 else:
                     sub.foreign += 1
+            sub.dropped += max(0, len(waiting) - sub.depth)
+            ready += [(stamp, len(ready) + i, sub, data) for i, (stamp, data) in enumerate(waiting[-sub.depth:])]
         ready.sort(key=lambda item: item[:2])
         for _, _, sub, data in ready:
             try:
@@ -397,6 +408,10 @@ class DdsTransport(Transport):
                     self.log("warn", f"a peer uses topic {topic[2:]} with type {their_type}, but this node uses "
                                      f"{ours[topic]}; they do not exchange messages")
         for sub in self._subs:
+            if sub.dropped > sub.dropped_reported:
+                self.log("warn", f"dropped {sub.dropped - sub.dropped_reported} message(s) on {sub.topic}: the node "
+                                 f"fell behind the publisher (keep-last depth {sub.depth})")
+                sub.dropped_reported = sub.dropped
             status = sub.reader.get_requested_incompatible_qos_status()
             if status.total_count > sub.incompatible_qos_seen:
                 sub.incompatible_qos_seen = status.total_count
