@@ -97,10 +97,10 @@ def run_node(node: str, params_files: list[str] = (), overrides: dict[str, Any] 
     stop_requested = threading.Event()
 
     def on_signal(signum, _frame):
-        if stop_requested.is_set():
-            return
+        if stop_requested.is_set():  # a second Ctrl-C: stop closing cleanly, quit now
+            raise KeyboardInterrupt
         stop_requested.set()
-        transport.log("info", f"{signal.Signals(signum).name}: shutting down")
+        transport.log("info", f"{signal.Signals(signum).name}: shutting down (again to quit without closing)")
         transport.interrupt()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
