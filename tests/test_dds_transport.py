@@ -116,10 +116,11 @@ def test_best_effort_subscriber_receives_from_reliable_publisher_not_the_reverse
 def test_peer_with_another_type_is_ignored_with_a_warning(make_transport, capsys):
     talker, listener = make_transport("talker"), make_transport("listener")
     got = []
-    mixed = listener.create_subscription(msgs.Duration, "/mixed", got.append)
-    listener.create_subscription(msgs.String, "/fine", got.append)
     wrong = talker.create_publisher(msgs.Time, "/mixed")  # same layout as Duration, another ROS type
     right = talker.create_publisher(msgs.String, "/fine")
+    listener.spin_until(lambda: False, 0.7)  # the listener sees the publishers before it uses the topics
+    mixed = listener.create_subscription(msgs.Duration, "/mixed", got.append)
+    listener.create_subscription(msgs.String, "/fine", got.append)
     wait_matched(right)
     time.sleep(0.2)
     wrong.publish(msgs.Time(1, 2))

@@ -227,6 +227,7 @@ class DdsTransport(Transport):
                                BuiltinDataReader(self.participant, BuiltinTopicDcpsSubscription)]
         self._entities += self._graph_readers
         self._next_graph_check = 0
+        self._peer_endpoints: set[tuple[str, str]] = set()  # (DDS topic, type name) of every endpoint seen
         self._type_warnings: set[tuple[str, str]] = set()
         self._sim_ns = 0
         self._stop = threading.Event()
@@ -399,14 +400,16 @@ class DdsTransport(Transport):
     def _check_graph(self) -> None:
         """Warn (once) about peers using our topics with another message type or an incompatible QoS:
         DDS silently does not connect them, which otherwise looks like a dead topic."""
-        ours = {name: topic.typename for name, topic in self._topics.items()}
         for reader in self._graph_readers:
             for endpoint in reader.take(N=256):
-                topic, their_type = getattr(endpoint, "topic_name", None), getattr(endpoint, "type_name", None)
-                if topic in ours and their_type != ours[topic] and (topic, their_type) not in self._type_warnings:
-                    self._type_warnings.add((topic, their_type))
-                    self.log("warn", f"a peer uses topic {topic[2:]} with type {their_type}, but this node uses "
-                                     f"{ours[topic]}; they do not exchange messages")
+                if hasattr(endpoint, "topic_name"):  # not a disposal notice
+                    self._peer_endpoints.add((endpoint.topic_name, endpoint.type_name))
+        for topic, their_type in self._peer_endpoints - self._type_warnings:
+            ours = self._topics.get(topic)
+            if ours is not None and their_type != ours.typename:
+                self._type_warnings.add((topic, their_type))
+                self.log("warn", f"a peer uses topic {topic[2:]} with type {their_type}, but this node uses "
+                                 f"{ours.typename}; they do not exchange messages")
         for sub in self._subs:
             if sub.dropped > sub.dropped_reported:
                 self.log("warn", f"dropped {sub.dropped - sub.dropped_reported} message(s) on {sub.topic}: the node "
