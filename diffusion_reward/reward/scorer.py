@@ -96,16 +96,18 @@ class RewardScorer:
 
     def score_token_episode(self, tokens: torch.Tensor, progress: Callable[[int], None] | None = None) -> ScoreResult:
         """Episode already tokenised (T, L): rows are scored in chunks of `chunk_size`."""
-        cond_idx, target_idx, carry = self.row_layout(len(tokens))
-        raw = np.zeros(len(tokens), np.float32)
-        for start in range(0, len(cond_idx), self.cfg.chunk_size):
-            rows = np.arange(start, min(start + self.cfg.chunk_size, len(cond_idx)))
-            raw[rows] = self.score_tokens(*_gather(tokens, cond_idx, target_idx, rows), rows)
+        t = len(tokens)
+        scored = self.num_scored_rows(t)
+        raw = np.zeros(t, np.float32)
+        for start in range(0, scored, self.cfg.chunk_size):
+            rows = np.arange(start, min(start + self.cfg.chunk_size, scored))
+            raw[rows] = self.score_tokens(*self.condition_rows(tokens, rows), rows)
             if progress:
                 progress(len(rows))
-        raw[len(cond_idx):] = carry(raw[:len(cond_idx)], len(tokens))
-        if progress and len(tokens) > len(cond_idx):
-            progress(len(tokens) - len(cond_idx))
+        if t > scored:  # likelihood: rows without a successor frame carry the last scored row
+            raw[scored:] = raw[scored - 1]
+            if progress:
+                progress(t - scored)
         return ScoreResult(raw=raw, reward=self.standardize(raw))
 
     def stream(self) -> "ScoreStream":
@@ -118,26 +120,34 @@ class RewardScorer:
         return ((raw - np.float32(mean)) / np.float32(std)).astype(np.float32)
 
     # ------------------------------------------------------------------------------------------------ row layout
-    def row_layout(self, num_frames: int):
-        """Frame indices of every row's condition (R, F) and target (R,) or None, and how to fill rows R..T-1."""
-        k, f, t = self.frame_skip, self.num_frames, num_frames
-        rows = np.arange(t)
-        if self.cfg.likelihood_compat:
+    def num_scored_rows(self, num_frames: int) -> int:
+        """Rows with their own score; likelihood rows after that (no successor frame) carry the last one."""
+        k = self.frame_skip
+        if self.cfg.reward_type == "likelihood" and not self.cfg.likelihood_compat and num_frames > k:
+            return num_frames - k
+        return num_frames
+
+    def row_frames(self, rows: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Episode frame indices of the condition (B, F) and the target (B,) or None of scored `rows`."""
+        k, f = self.frame_skip, self.num_frames
+        rows = np.asarray(rows)
+        if self.cfg.likelihood_compat:  # upstream: (f[i-2k], f[i-k], f[i]) scoring f[i]; early rows repeat f[i]
             window = np.stack([rows - (f - j) * k for j in range(f + 1)], 1)
-            cond = np.where((rows < f * k)[:, None], rows[:, None], window)
-            return cond, rows, _no_carry
+            return np.where((rows < f * k)[:, None], rows[:, None], window), rows
         window = np.stack([rows - (f - 1 - j) * k for j in range(f)], 1)
         cond = np.where((rows < (f - 1) * k)[:, None], rows[:, None], window)
         if self.cfg.reward_type == "entropy":
-            return cond, None, _no_carry
-        if t <= k:  # no row has a successor: score the frame itself as its own successor
-            return cond, rows, _no_carry
-        return cond[:t - k], rows[:t - k] + k, _carry_last
+            return cond, None
+        # next frame; an episode too short to have one scores the frame itself as its own successor
+        return cond, (rows + k if num_frames > k else rows)
 
-    def condition_rows(self, tokens: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Condition tokens (B, F*L) and target tokens (B, L) or None of the given rows of a tokenised episode."""
-        cond_idx, target_idx, _ = self.row_layout(len(tokens))
-        return _gather(tokens, cond_idx, target_idx, rows)
+    def condition_rows(self, tokens: torch.Tensor, rows: np.ndarray, first_frame: int = 0,
+                       num_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Condition tokens (B, F*L) and target tokens (B, L) or None of `rows`; tokens[0] is frame `first_frame`
+        of an episode of `num_frames` frames (default: tokens is the whole episode)."""
+        cond_idx, target_idx = self.row_frames(rows, num_frames or first_frame + len(tokens))
+        cond = tokens[cond_idx - first_frame].reshape(len(rows), -1)
+        return cond, (None if target_idx is None else tokens[target_idx - first_frame])
 
     # ----------------------------------------------------------------------------------------------------- chain
     @torch.no_grad()
@@ -259,29 +269,14 @@ class ScoreStream:
     def _score_row(self, row: int, num_frames: int) -> tuple[float, float | None]:
         s = self.scorer
         window = torch.stack(self.tokens)
-        offset = num_frames - len(window)  # episode index of window[0]
-        cond_idx, target_idx, _ = s.row_layout(num_frames)
         rows = np.array([row])
-        self.last_raw = float(s.score_tokens(*_gather(window, cond_idx, target_idx, rows, offset), rows)[0])
+        cond, target = s.condition_rows(window, rows, first_frame=num_frames - len(window), num_frames=num_frames)
+        self.last_raw = float(s.score_tokens(cond, target, rows)[0])
         return self._result(self.last_raw)
 
     def _result(self, raw: float) -> tuple[float, float | None]:
         std = self.scorer.standardize(np.array([raw], np.float32))
         return raw, (None if std is None else float(std[0]))
-
-
-def _gather(tokens, cond_idx, target_idx, rows, offset=0):
-    """Condition (B, F*L) and target (B, L) or None of `rows`; `tokens[0]` is frame `offset` of the episode."""
-    cond = tokens[cond_idx[rows] - offset].reshape(len(rows), -1)
-    return cond, (None if target_idx is None else tokens[target_idx[rows] - offset])
-
-
-def _no_carry(raw: np.ndarray, num_frames: int) -> np.ndarray:
-    return np.zeros(0, np.float32)
-
-
-def _carry_last(raw: np.ndarray, num_frames: int) -> np.ndarray:
-    return np.full(num_frames - len(raw), raw[-1], np.float32)
 
 
 def _row_seed(seed: int, row: int, sample: int) -> int:
