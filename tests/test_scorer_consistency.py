@@ -149,6 +149,9 @@ def test_cli_scores_frames_like_the_library(model, model_file, episode, tmp_path
 
 
 def test_cli_bad_inputs_one_line_exit_2_no_output(model_file, episode, tmp_path, capsys):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
     good = tmp_path / "good.npy"
     np.save(good, episode)
     wrong_size, floats, nans = tmp_path / "small.npy", tmp_path / "float.npy", tmp_path / "nan.npy"
@@ -158,10 +161,13 @@ def test_cli_bad_inputs_one_line_exit_2_no_output(model_file, episode, tmp_path,
     truncated, foreign = tmp_path / "trunc.safetensors", tmp_path / "foreign.safetensors"
     truncated.write_bytes(model_file.read_bytes()[:5000])
     foreign.write_bytes(b"\x80\x04not a model")
+    missing = tmp_path / "missing.safetensors"  # our format and metadata, one tensor gone
+    with safe_open(model_file, "pt") as f:
+        save_file({k: f.get_tensor(k) for k in f.keys() if "to_logits" not in k}, missing, metadata=f.metadata())
     out = tmp_path / "out.npy"
     cases = [
         (model_file, wrong_size, ["--raw"]), (model_file, floats, ["--raw"]), (model_file, nans, ["--raw"]),
-        (truncated, good, ["--raw"]), (foreign, good, ["--raw"]),
+        (truncated, good, ["--raw"]), (foreign, good, ["--raw"]), (missing, good, ["--raw"]),
         (model_file, good, ["--task", "no-such-task"]), (model_file, good, []),  # no stats / no task
     ]
     for model_path, frames, extra in cases:
