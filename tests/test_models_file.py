@@ -63,7 +63,7 @@ def test_training_loss_is_finite_reaches_trainable_weights_and_decreases():
         losses.append(metrics["loss"])
     assert np.isfinite(losses).all()
     assert m.video.condition_emb.emb.weight.grad is not None  # learned context embedding trains
-    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert np.median(losses[-5:]) < np.median(losses[:5])  # median: t=0 steps (decoder NLL / p_t) spike
     assert int(m.video.Lt_count.sum()) == 25 * 4
 
 
