@@ -13,6 +13,7 @@
         params: [../ros2_ws/src/diffusion_reward_ros/config/sim_bridge.yaml]   # relative to this file
         param: {episodes: 2}     # overrides, last word (as `--param name:=value`)
         required: true           # when it exits, stop the others (launch's on_exit=Shutdown)
+        after: [reward_labeller, episode_recorder]   # start once these nodes are up (subscribed, spinning)
 
 Each node runs in its own process with its output prefixed by its name. Ctrl-C / SIGTERM sends SIGINT to
 every node; a node stops spinning, closes (the recorder saves its open episode durably) and leaves the
@@ -43,7 +44,7 @@ NODE_ALIASES = {
     "sim-bridge": "sim_bridge",
     "camera": "camera",
 }
-NETWORKS = ("loopback", "default")
+READY_LINE = "ready"  # what a node prints on stdout when it is constructed and starts spinning
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -110,6 +111,7 @@ def run_node(node: str, params_files: list[str] = (), overrides: dict[str, Any] 
         for unknown in transport.undeclared_overrides():
             transport.log("warn", f"parameter '{unknown}' is not declared by {name}: ignored")
         if not stop_requested.is_set():
+            print(READY_LINE, flush=True)  # on stdout, whatever the log level: `live up` starts `after` nodes
             transport.spin()
     finally:
         try:
@@ -131,6 +133,7 @@ class NodeSpec:
     params: list[str] = field(default_factory=list)
     param: dict[str, Any] = field(default_factory=dict)
     required: bool = False
+    after: list[str] = field(default_factory=list)  # names of nodes that must be ready first
 
     def command(self, domain_id: int | None, network: str | None, log_level: str) -> list[str]:
         cmd = [sys.executable, "-m", "diffusion_reward", "live", self.node, "--name", self.name,
@@ -173,7 +176,7 @@ class LaunchSet:
         for i, entry in enumerate(doc["nodes"]):
             if not isinstance(entry, dict) or entry.get("node") not in NODE_ALIASES:
                 raise UserError(f"live config {path}: nodes[{i}] needs 'node: <{'|'.join(NODE_ALIASES)}>'")
-            extra = set(entry) - {"node", "name", "params", "param", "required"}
+            extra = set(entry) - {"node", "name", "params", "param", "required", "after"}
             if extra:
                 raise UserError(f"live config {path}: nodes[{i}] has unknown key(s) {', '.join(sorted(extra))}")
             params = entry.get("params") or []
@@ -188,74 +191,112 @@ class LaunchSet:
             if name in names:
                 raise UserError(f"live config {path}: two nodes are named '{name}'; give one a 'name'")
             names.add(name)
+            after = entry.get("after") or []
+            after = [after] if isinstance(after, str) else after
             specs.append(NodeSpec(entry["node"], name, resolved, dict(entry.get("param") or {}),
-                                  bool(entry.get("required", False))))
+                                  bool(entry.get("required", False)), [str(a) for a in after]))
+        after = {spec.name: spec.after for spec in specs}
+        for spec in specs:
+            unknown_after = [a for a in spec.after if a not in names or a == spec.name]
+            if unknown_after:
+                raise UserError(f"live config {path}: {spec.name} is after {', '.join(unknown_after)}, which is not "
+                                f"another node of this file")
+            seen, todo = set(), list(spec.after)
+            while todo:
+                name = todo.pop()
+                if name == spec.name:
+                    raise UserError(f"live config {path}: the 'after' lists form a cycle through {spec.name}")
+                if name not in seen:
+                    seen.add(name)
+                    todo += after[name]
         return cls(specs,
                    domain_id=domain_id if domain_id is not None else doc.get("domain_id"),
                    network=network if network is not None else doc.get("network"),
                    log_level=log_level, stop_timeout_s=float(doc.get("stop_timeout_s", 15.0)))
 
     def run(self) -> int:
-        """Start every node, relay their output, stop them all on SIGINT/SIGTERM or when a required one
-        exits; return 0 when every node ended cleanly, else the first failing exit code."""
+        """Start the nodes (each once the nodes it is `after` are ready), relay their output, stop them all on
+        SIGINT/SIGTERM or when a required one exits; return 0 when every node ended cleanly, else the first
+        failing exit code."""
         stop = threading.Event()
         previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-        procs: list[tuple[NodeSpec, subprocess.Popen]] = []
-        relays = []
+        ready = {spec.name: threading.Event() for spec in self.nodes}
+        procs: dict[str, subprocess.Popen | None] = {}  # None: never started (a node it is after failed)
+        relays: list[threading.Thread] = []
+        reported: set[str] = set()
+
+        def failed_before_ready(name: str) -> bool:
+            return name in procs and not ready[name].is_set() and (procs[name] is None or procs[name].poll() is not None)
+
         try:
-            for spec in self.nodes:
-                proc = subprocess.Popen(spec.command(self.domain_id, self.network, self.log_level),
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True,  # only we send them signals, once
-                                        preexec_fn=_die_with_parent)
-                procs.append((spec, proc))
-                relay = threading.Thread(target=_relay, args=(spec.name, proc), daemon=True)
-                relay.start()
-                relays.append(relay)
-                _say(f"started {spec.name} (pid {proc.pid})")
-            reported: set[int] = set()
-            while not stop.is_set() and len(reported) < len(procs):
-                for spec, proc in procs:
-                    if proc.poll() is not None and proc.pid not in reported:
-                        reported.add(proc.pid)
+            while not stop.is_set():
+                for spec in self.nodes:
+                    if spec.name in procs:
+                        continue
+                    blocker = next((a for a in spec.after if failed_before_ready(a)), None)
+                    if blocker is not None:
+                        _say(f"not starting {spec.name}: {blocker} ended before it was ready")
+                        procs[spec.name] = None
+                    elif all(ready[a].is_set() for a in spec.after):
+                        procs[spec.name] = self._start(spec, ready[spec.name], relays)
+                for spec in self.nodes:
+                    proc = procs.get(spec.name)
+                    if proc is not None and proc.poll() is not None and spec.name not in reported:
+                        reported.add(spec.name)
                         _say(f"{spec.name} exited with code {proc.returncode}")
                         if spec.required:
                             _say(f"{spec.name} is required: stopping the others")
                             stop.set()
+                if len(procs) == len(self.nodes) and all(p is None or p.poll() is not None for p in procs.values()):
+                    break
                 stop.wait(0.1)
             self._stop_all(procs)
-            for spec, proc in procs:
-                if proc.pid not in reported:
-                    _say(f"{spec.name} exited with code {proc.returncode}")
+            for name, proc in procs.items():
+                if proc is not None and name not in reported:
+                    _say(f"{name} exited with code {proc.returncode}")
         finally:
             self._stop_all(procs)
             for relay in relays:
                 relay.join(timeout=2)
             for s, handler in previous.items():
                 signal.signal(s, handler)
-        codes = [proc.returncode for _, proc in procs]
+        codes = [p.returncode for p in procs.values() if p is not None]
         return next((c for c in codes if c not in (0, None)), 0)
 
-    def _stop_all(self, procs: list[tuple[NodeSpec, subprocess.Popen]]) -> None:
+    def _start(self, spec: NodeSpec, ready: threading.Event, relays: list[threading.Thread]) -> subprocess.Popen:
+        proc = subprocess.Popen(spec.command(self.domain_id, self.network, self.log_level),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True,  # only we send them signals, once
+                                preexec_fn=_die_with_parent)
+        relay = threading.Thread(target=_relay, args=(spec.name, proc, ready), daemon=True)
+        relay.start()
+        relays.append(relay)
+        _say(f"started {spec.name} (pid {proc.pid})")
+        return proc
+
+    def _stop_all(self, procs: dict[str, subprocess.Popen | None]) -> None:
         for sig, timeout in ((signal.SIGINT, self.stop_timeout_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            running = [(spec, p) for spec, p in procs if p.poll() is None]
+            running = {name: p for name, p in procs.items() if p is not None and p.poll() is None}
             if not running:
                 return
-            for spec, p in running:
+            for name, p in running.items():
                 if sig != signal.SIGINT:
-                    _say(f"{spec.name} did not stop: sending {sig.name}")
+                    _say(f"{name} did not stop: sending {sig.name}")
                 p.send_signal(sig)
             deadline = time.monotonic() + timeout
-            for _, p in running:
+            for p in running.values():
                 try:
                     p.wait(timeout=max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     pass
 
 
-def _relay(name: str, proc: subprocess.Popen) -> None:
+def _relay(name: str, proc: subprocess.Popen, ready: threading.Event) -> None:
     for raw in iter(proc.stdout.readline, b""):
-        sys.stdout.write(f"[{name}] {raw.decode('utf-8', 'replace').rstrip()}\n")
+        line = raw.decode("utf-8", "replace").rstrip()
+        if line == READY_LINE:
+            ready.set()
+        sys.stdout.write(f"[{name}] {line}\n")
         sys.stdout.flush()
     proc.stdout.close()
 

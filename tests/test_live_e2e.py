@@ -1,6 +1,6 @@
-"""End to end over real DDS on loopback, 3 processes: `diffusion-reward live up` runs the reward labeller (random
-tiny model, every-frame mode, noise off) and the episode recorder (HDF5); `diffusion-reward live sim-bridge` runs
-MetaWorld (64x64 + 640x480 camera, joint states, episode markers). The recorded rewards must equal offline
+"""End to end over real DDS on loopback, 3 processes started by `diffusion-reward live up`: the reward labeller
+(random tiny model, every-frame mode, noise off), the episode recorder (HDF5) and, once both are up, the sim
+bridge (MetaWorld: 64x64 + 640x480 camera, joint states, episode markers). The recorded rewards must equal offline
 scoring of the recorded frames, every frame must be accounted for, and the dataset must pass `info --verify`.
 """
 from __future__ import annotations
@@ -37,15 +37,19 @@ def test_sim_labeller_recorder_over_dds(tmp_path):
     dataset = tmp_path / "live.hdf5"
     config = tmp_path / "live.yaml"
     shipped = {name: os.path.join(CONFIG_DIR, f"{name}.yaml") for name in ("reward_labeller", "episode_recorder")}
+    # the ROS package's parameter files, as the launch files use them, with this test's overrides on top
     config.write_text(yaml.safe_dump({"network": "loopback", "stop_timeout_s": 30, "nodes": [
-        {"node": "labeller", "params": [p for p in [shipped["reward_labeller"]] if os.path.isfile(p)], "param": {
+        {"node": "labeller", "params": [shipped["reward_labeller"]], "param": {
             "model_path": str(model_path), "task": TASK, "noise": False, "synchronous": True,
             "image_topic": FULL_TOPIC}},
-        {"node": "recorder", "params": [p for p in [shipped["episode_recorder"]] if os.path.isfile(p)], "param": {
+        {"node": "recorder", "params": [shipped["episode_recorder"]], "param": {
             "output": str(dataset), "task": TASK, "image_topic": FULL_TOPIC, "action_topic": "none",
             "wait_timeout_s": 5.0, "sync_tolerance_s": 0.001}},
+        # as on a robot, the camera runs whether anyone listens or not: start the sim once both nodes are up
+        {"node": "sim-bridge", "after": ["reward_labeller", "episode_recorder"], "param": {
+            "task": TASK, "episodes": 2, "max_episode_steps": STEPS, "real_time_factor": 0.05,
+            "full_image_topic": FULL_TOPIC, "full_width": 640, "full_height": 480}},
     ]}))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # three torch processes on a shared 2-core machine
 
     # this process watches the graph like `ros2 topic echo`: small frames, rewards, the labeller's counts
     watcher = DdsTransport("test_watcher", domain_id=DOMAIN, config="loopback")
@@ -53,7 +57,6 @@ def test_sim_labeller_recorder_over_dds(tmp_path):
     watcher.create_subscription(msgs.Image, "/camera/camera/color/image_raw", small_frames.append, SENSOR_DATA_QOS)
     watcher.create_subscription(msgs.Vector3Stamped, "/reward_labeller/reward", rewards.append)
     watcher.create_subscription(msgs.Bool, "/episode/result", results.append)
-    full_topic_probe = watcher.create_publisher(msgs.Image, FULL_TOPIC, SENSOR_DATA_QOS)  # never publishes
 
     def on_diagnostics(msg: msgs.DiagnosticArray) -> None:
         for status in msg.status:
@@ -62,37 +65,26 @@ def test_sim_labeller_recorder_over_dds(tmp_path):
 
     watcher.create_subscription(msgs.DiagnosticArray, "/diagnostics", on_diagnostics)
 
-    procs, lines = [], []
-
-    def start(args: list[str]) -> None:
-        proc = subprocess.Popen([sys.executable, "-m", "diffusion_reward", "live", *args, "--domain-id", str(DOMAIN)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
-        procs.append(proc)
-
-    start(["up", "--config", str(config)])
+    proc = subprocess.Popen([sys.executable, "-m", "diffusion_reward", "live", "up", "--config", str(config),
+                             "--domain-id", str(DOMAIN)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # 3 torch processes on a shared machine
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
     try:
-        # as on a robot, the camera runs whether or not anyone listens: start the sim once both nodes subscribe
-        ready = watcher.spin_until(lambda: full_topic_probe.subscription_count == 2 or procs[0].poll() is not None, 120)
-        assert ready and procs[0].poll() is None, "".join(lines)
-        start(["sim-bridge", "--network", "loopback", *[f"--param={k}:={v}" for k, v in {
-            "task": TASK, "episodes": 2, "max_episode_steps": STEPS, "real_time_factor": 0.05,
-            "full_image_topic": FULL_TOPIC, "full_width": 640, "full_height": 480}.items()]])
-        saved = watcher.spin_until(lambda: any("saved demo_1" in line for line in lines) or procs[0].poll() is not None,
+        saved = watcher.spin_until(lambda: any("saved demo_1" in line for line in lines) or proc.poll() is not None,
                                    150)
         watcher.spin_until(lambda: counts.get("processed") == str(2 * FRAMES), 10)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
         try:
-            for proc in procs:
-                proc.wait(timeout=60)
+            proc.wait(timeout=60)
         finally:
             watcher.shutdown()
     out = "".join(lines)
     assert saved, out
-    assert [proc.returncode for proc in procs] == [0, 0], out
-    assert "[reward_labeller]" in out and "[episode_recorder]" in out and "sim_bridge" in out
+    assert proc.returncode == 0, out
+    assert out.index("[reward_labeller] ready") < out.index("[live] started sim_bridge")
+    assert out.index("[episode_recorder] ready") < out.index("[live] started sim_bridge")
 
     # every frame accounted for: published by the bridge = received = scored (+ skipped: none in this mode)
     assert len(small_frames) == 2 * FRAMES and len(results) == 2

@@ -39,6 +39,7 @@ def test_live_up_records_until_sigint_and_survives_a_failing_node(tmp_path):
     config.write_text(yaml.safe_dump({"network": "loopback", "stop_timeout_s": 20, "nodes": [
         {"node": "recorder", "params": ["recorder.yaml"], "param": {"sync_tolerance_s": 0.01}},
         {"node": "labeller"},  # no model_path: exits 2 at start-up, the recorder keeps running
+        {"node": "camera", "after": ["reward_labeller"]},  # so this one never starts
     ]}))
     proc = subprocess.Popen([sys.executable, "-m", "diffusion_reward", "live", "up", "--config", str(config),
                              "--domain-id", str(DOMAIN)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -68,6 +69,8 @@ def test_live_up_records_until_sigint_and_survives_a_failing_node(tmp_path):
     assert proc.returncode == 2, out  # the labeller's start-up error is the set's exit code
     assert "[reward_labeller] error: " in out and "model_path" in out
     assert "[live] reward_labeller exited with code 2" in out
+    assert "[live] not starting camera: reward_labeller ended before it was ready" in out
+    assert "[episode_recorder] ready" in out  # printed when a node starts spinning
     assert "[episode_recorder] [INFO]" in out and "[live] episode_recorder exited with code 0" in out
     with Dataset(dataset) as ds:
         ds.verify()
@@ -90,6 +93,14 @@ def test_live_config_errors_are_one_line(tmp_path):
     config.write_text(yaml.safe_dump({"nodes": [{"node": "recorder"}, {"node": "recorder"}]}))
     with pytest.raises(UserError, match="two nodes are named 'episode_recorder'"):
         LaunchSet.from_file(config)
+    config.write_text(yaml.safe_dump({"nodes": [{"node": "recorder", "after": "camera"}]}))
+    with pytest.raises(UserError, match="episode_recorder is after camera, which is not another node"):
+        LaunchSet.from_file(config)
+    config.write_text(yaml.safe_dump({"nodes": [{"node": "recorder", "after": ["reward_labeller"]},
+                                                {"node": "labeller", "after": ["camera"]},
+                                                {"node": "camera", "after": ["episode_recorder"]}]}))
+    with pytest.raises(UserError, match="cycle"):
+        LaunchSet.from_file(config)
     result = subprocess.run([sys.executable, "-m", "diffusion_reward", "live", "up", "--config",
                              str(tmp_path / "nope.yaml")], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip() == f"error: live config not found: {tmp_path / 'nope.yaml'}"
@@ -109,9 +120,11 @@ def test_required_node_exit_stops_the_set(tmp_path):
     config.write_text(yaml.safe_dump({"network": "loopback", "nodes": [
         {"node": "recorder", "param": {"output": str(tmp_path / "unused.hdf5")}},
         {"node": "labeller", "required": True},  # fails at start-up (no model_path): everything stops
+        {"node": "camera", "after": ["reward_labeller"]},  # never started: the labeller was never ready
     ]}))
     result = subprocess.run([sys.executable, "-m", "diffusion_reward", "live", "up", "--config", str(config),
                              "--domain-id", str(DOMAIN)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stdout
     assert "[live] reward_labeller is required: stopping the others" in result.stdout
     assert "[live] episode_recorder exited with code 0" in result.stdout
+    assert "started camera" not in result.stdout
