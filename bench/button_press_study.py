@@ -46,25 +46,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, required=True)
     p.add_argument("--reward-model", type=Path, help="trained reward model with stats for this task "
                                                      "(default: train a tiny one in the workdir)")
-    p.add_argument("--mix", default="0:10,0.5:10,0.9:10", help="epsilon:episodes groups of the dataset")
-    p.add_argument("--expert-episodes", type=int, default=20, help="expert videos for the reward model")
+    p.add_argument("--mix", help="epsilon:episodes groups of the dataset (default 0:10,0.5:10,0.9:10)")
+    p.add_argument("--expert-episodes", type=int, help="expert videos for the reward model (default 20)")
     p.add_argument("--reward-preset", default="tiny")
     p.add_argument("--reward-steps", type=int, help="codec and video-model steps (default: preset)")
     p.add_argument("--algo", default="iql")
-    p.add_argument("--obs", default="image", choices=("state", "image", "both"))
+    p.add_argument("--obs", choices=("state", "image", "both"), help="policy observations (default image)")
     p.add_argument("--frame-stack", type=int, default=1)
-    p.add_argument("--steps", type=int, default=20_000)
+    p.add_argument("--steps", type=int, help="gradient steps per policy (default 20000)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--alpha", type=float, default=0.95)
     p.add_argument("--seeds", type=int, default=3, help="training seeds per reward (>= 3 for a standard error)")
-    p.add_argument("--eval-episodes", type=int, default=20, help="per policy and split")
+    p.add_argument("--eval-episodes", type=int, help="per policy and split (default 20)")
     p.add_argument("--max-steps", type=int, help="evaluation episode length (default: the task's)")
     p.add_argument("--reduced", action="store_true",
-                   help="a CPU-sized run: state observations, 2000 steps, 10 evaluation episodes, small mix")
+                   help="CPU-sized defaults: mix 0:6,0.5:6,0.9:6, 10 expert videos, 300 reward-model steps, state "
+                        "observations, 2000 steps, 10 evaluation episodes (explicit flags still win)")
     args = p.parse_args(argv)
-    if args.reduced:
-        args.obs, args.steps, args.eval_episodes = "state", 2_000, 10
-        args.mix, args.expert_episodes, args.reward_steps = "0:6,0.5:6,0.9:6", 10, args.reward_steps or 300
+    defaults = (dict(mix="0:6,0.5:6,0.9:6", expert_episodes=10, reward_steps=300, obs="state", steps=2_000,
+                     eval_episodes=10) if args.reduced else
+                dict(mix="0:10,0.5:10,0.9:10", expert_episodes=20, obs="image", steps=20_000, eval_episodes=20))
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     return args
 
 
