@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="Cyclone DDS configuration file (instead of --network)")
         _graph_options(p)
     up = sub.add_parser("up", help="start several nodes from a YAML file, one process each",
-                        description="Start the nodes a launch file would (see `diffusion_reward.live`), prefix "
+                        description="Start the nodes a launch file would (file format: docs/live.md), prefix "
                                     "their output, stop them cleanly on Ctrl-C.")
     up.add_argument("--config", required=True, metavar="YAML", help="nodes, parameter files, domain, network")
     _graph_options(up)
