@@ -50,7 +50,7 @@ class TrainConfig:
     resume: bool = False
     all_episodes: bool = False           # default: only successful (expert) episodes of HDF5 datasets
     device: str = "cpu"
-    bf16: bool = True                    # bf16 autocast on CPU (ignored on CUDA, where it is always used)
+    bf16: bool = True                    # bf16 autocast for both networks (CPU and CUDA)
     progress: bool = True
 
     def resolved(self) -> "TrainConfig":

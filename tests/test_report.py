@@ -1,0 +1,83 @@
+"""`diffusion-reward report`: the QA report renders (metrics.json, report.md, PNGs) for tiny models, with
+episodes collected in MetaWorld or read from a dataset; numpy AUROC / Spearman agree with their definitions."""
+from __future__ import annotations
+
+import json
+from itertools import product
+
+import numpy as np
+import pytest
+
+from diffusion_reward.cli import main as cli_main
+from diffusion_reward.data import DatasetWriter
+from diffusion_reward.models import RewardModel
+from diffusion_reward.report import auroc, rankdata, spearman
+from diffusion_reward.report.episodes import collect
+
+TASK = "button-press-v3"
+
+
+def test_rank_metrics_match_their_definitions():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 4, 9).astype(float), rng.integers(0, 4, 7).astype(float)  # many ties
+    pairs = [(x > y) + 0.5 * (x == y) for x, y in product(a, b)]
+    assert auroc(a, b) == pytest.approx(np.mean(pairs))
+    assert auroc([3, 4], [1, 2]) == 1.0 and auroc([1, 2], [3, 4]) == 0.0
+    assert rankdata([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
+    x = rng.normal(size=20)
+    assert spearman(x, np.exp(x)) == pytest.approx(1.0) and spearman(x, -x) == pytest.approx(-1.0)
+    ra, rb = rankdata(x), rankdata(x**2)
+    assert spearman(x, x**2) == pytest.approx(np.corrcoef(ra, rb)[0, 1])
+    assert np.isnan(spearman([1, 2, 3], [5, 5, 5]))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    plain = RewardModel.from_preset("tiny", seed=0).save(root / "a.safetensors")
+    with_stats = RewardModel.from_preset("tiny", seed=1)
+    with_stats.set_stats(TASK, "entropy", 9, 1, mean=-250.0, std=10.0)
+    return plain, with_stats.save(root / "b.safetensors")
+
+
+def test_report_from_simulation_compares_two_models(models, tmp_path, capsys):
+    plain, with_stats = models
+    out = tmp_path / "qa"
+    code = cli_main(["report", "--model", str(plain), "--compare-model", str(with_stats), "--task", TASK,
+                     "--episodes", "1", "--max-steps", "5", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    for name in ("metrics.json", "report.md", "reward_curves.png", "reward_histogram.png", "episode_expert.png",
+                 "auroc_comparison.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "reward_curves.png").read_bytes()[:4] == b"\x89PNG"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["reward_scale"] == "raw" and m["compare_model"]["reward_scale"] == "standardised"
+    assert sorted(m["per_epsilon"]) == ["0.0", "0.25", "0.5", "0.75", "1.0"]
+    assert all(v["episodes"] == 1 for v in m["per_epsilon"].values())
+    assert sorted(m["auroc_expert_vs"]) == ["0.25", "0.5", "0.75", "1.0"]
+    assert all(a in (0.0, 0.5, 1.0) for a in m["auroc_expert_vs"].values())  # one episode each side
+    assert -1.0 <= m["spearman_epsilon_vs_mean_reward"] <= 1.0
+    assert m["model_hash"] == RewardModel.load(plain).weights_hash != m["compare_model"]["model_hash"]
+    # standardised = (raw - mean) / std of the stored statistics: the same episodes, other model, other scale
+    assert m["compare_model"]["per_epsilon"]["0.0"]["mean"] != m["per_epsilon"]["0.0"]["mean"]
+    md = (out / "report.md").read_text()
+    assert "Rewards are **raw**" in md and "Rewards are **standardised**" in md and "Spearman" in md
+
+
+def test_report_reads_episodes_from_a_dataset(models, tmp_path, capsys):
+    plain, _ = models
+    episodes = collect(TASK, 2, seed=5, max_steps=4, epsilons=(0.0, 1.0), progress=False)
+    data = tmp_path / "episodes.h5"
+    with DatasetWriter(data, env_args={"task": TASK, "image_size": 64}) as w:
+        for e in episodes:
+            w.write_episode(obs={"image": e.frames}, success=e.success, attrs={"epsilon": e.epsilon, "seed": e.seed})
+    out = tmp_path / "qa"
+    assert cli_main(["report", "--model", str(plain), "--task", TASK, "--data", str(data), "--out", str(out),
+                     "--no-progress"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["episodes_source"] == str(data)
+    assert {k: v["episodes"] for k, v in m["per_epsilon"].items()} == {"0.0": 2, "1.0": 2}
+    code = cli_main(["report", "--model", str(plain), "--task", "door-open-v3", "--data", str(data),
+                     "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "door-open-v3" in err[0]
