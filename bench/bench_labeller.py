@@ -6,6 +6,7 @@ For each preset (random weights, statistics set) and precision, runs the labelle
 transport: first synchronous (every frame scored: latency = the model's cost per frame, 640x480 rgb8 in,
 conversion + crop + resize + streaming reward), then live (worker thread, queue_size 1) with a camera
 publishing at `--camera-hz` for `--frames` frames, which shows the fraction of frames the node drops.
+One warm-up frame per run is not timed.
 Prints one table row per configuration. Uses the torch threads it is given (set OMP_NUM_THREADS).
 """
 from __future__ import annotations
@@ -42,6 +43,12 @@ def run(preset: str, dtype: str, frames: int, camera_hz: float, skip_step: int, 
         node = RewardLabellerNode(InProcessTransport("reward_labeller", bus, params={
             "model_path": path, "task": "bench", "skip_step": skip_step, "dtype": dtype,
             "synchronous": mode == "synchronous", "queue_size": 1}))
+        pub.publish(images[0])  # warm-up (lazy initialisation, caches): not timed
+        bus.spin_until_idle()
+        node.wait_idle(600)
+        bus.spin_until_idle()
+        rewards.clear()
+        node.processed = node.skipped = node.received = 0
         start = time.perf_counter()
         for i, image in enumerate(images):
             pub.publish(image)
