@@ -37,7 +37,7 @@ from ..data.format import REWARD_ALIGNMENT
 from ..errors import UserError
 from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Float64MultiArray, Header, \
     Image, JointState, JointTrajectory, KeyValue, Time, Vector3Stamped
-from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, QoS, Transport
+from ..transport.base import DEFAULT_QOS, QoS, Transport
 from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
@@ -175,7 +175,7 @@ class EpisodeRecorderNode:
         self._button = False
 
         image_type = CompressedImage if p.image_topic.rstrip("/").endswith("/compressed") else Image
-        transport.create_subscription(image_type, p.image_topic, self._on_image, SENSOR_DATA_QOS)
+        transport.create_subscription(image_type, p.image_topic, self._on_image, STREAM_QOS)
         transport.create_subscription(JointState, p.state_topic, self._joint_callback("state"), STREAM_QOS)
         if p.gripper_topic:
             transport.create_subscription(JointState, p.gripper_topic, self._joint_callback("gripper"), STREAM_QOS)

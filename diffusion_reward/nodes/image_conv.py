@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..msgs import CompressedImage, Header, Image, Time
+from ..reward.scorer import resize_frames
 
 
 class ImageConversionError(UserError):
@@ -123,8 +124,6 @@ class Crop:
 def to_model_frame(rgb: np.ndarray, crop: Crop, size: int) -> np.ndarray:
     """The frame the reward model scores (u8[size,size,3]): the crop, then the scorer's own center-crop +
     INTER_AREA resize (`diffusion_reward.reward.scorer.resize_frames`), so live and offline frames match."""
-    from ..reward.scorer import resize_frames
-
     region = np.ascontiguousarray(crop.apply(rgb))
     if crop.mode == "none":  # the whole frame, squashed to a square
         return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)

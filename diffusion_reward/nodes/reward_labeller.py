@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import UserError
 from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, Time, \
     Vector3, Vector3Stamped
-from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, Transport
+from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, QoS, Transport
 from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
@@ -100,7 +100,9 @@ class RewardLabellerNode:
         self.reward_pub = transport.create_publisher(Vector3Stamped, "~/reward", DEFAULT_QOS)
         self.diagnostics_pub = transport.create_publisher(DiagnosticArray, "/diagnostics", DEFAULT_QOS)
         image_type = CompressedImage if p.image_topic.rstrip("/").endswith("/compressed") else Image
-        transport.create_subscription(image_type, p.image_topic, self._on_image, SENSOR_DATA_QOS)
+        # synchronous replays must not lose frames to a short keep-last queue
+        image_qos = QoS(reliable=False, depth=100) if p.synchronous else SENSOR_DATA_QOS
+        transport.create_subscription(image_type, p.image_topic, self._on_image, image_qos)
         for topic, msg_type in EPISODE_BOUNDARIES.items():
             transport.create_subscription(msg_type, topic, self._on_reset, DEFAULT_QOS)
         transport.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
