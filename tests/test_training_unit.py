@@ -137,14 +137,17 @@ import sys, torch, torch.distributed as dist
 from diffusion_reward.training import TrainConfig, RewardTrainer
 data, out = sys.argv[1].split(","), sys.argv[2]
 trainer = RewardTrainer(TrainConfig(data=data, out=out, preset="tiny", codec_steps=4, video_steps=4,
-    codec_batch_size=4, batch_size=4, disc_start=2, val_every=2, checkpoint_every=2, warmup_steps=2,
+    codec_batch_size=4, batch_size=4, disc_start=2, val_every=1, checkpoint_every=2, warmup_steps=2,
     progress=False, val_fraction=0.3))
 trainer.fit()
 flat = torch.cat([v.float().flatten() for v in trainer.model.weight_tensors().values()])
 gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
 dist.all_gather(gathered, flat)
 assert trainer.dist.world_size == 2
-same = all(torch.equal(gathered[0], g) for g in gathered)
+summaries = [None] * dist.get_world_size()
+dist.all_gather_object(summaries, trainer.summary)  # every rank kept the same best-by-validation weights
+same = all(torch.equal(gathered[0], g) for g in gathered) and all(s == summaries[0] for s in summaries)
+assert summaries[0]["video_val_loss"] is not None
 print(f"rank {trainer.dist.rank} identical={same}", flush=True)
 dist.destroy_process_group()
 """

@@ -68,6 +68,15 @@ def broadcast_buffers(info: DistInfo, *modules: nn.Module) -> None:
             dist.broadcast(b, src=0)
 
 
+def from_main(info: DistInfo, value):
+    """Rank 0's value on every rank (validation runs on rank 0; all ranks must keep the same best weights)."""
+    if not info.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def gather_rng_states(info: DistInfo) -> list[dict]:
     """Every rank's torch RNG states (ranks draw different diffusion times and noise), for checkpoints."""
     state = {"cpu": torch.get_rng_state()}

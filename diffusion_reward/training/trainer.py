@@ -66,6 +66,9 @@ class RewardTrainer:
         resume = self.checkpoints.latest() if cfg.resume else None
         if cfg.resume and resume is None:
             raise UserError(f"--resume: no checkpoint in {cfg.checkpoint_dir}.")
+        if resume is not None and json.loads(resume["config"])["preset"] != cfg.preset:
+            raise UserError(f"the checkpoints in {cfg.checkpoint_dir} are of preset "
+                            f"{json.loads(resume['config'])['preset']!r}, not {cfg.preset!r}.")
         if not cfg.resume and self.checkpoints.existing():
             raise UserError(f"{cfg.checkpoint_dir} holds checkpoints of an earlier run; pass --resume or "
                             "choose another --checkpoint-dir.")
@@ -168,7 +171,7 @@ class RewardTrainer:
             if done % LOG_EVERY == 0 or done == cfg.codec_steps:
                 self._log({"phase": "codec", "step": done, "batch": local_batch} | metrics)
             if done % cfg.val_every == 0 or done == cfg.codec_steps:
-                val = self._validate_codec(ema, val_frames)
+                val = distributed.from_main(self.dist, self._validate_codec(ema, val_frames))
                 if val is not None and val < best["val"]:
                     best = {"val": val, "state": {k: v.clone() for k, v in ema.state.items()}}
                 self._log({"phase": "codec", "step": done, "val_rec": val})
@@ -237,7 +240,7 @@ class RewardTrainer:
                 self._log({"phase": "video", "step": done, "batch": local_batch, "loss": loss.item(), "lr": lr,
                            "grad_norm": grad_norm.item()} | {k: _scalar(v) for k, v in metrics.items()})
             if done % cfg.val_every == 0 or done == cfg.video_steps:
-                val = self._validate_video(ema, val_windows)
+                val = distributed.from_main(self.dist, self._validate_video(ema, val_windows))
                 if val is not None and val < best["val"]:
                     best = {"val": val, "state": {k: v.clone() for k, v in ema.state.items()}}
                 self._log({"phase": "video", "step": done, "val_loss": val})
