@@ -185,3 +185,48 @@ def test_bad_input_prints_one_line_and_exits_2(case, tmp_path, capsys):
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error: "), err
     assert not out.exists()
+
+
+def test_lpips_loads_both_weight_layouts_from_a_file_and_feeds_the_codec_loss(data, tmp_path):
+    from safetensors.torch import save_file
+
+    from diffusion_reward.models.lpips import LPIPS
+
+    torch.manual_seed(0)
+    reference = LPIPS()
+    for p in reference.parameters():
+        p.data.normal_(0, 0.05).abs_()
+    state = {k: v for k, v in reference.state_dict().items() if k not in ("shift", "scale")}
+    # richzhang `lpips` layout: net.slice<k>.<torchvision index>.*, lin<k>.model.1.weight (torch file)
+    slices = {0: 1, 2: 1, 5: 2, 7: 2, 10: 3, 12: 3, 14: 3, 17: 4, 19: 4, 21: 4, 24: 5, 26: 5, 28: 5}
+    lpips_layout = {f"net.slice{slices[int(k.split('.')[1])]}.{k.split('.', 1)[1]}" if k.startswith("features")
+                    else f"lin{k.split('.')[1]}.model.1.weight": v for k, v in state.items()}
+    torch.save(lpips_layout, tmp_path / "vgg_lpips.pth")
+    save_file(state, str(tmp_path / "vgg_lpips.safetensors"))
+    a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    for name in ("vgg_lpips.pth", "vgg_lpips.safetensors"):
+        net = LPIPS.from_file(tmp_path / name)
+        assert torch.allclose(net(a, b), reference(a, b))
+        assert torch.all(net(a, a) == 0) and torch.all(net(a, b) > 0)
+    torch.save({"lin0.model.1.weight": state["lins.0.weight"]}, tmp_path / "lin_only.pth")
+    with pytest.raises(UserError, match="VGG16"):
+        LPIPS.from_file(tmp_path / "lin_only.pth")
+    path = train_reward_model(tiny_config(data, tmp_path / "m.safetensors", codec_steps=2, video_steps=0,
+                                          lpips_weights=str(tmp_path / "vgg_lpips.pth")))
+    assert RewardModel.load(path).provenance["config"]["lpips_weights"].endswith("vgg_lpips.pth")
+
+
+def test_trains_on_the_authors_png_video_folders(tmp_path):
+    import cv2
+
+    for task, seed in (("task-a", 0), ("task-b", 5)):
+        for episode in range(2):
+            folder = tmp_path / "video_dataset" / "metaworld" / task / "train" / str(episode)
+            folder.mkdir(parents=True)
+            for i, frame in enumerate(square_video(seed + episode, steps=6)):
+                cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    path = train_reward_model(tiny_config([str(tmp_path / "video_dataset")], tmp_path / "m.safetensors",
+                                          codec_steps=2, video_steps=2, val_fraction=0.0))
+    p = RewardModel.load(path).provenance
+    assert p["tasks"] == ["task-a", "task-b"] and p["data"][0]["kind"] == "video_folder"
+    assert p["data"][0]["episodes"] == 4 and p["data"][0]["frames"] == 24

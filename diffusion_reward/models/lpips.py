@@ -3,7 +3,7 @@
 Nothing is ever downloaded. The file holds both the VGG16 convolution weights and the five linear
 calibration layers, in either of the two layouts users already have:
 - torchvision / richzhang `lpips`: `features.<i>.weight|bias` (or `net.slice<k>.<i>.*`) and `lin<k>.model.1.weight`
-- flat: `lin<k>.weight`
+- this module's own state dict: `features.<i>.*`, `lins.<k>.weight`
 as a `.safetensors` file or a torch file (loaded with `weights_only=True`).
 """
 from __future__ import annotations
@@ -93,7 +93,7 @@ def _canonical_state_dict(state: dict[str, torch.Tensor], net: LPIPS) -> dict[st
         key = re.sub(r"^(module\.|perceptual_loss\.)", "", key)
         if m := re.fullmatch(r"(?:net\.)?(?:features|slice\d)\.(\d+)\.(weight|bias)", key.replace("net.slice", "slice")):
             out[f"features.{m[1]}.{m[2]}"] = value
-        elif m := re.fullmatch(r"lin(\d)(?:\.model\.1)?\.weight", key):
+        elif m := re.fullmatch(r"lins?\.?(\d)(?:\.model\.1)?\.weight", key):
             out[f"lins.{m[1]}.weight"] = value
     expected = {k for k in net.state_dict() if k not in ("shift", "scale")}
     missing = sorted(expected - out.keys())
