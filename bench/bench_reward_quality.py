@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"task": task, "split": "train" if task in tasks else "held-out",
                      "auroc_eps1": m["auroc_expert_vs"].get("1.0", float("nan")),
                      "auroc_eps0.5": m["auroc_expert_vs"].get("0.5", float("nan")),
+                     "paired_win_eps1": m.get("paired_win_rate_expert_vs", {}).get("1.0", float("nan")),
                      "spearman": m["spearman_epsilon_vs_mean_reward"],
                      "reward_eps0": per["0.0"]["mean"], "reward_eps1": per.get("1.0", {}).get("mean", float("nan")),
                      "expert_success": per["0.0"]["success_rate"]})
@@ -165,18 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     train_rows = [r for r in rows if r["split"] == "train"]
     mean_auroc = sum(r["auroc_eps1"] for r in train_rows) / len(train_rows)
     mean_rho = sum(r["spearman"] for r in train_rows) / len(train_rows)
-    header = f"{'task':<22} {'split':<9} {'AUROC e0-e1':>11} {'AUROC e0-e.5':>12} {'Spearman':>9} " \
-             f"{'R(e=0)':>9} {'R(e=1)':>9} {'expert ok':>9}"
+    header = f"{'task':<22} {'split':<9} {'AUROC e0-e1':>11} {'AUROC e0-e.5':>12} {'paired e0>e1':>12} " \
+             f"{'Spearman':>9} {'R(e=0)':>9} {'R(e=1)':>9} {'expert ok':>9}"
     print(f"\npreset {args.preset}, {len(tasks)} training tasks x {args.episodes} expert episodes, "
           f"{args.eval_episodes} eval episodes per epsilon, max steps {args.max_steps or 'task default'}")
     print(header)
     print("-" * len(header))
     for r in rows:
         print(f"{r['task']:<22} {r['split']:<9} {r['auroc_eps1']:>11.3f} {r['auroc_eps0.5']:>12.3f} "
-              f"{r['spearman']:>9.3f} {r['reward_eps0']:>9.2f} {r['reward_eps1']:>9.2f} {r['expert_success']:>9.2f}")
+              f"{r['paired_win_eps1']:>12.2f} {r['spearman']:>9.3f} {r['reward_eps0']:>9.2f} "
+              f"{r['reward_eps1']:>9.2f} {r['expert_success']:>9.2f}")
     print("-" * len(header))
     ok = mean_auroc >= 0.95 and mean_rho <= -0.8
-    print(f"{'training-task mean':<32} {mean_auroc:>11.3f} {'':>12} {mean_rho:>9.3f}   "
+    print(f"{'training-task mean':<32} {mean_auroc:>11.3f} {'':>12} {'':>12} {mean_rho:>9.3f}   "
           f"target AUROC >= 0.95 and Spearman <= -0.8: {'MET' if ok else 'NOT MET'}")
     print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     (work / "summary.json").write_text(json.dumps({"rows": rows, "mean_auroc_eps1": mean_auroc,

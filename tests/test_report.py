@@ -56,6 +56,8 @@ def test_report_from_simulation_compares_two_models(models, tmp_path, capsys):
     assert all(v["episodes"] == 1 for v in m["per_epsilon"].values())
     assert sorted(m["auroc_expert_vs"]) == ["0.25", "0.5", "0.75", "1.0"]
     assert all(a in (0.0, 0.5, 1.0) for a in m["auroc_expert_vs"].values())  # one episode each side
+    # one seed: the paired comparison is the same single comparison
+    assert m["paired_win_rate_expert_vs"] == m["auroc_expert_vs"]
     assert -1.0 <= m["spearman_epsilon_vs_mean_reward"] <= 1.0
     assert m["model_hash"] == RewardModel.load(plain).weights_hash != m["compare_model"]["model_hash"]
     # standardised = (raw - mean) / std of the stored statistics: the same episodes, other model, other scale

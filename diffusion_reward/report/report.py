@@ -109,8 +109,23 @@ def _summarise(model, path: str, episodes: list[ScoredEpisode], scale: str) -> d
         "model_provenance": model.provenance, "reward_scale": scale,
         "per_epsilon": per_epsilon,
         "auroc_expert_vs": {str(e): auroc(expert, means[eps == e]) for e in sorted(set(eps.tolist())) if e != 0.0},
+        "paired_win_rate_expert_vs": _paired_win_rates(episodes, means),
         "spearman_epsilon_vs_mean_reward": spearman(eps, means),
     }
+
+
+def _paired_win_rates(episodes: list[ScoredEpisode], means: np.ndarray) -> dict[str, float]:
+    """Fraction of reset seeds (same scene) where the expert episode out-scores the epsilon episode.
+
+    The scene (object positions) moves the episode-mean reward as much as the behaviour does, so this
+    paired comparison isolates the behaviour; AUROC above compares all expert episodes with all others.
+    """
+    expert = {e.seed: m for e, m in zip(episodes, means) if e.epsilon == 0.0}
+    wins: dict[str, list[float]] = {}
+    for e, m in zip(episodes, means):
+        if e.epsilon != 0.0 and e.seed in expert:
+            wins.setdefault(str(e.epsilon), []).append(float(expert[e.seed] > m) + 0.5 * float(expert[e.seed] == m))
+    return {k: float(np.mean(v)) for k, v in sorted(wins.items(), key=lambda kv: float(kv[0]))}
 
 
 def _labelled(results: dict) -> dict:
@@ -133,12 +148,12 @@ def _markdown(metrics: dict, results: dict) -> str:
         lines += [f"## {name}", "", f"Rewards are **{r['reward_scale']}**"
                   + (" (the model has no statistics for this task; run `diffusion-reward stats`)."
                      if r["reward_scale"] == "raw" else " with the model's statistics."), "",
-                  "| epsilon | episodes | success rate | episode-mean reward (mean ± std) | AUROC expert vs this |",
-                  "|---|---|---|---|---|"]
+                  "| epsilon | episodes | success rate | episode-mean reward (mean ± std) | AUROC expert vs this "
+                  "| expert wins, same seed |", "|---|---|---|---|---|---|"]
         for e, s in r["per_epsilon"].items():
-            a = r["auroc_expert_vs"].get(e)
+            a, w = r["auroc_expert_vs"].get(e), r["paired_win_rate_expert_vs"].get(e)
             lines.append(f"| {float(e):g} | {s['episodes']} | {s['success_rate']:.2f} | {s['mean']:.3f} ± {s['std']:.3f} "
-                         f"| {'—' if a is None else f'{a:.3f}'} |")
+                         f"| {'—' if a is None else f'{a:.3f}'} | {'—' if w is None else f'{w:.2f}'} |")
         lines += ["", f"Spearman(epsilon, episode-mean reward): **{r['spearman_epsilon_vs_mean_reward']:.3f}** "
                   "(good: close to -1).", ""]
     lines += ["![reward curves](reward_curves.png)", "", "![histogram](reward_histogram.png)", "",
