@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from . import plots
-from .episodes import EPSILONS, ScoredEpisode, collect, read_dataset
+from .episodes import ScoredEpisode, collect, read_dataset
 from .metrics import auroc, spearman
 
 

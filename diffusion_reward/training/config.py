@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
@@ -11,8 +11,8 @@ from ..errors import UserError
 # three MetaWorld tasks finishes in minutes (see bench/README.md); `paper` follows the upstream configs
 # (VQ-GAN batch 32, lr 1e-4, disc after 1000 steps; VQ-Diffusion batch 4, lr 4.5e-4, warm-up 5000, ~1e5 steps).
 PRESET_DEFAULTS: dict[str, dict] = {
-    "tiny": dict(codec_steps=600, video_steps=1500, codec_batch_size=32, batch_size=32, codec_lr=1e-3, lr=1e-3,
-                 disc_start=400, warmup_steps=100, ema_decay=0.99, checkpoint_every=500, val_every=250),
+    "tiny": dict(codec_steps=400, video_steps=1500, codec_batch_size=32, batch_size=32, codec_lr=1e-3, lr=1e-3,
+                 disc_start=300, warmup_steps=100, ema_decay=0.99, checkpoint_every=500, val_every=250),
     "small": dict(codec_steps=4000, video_steps=12000, codec_batch_size=32, batch_size=32, codec_lr=4e-4, lr=6e-4,
                   disc_start=2000, warmup_steps=500, ema_decay=0.995, checkpoint_every=1000, val_every=1000),
     "paper": dict(codec_steps=40000, video_steps=100000, codec_batch_size=32, batch_size=4, codec_lr=1e-4, lr=4.5e-4,
