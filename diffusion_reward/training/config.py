@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import UserError
 
 # Step counts and batch sizes that make sense for each model preset. `tiny` is sized so a CPU run on
-# three MetaWorld tasks finishes in minutes (see bench/README.md); `paper` follows the upstream configs
+# three MetaWorld tasks finishes in minutes (bench/bench_reward_quality.py); `paper` follows the upstream configs
 # (VQ-GAN batch 32, lr 1e-4, disc after 1000 steps; VQ-Diffusion batch 4, lr 4.5e-4, warm-up 5000, ~1e5 steps).
 PRESET_DEFAULTS: dict[str, dict] = {
     "tiny": dict(codec_steps=400, video_steps=1500, codec_batch_size=32, batch_size=32, codec_lr=1e-3, lr=1e-3,
