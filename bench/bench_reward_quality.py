@@ -93,6 +93,10 @@ def training_step_speed(preset: str, batch_size: int, steps: int = 5) -> None:
         print(f"{name:<8} {times[False]:>9.3f} {times[True]:>9.3f} {times[False] / times[True]:>8.2f}x")
 
 
+def _null_to_nan(d: dict) -> dict:
+    return {k: float("nan") if v is None else v for k, v in d.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=Path("runs/reward_quality"))
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             timed(f"report {task}", lambda: build_report(ReportConfig(
                 model=str(model), task=task, out=str(out), episodes=args.eval_episodes, max_steps=args.max_steps,
                 seed=args.seed + EVAL_SEED_OFFSET, device=args.device)))
-        m = json.loads((out / "metrics.json").read_text())
+        m = json.loads((out / "metrics.json").read_text(), object_hook=_null_to_nan)
         per = m["per_epsilon"]
         rows.append({"task": task, "split": "train" if task in tasks else "held-out",
                      "auroc_eps1": m["auroc_expert_vs"].get("1.0", float("nan")),

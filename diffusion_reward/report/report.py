@@ -72,7 +72,7 @@ def build_report(cfg: ReportConfig) -> dict:
         metrics["compare_model"] = results["compare_model"]
         plots.auroc_comparison({n: r["auroc_expert_vs"] for n, r in _labelled(results).items()},
                                out / "auroc_comparison.png")
-    _write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    _write_text(out / "metrics.json", json.dumps(_finite_or_none(metrics), indent=2))
     _write_text(out / "report.md", _markdown(metrics, results))
     return metrics
 
@@ -161,6 +161,15 @@ def _markdown(metrics: dict, results: dict) -> str:
     if len(results) > 1:
         lines += ["![comparison](auroc_comparison.png)", ""]
     return "\n".join(lines)
+
+
+def _finite_or_none(value):
+    """Strict JSON: undefined metrics (e.g. Spearman of constant rewards) become null, not NaN."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
 def _write_text(path: Path, text: str) -> None:
