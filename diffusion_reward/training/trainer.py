@@ -45,6 +45,8 @@ class RewardTrainer:
         from ..models import RewardModel
 
         self.cfg = cfg = cfg.resolved()
+        if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {cfg.device}: this torch build / machine has no CUDA device.")
         self.dist = distributed.setup(cfg.device)
         for name in ("codec_batch_size", "batch_size"):
             if getattr(cfg, name) % self.dist.world_size:
