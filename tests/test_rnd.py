@@ -2,6 +2,8 @@ import torch
 
 from diffusion_reward.models.rnd import RND, RNDConfig
 
+torch.set_num_threads(1)  # the CI machine is shared; more threads only contend
+
 
 def _frames(n, seed):
     g = torch.Generator().manual_seed(seed)
