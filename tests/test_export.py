@@ -11,9 +11,9 @@ from diffusion_reward.data import Dataset
 from diffusion_reward.offline.export import export_policy, load_exported
 from diffusion_reward.offline.mdp import MDPSpec, episode_observations, frame_windows
 from diffusion_reward.offline.train_policy import TrainPolicyConfig, load_policy, train_policy
-from test_policy_data import write_dataset
+from test_policy_data import one_thread, write_dataset  # noqa: F401 (one_thread is a fixture)
 
-torch.set_num_threads(1)  # the CI machine is shared; more threads only contend
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

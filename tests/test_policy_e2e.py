@@ -3,21 +3,16 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from diffusion_reward.cli import main
 from diffusion_reward.data import Dataset
 from diffusion_reward.models import RewardModel
+from test_policy_data import one_thread  # noqa: F401 (fixture)
 
 TASK = "button-press-topdown-v3"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the shared 2-core machine: one thread is faster than two contended ones
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_collect_relabel_train_evaluate(tmp_path):

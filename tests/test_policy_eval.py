@@ -10,9 +10,9 @@ from diffusion_reward.cli import main
 from diffusion_reward.errors import UserError
 from diffusion_reward.offline.evaluate import UNSEEN_SEED_BASE, evaluation_seeds, wilson_interval
 from diffusion_reward.offline.train_policy import TrainPolicyConfig, train_policy
-from test_policy_data import write_dataset
+from test_policy_data import one_thread, write_dataset  # noqa: F401 (one_thread is a fixture)
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_wilson_interval_known_values():

@@ -5,9 +5,9 @@ import torch
 
 from diffusion_reward.cli import main
 from diffusion_reward.offline.export import load_exported
-from test_policy_data import write_dataset
+from test_policy_data import one_thread, write_dataset  # noqa: F401 (one_thread is a fixture)
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

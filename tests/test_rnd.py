@@ -1,8 +1,10 @@
+import pytest
 import torch
 
 from diffusion_reward.models.rnd import RND, RNDConfig
+from test_policy_data import one_thread  # noqa: F401 (fixture)
 
-torch.set_num_threads(1)  # the CI machine is shared; more threads only contend
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _frames(n, seed):
