@@ -22,7 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=TASK, help="MetaWorld task (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--expert-episodes", type=int, default=6)
-    p.add_argument("--policy-steps", type=int, default=300)
+    p.add_argument("--codec-steps", type=int, default=150, help="reward codec training steps (default: %(default)s)")
+    p.add_argument("--video-steps", type=int, default=600, help="reward video-model steps (default: %(default)s)")
+    p.add_argument("--policy-steps", type=int, default=300, help="offline RL steps (default: %(default)s)")
 
 
 def stages(a: argparse.Namespace) -> list[tuple[str, Path, list[str]]]:
@@ -33,7 +35,9 @@ def stages(a: argparse.Namespace) -> list[tuple[str, Path, list[str]]]:
         ("collect expert videos", expert,
          ["collect", "--task", t, "--episodes", str(a.expert_episodes), "--epsilon", "0", "--seed", str(s), "--out", str(expert)]),
         ("train the reward model (tiny preset)", model,
-         ["train-reward", "--data", str(expert), "--preset", "tiny", "--seed", str(s), "--out", str(model)]),
+         ["train-reward", "--data", str(expert), "--preset", "tiny", "--codec-steps", str(a.codec_steps),
+          "--video-steps", str(a.video_steps), "--codec-batch-size", "16", "--batch-size", "16", "--seed", str(s),
+          "--out", str(model)]),
         ("reward statistics over the expert videos", d / "stats.done",
          ["stats", "--model", str(model), "--data", str(expert), "--task", t, "--in-place"]),
         ("reward QA report", d / "report" / "metrics.json",
@@ -41,7 +45,7 @@ def stages(a: argparse.Namespace) -> list[tuple[str, Path, list[str]]]:
         ("collect a teleop-like dataset (expert + degraded)", mixed,
          ["collect", "--task", t, "--episodes", "3", "--epsilon", "0", "--seed", str(s + 1000), "--out", str(mixed)]),
         ("", mixed.with_suffix(".degraded.done"),
-         ["collect", "--task", t, "--episodes", "3", "--epsilon", "0.5", "--seed", str(s + 2000), "--out", str(mixed)]),
+         ["collect", "--task", t, "--episodes", "3", "--epsilon", "0.75", "--seed", str(s + 2000), "--out", str(mixed)]),
         ("relabel it with the learned reward", labelled,
          ["relabel", "--model", str(model), "--input", str(mixed), "--out", str(labelled), "--task", t]),
         ("train an offline policy (IQL, diffusion reward + sparse)", policy / "policy.json",
