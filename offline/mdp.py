@@ -127,16 +127,10 @@ def is_terminal(ep) -> bool:
 
 
 def reset_seed(attrs: dict) -> int | None:
-    """The sim layout seed of an episode; for a relabelled episode, looked up in its source episode."""
+    """The sim layout seed of an episode (relabelled episodes carry their source episode's attributes)."""
     for key in RESET_SEED_ATTRS:
         if key in attrs:
             return int(attrs[key])
-    source = Path(str(attrs.get("source_path", "")))
-    if attrs.get("source_kind") == "hdf5" and source.is_file():
-        from diffusion_reward.data import Dataset
-
-        with Dataset(source) as ds, ds.episode(attrs["source_episode"]) as ep:
-            return reset_seed({k: v for k, v in ep.attrs.items() if k in RESET_SEED_ATTRS})
     return None
 
 

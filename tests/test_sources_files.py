@@ -20,12 +20,14 @@ def test_our_hdf5_passes_every_stream_through(tmp_path):
     with DatasetWriter(tmp_path / "d.hdf5", env_args={"task": "reach-v3", "image_size": 64}) as w:
         w.write_episode(obs={"image": frames, "state": state}, actions=np.ones((5, 4), np.float32),
                         rewards=np.eye(5, dtype=np.float32)[4], timestamps=np.arange(5) * 0.1, success=True,
-                        stamps={"image": np.arange(5) * 0.1 + 0.01})
+                        stamps={"image": np.arange(5) * 0.1 + 0.01}, attrs={"reset_seed": 17, "epsilon": 0.5})
     [ep] = list(open_source(tmp_path / "d.hdf5"))
     assert ep.name == "demo_0" and ep.success is True and ep.attrs["source_kind"] == "hdf5"
     assert np.array_equal(ep.frames, frames) and np.array_equal(ep.obs["state"], state) and "image" not in ep.obs
     assert np.array_equal(ep.rewards, np.eye(5)[4]) and np.allclose(ep.stamps["image"], np.arange(5) * 0.1 + 0.01)
     assert ep.actions.shape == (5, 4) and ep.dones[-1] == 1
+    # the episode's own attributes travel with it (evaluation finds layouts by reset seed)
+    assert ep.attrs["reset_seed"] == 17 and ep.attrs["epsilon"] == 0.5 and "num_samples" not in ep.attrs
 
 
 def write_robomimic(path, episodes=2, steps=4, size=84):

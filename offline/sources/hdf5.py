@@ -10,6 +10,8 @@ from ...data import Dataset
 from ...errors import UserError
 from .episode import SourceEpisode
 
+STRUCTURAL_ATTRS = ("num_samples", "success", "env_args", "format_version")
+
 
 def read_hdf5(path: Path, image_key: str | None = None) -> Iterator[SourceEpisode]:
     """One SourceEpisode per `data/demo_N`; `image_key` picks the camera (default: the dataset's image key)."""
@@ -28,4 +30,10 @@ def read_hdf5(path: Path, image_key: str | None = None) -> Iterator[SourceEpisod
                 yield SourceEpisode(
                     name=ep.name, frames=frames, obs={k: ep.obs[k][()] for k in ep.obs if k != key},
                     actions=ep.actions, rewards=ep.rewards, dones=ep.dones, timestamps=ep.timestamps,
-                    success=ep.success, stamps=ep.stamps, attrs={"image_key": key})
+                    success=ep.success, stamps=ep.stamps, attrs={**carried_attrs(ep.attrs), "image_key": key})
+
+
+def carried_attrs(attrs: dict) -> dict:
+    """Episode attributes the relabelled copy keeps (reset seed, epsilon, policy, ...); the structural ones are
+    rewritten by the writer."""
+    return {k: v for k, v in attrs.items() if k not in STRUCTURAL_ATTRS}
