@@ -8,6 +8,8 @@ import abc
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..errors import UserError
+
 
 @dataclass(frozen=True)
 class QoS:
@@ -76,3 +78,26 @@ class Transport(abc.ABC):
         if topic.startswith("~/"):
             return f"/{self.name}/{topic[2:]}"
         return topic if topic.startswith("/") else f"/{topic}"
+
+
+class OverrideParameters:
+    """Parameters as plain overrides (parameter YAML / command line) over declared defaults: what the rclpy-free
+    transports share. `use_sim_time` is taken out of the overrides, as ROS does."""
+
+    def _init_parameters(self, params: dict[str, Any] | None, use_sim_time: bool = False) -> None:
+        self.overrides = dict(params or {})
+        self.use_sim_time = bool(self.overrides.pop("use_sim_time", use_sim_time))
+        self.parameters: dict[str, Any] = {"use_sim_time": self.use_sim_time}
+        self.descriptions: dict[str, str] = {}
+
+    def declare_parameter(self, name: str, default: Any, description: str = "") -> Any:
+        if name in self.descriptions:
+            raise UserError(f"parameter '{name}' is declared twice on node '{self.name}'")
+        value = self.overrides.get(name, default)
+        self.parameters[name] = value
+        self.descriptions[name] = description
+        return value
+
+    def undeclared_overrides(self) -> list[str]:
+        """Overrides no parameter was declared for (ROS ignores them; typos show up here)."""
+        return sorted(set(self.overrides) - set(self.parameters))

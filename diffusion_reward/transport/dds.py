@@ -47,7 +47,7 @@ from cyclonedds.util import duration
 from .. import msgs
 from ..errors import UserError
 from . import cdr
-from .base import DEFAULT_QOS, Publisher, QoS, Timer, Transport
+from .base import DEFAULT_QOS, OverrideParameters, Publisher, QoS, Timer, Transport
 
 LOOPBACK_CONFIG = Path(__file__).with_name("dds_loopback.xml")
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
@@ -190,7 +190,7 @@ class _Timer(Timer):
         self.cancelled = True
 
 
-class DdsTransport(Transport):
+class DdsTransport(OverrideParameters, Transport):
     """One node = one DDS participant. `params` overrides declared parameter defaults."""
 
     def __init__(self, name: str, params: dict[str, Any] | None = None, domain_id: int | None = None,
@@ -202,10 +202,7 @@ class DdsTransport(Transport):
         self.domain_id = default_domain_id() if domain_id is None else int(domain_id)
         if not 0 <= self.domain_id <= 232:
             raise UserError(f"DDS domain id must be between 0 and 232, got {self.domain_id}")
-        self.overrides = dict(params or {})
-        self.use_sim_time = bool(self.overrides.pop("use_sim_time", False))
-        self.parameters: dict[str, Any] = {"use_sim_time": self.use_sim_time}
-        self.descriptions: dict[str, str] = {}
+        self._init_parameters(params)
 
         uri = config_uri(config)
         if uri is not None:
@@ -279,19 +276,6 @@ class DdsTransport(Transport):
         self._timers.append(timer)
         self._wake()  # let a waiting spin recompute its timeout
         return timer
-
-    # -- parameters ------------------------------------------------------------------------------
-    def declare_parameter(self, name: str, default: Any, description: str = "") -> Any:
-        if name in self.descriptions:
-            raise UserError(f"parameter '{name}' is declared twice on node '{self.name}'")
-        value = self.overrides.get(name, default)
-        self.parameters[name] = value
-        self.descriptions[name] = description
-        return value
-
-    def undeclared_overrides(self) -> list[str]:
-        """Overrides no parameter was declared for (ROS ignores them; typos show up here)."""
-        return sorted(set(self.overrides) - set(self.parameters))
 
     # -- time and logging --------------------------------------------------------------------------
     def now_ns(self) -> int:

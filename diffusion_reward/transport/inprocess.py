@@ -30,8 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import UserError
-from .base import DEFAULT_QOS, Publisher, QoS, Timer, Transport
+from .base import DEFAULT_QOS, OverrideParameters, Publisher, QoS, Timer, Transport
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 _PY_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR,
@@ -216,17 +215,14 @@ class InProcessBus:
 _NO_ARG = object()
 
 
-class InProcessTransport(Transport):
+class InProcessTransport(OverrideParameters, Transport):
     """One node on an `InProcessBus`. `params` overrides declared defaults (e.g. from a parameter YAML)."""
 
     def __init__(self, name: str, bus: InProcessBus, params: dict[str, Any] | None = None,
                  use_sim_time: bool = False):
         super().__init__(name)
         self.bus = bus
-        self.overrides = dict(params or {})
-        self.use_sim_time = bool(self.overrides.pop("use_sim_time", use_sim_time))
-        self.parameters: dict[str, Any] = {"use_sim_time": self.use_sim_time}
-        self.descriptions: dict[str, str] = {}
+        self._init_parameters(params, use_sim_time)
         self.logs: list[tuple[str, str]] = []  # (level, message), newest last
         self._logger = logging.getLogger(f"diffusion_reward.node.{name}")
         self._shutdown = threading.Event()
@@ -250,17 +246,6 @@ class InProcessTransport(Transport):
         self.bus._add_timer(timer)
         return timer
 
-    def declare_parameter(self, name: str, default: Any, description: str = "") -> Any:
-        if name in self.descriptions:
-            raise UserError(f"parameter '{name}' is declared twice on node '{self.name}'")
-        value = self.overrides.get(name, default)
-        self.parameters[name] = value
-        self.descriptions[name] = description
-        return value
-
-    def undeclared_overrides(self) -> list[str]:
-        """Overrides no parameter was declared for (ROS ignores them; typos show up here)."""
-        return sorted(set(self.overrides) - set(self.parameters))
 
     def now_ns(self) -> int:
         return self.bus.sim_ns() if self.use_sim_time else self.bus.wall_ns()
