@@ -16,3 +16,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "ros" in item.keywords and not HAS_RCLPY:
             item.add_marker(skip_ros)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The 2 cores of the test machine are shared with MuJoCo and subprocesses: one torch thread is many times
+    faster than two contended ones for the tiny models the tests use."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

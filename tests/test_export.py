@@ -8,12 +8,10 @@ import pytest
 import torch
 
 from diffusion_reward.data import Dataset
-from diffusion_reward.offline.export import export_policy, load_exported
+from diffusion_reward.offline.export import load_exported
 from diffusion_reward.offline.mdp import MDPSpec, episode_observations, frame_windows
 from diffusion_reward.offline.train_policy import TrainPolicyConfig, load_policy, train_policy
-from test_policy_data import one_thread, write_dataset  # noqa: F401 (one_thread is a fixture)
-
-pytestmark = pytest.mark.usefixtures("one_thread")
+from test_policy_data import write_dataset
 
 
 @pytest.fixture(scope="module")

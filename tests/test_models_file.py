@@ -14,14 +14,6 @@ from diffusion_reward.models import RewardModel
 from diffusion_reward.models.model_file import FORMAT_VERSION
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     return RewardModel.from_preset("tiny", seed=0)

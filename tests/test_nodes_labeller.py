@@ -2,7 +2,6 @@
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from diffusion_reward.errors import UserError
 from diffusion_reward.models import RewardModel
@@ -16,14 +15,6 @@ from diffusion_reward.transport.inprocess import InProcessBus, InProcessTranspor
 
 SKIP = 49  # 3 network evaluations per frame: fast tests, same code path as skip 9
 TOPIC = "/camera/camera/color/image_raw"
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's cores are shared; oversubscription is 50x slower
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

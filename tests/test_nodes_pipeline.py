@@ -1,7 +1,5 @@
 """Camera frames -> labeller -> recorder on one in-process graph: recorded rewards == offline relabelling."""
 import numpy as np
-import pytest
-import torch
 
 from diffusion_reward.data import Dataset
 from diffusion_reward.models import RewardModel
@@ -14,14 +12,6 @@ from diffusion_reward.transport import SENSOR_DATA_QOS
 from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
 
 SKIP, TASK = 49, "button-press-v3"
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_recorded_rewards_equal_offline_relabelling(tmp_path):

@@ -2,8 +2,6 @@
 all on simulated time. Recorded episodes follow the bridge's episode markers, carry sim-time stamps, and
 their rewards equal offline scoring of the recorded frames."""
 import numpy as np
-import pytest
-import torch
 
 from diffusion_reward.data import Dataset
 from diffusion_reward.models import RewardModel
@@ -14,14 +12,6 @@ from diffusion_reward.reward import RewardScorer, ScoreConfig
 from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
 
 TASK, SKIP, STEPS = "button-press-v3", 49, 5
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_sim_episodes_are_labelled_and_recorded_on_sim_time(tmp_path):

@@ -4,22 +4,12 @@
 """
 import numpy as np
 import pytest
-import torch
 
 from diffusion_reward.data import DatasetWriter
 from diffusion_reward.errors import UserError
 from diffusion_reward.offline.mdp import MDPSpec, build_mdp, frame_windows, stack_frames
 
 TASK = "button-press-topdown-v3"
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """The CI machine's 2 cores are shared: one torch thread is faster than two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_dataset(path, episodes=4, steps=10, labels=("entropy",), seed=0):

@@ -2,17 +2,13 @@
 import json
 
 import numpy as np
-import pytest
 
 from diffusion_reward.cli import main
 from diffusion_reward.data import Dataset
 from diffusion_reward.models import RewardModel
-from test_policy_data import one_thread  # noqa: F401 (fixture)
 
 TASK = "button-press-topdown-v3"
 
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_collect_relabel_train_evaluate(tmp_path):

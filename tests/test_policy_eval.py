@@ -2,17 +2,13 @@
 import json
 import math
 
-import numpy as np
 import pytest
-import torch
 
 from diffusion_reward.cli import main
 from diffusion_reward.errors import UserError
 from diffusion_reward.offline.evaluate import UNSEEN_SEED_BASE, evaluation_seeds, wilson_interval
 from diffusion_reward.offline.train_policy import TrainPolicyConfig, train_policy
-from test_policy_data import one_thread, write_dataset  # noqa: F401 (one_thread is a fixture)
-
-pytestmark = pytest.mark.usefixtures("one_thread")
+from test_policy_data import write_dataset
 
 
 def test_wilson_interval_known_values():

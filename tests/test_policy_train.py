@@ -5,9 +5,7 @@ import torch
 
 from diffusion_reward.cli import main
 from diffusion_reward.offline.export import load_exported
-from test_policy_data import one_thread, write_dataset  # noqa: F401 (one_thread is a fixture)
-
-pytestmark = pytest.mark.usefixtures("one_thread")
+from test_policy_data import write_dataset
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ import hashlib
 
 import numpy as np
 import pytest
-import torch
 from rosbags.rosbag2 import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 from test_sources_files import write_png_folder
@@ -18,15 +17,6 @@ from diffusion_reward.offline.sources import open_source
 from diffusion_reward.reward import RewardScorer, ScoreConfig
 
 TASK = "button-press-v3"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model is far faster on one thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

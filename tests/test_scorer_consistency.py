@@ -3,20 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from diffusion_reward.errors import UserError
 from diffusion_reward.models import RewardModel
 from diffusion_reward.reward import RewardScorer, ScoreConfig
 from diffusion_reward.reward.scorer import eval_timesteps
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -35,14 +35,6 @@ def ref(name: str) -> np.ndarray:
     return np.load(FIXTURES / "reference" / f"{name}.npy")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # the CI machine has 2 shared cores; two OpenMP threads are slower than one there
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def manifest():
     return json.loads((FIXTURES / "manifest.json").read_text())
