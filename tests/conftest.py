@@ -3,6 +3,9 @@ import os
 # Offscreen rendering on a CPU-only machine; must be set before mujoco is imported anywhere.
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+# One OpenMP thread per process, inherited by the subprocesses tests start (DDP ranks, DDS nodes): the 2 cores
+# are shared, and contended threads make the tiny models many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import importlib.util  # noqa: E402
 
