@@ -11,42 +11,18 @@ from diffusion_reward.nodes.camera import CameraNode
 from diffusion_reward.nodes.image_conv import image_to_rgb
 from diffusion_reward.transport import QoS
 from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
+from realsense_recording import Intrinsics, record_realsense
 
 rs = pytest.importorskip("pyrealsense2")  # a requirement; import fails only without libusb
 W, H, N = 32, 24, 12
 START_MS = 1_700_000_123_000.0
-
-
-def _record(path, frames):
-    """Record `frames` from a software device, as environment.md §4 describes."""
-    sd = rs.software_device()
-    sensor = sd.add_sensor("RGB Camera")
-    vs = rs.video_stream()
-    vs.type, vs.index, vs.uid = rs.stream.color, 0, 0
-    vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = W, H, 30, 3, rs.format.rgb8
-    intr = rs.intrinsics()
-    intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy = W, H, 30.5, 31.5, 15.2, 11.7
-    intr.model, intr.coeffs = rs.distortion.brown_conrady, [0.1, -0.2, 0.001, 0.002, 0.03]
-    vs.intrinsics = intr
-    profile = sensor.add_video_stream(vs).as_video_stream_profile()
-    recorder = rs.recorder(str(path), sd)
-    sensor.open(profile)
-    sensor.start(rs.frame_queue(100))
-    for i, img in enumerate(frames):
-        f = rs.software_video_frame()
-        f.pixels, f.bpp, f.stride = img, 3, W * 3
-        f.timestamp, f.domain, f.frame_number, f.profile = START_MS + i * 1000 / 30, rs.timestamp_domain.system_time, i, profile
-        sensor.on_video_frame(f)
-    sensor.stop()
-    sensor.close()
-    recorder.pause()
-    del recorder
+INTRINSICS = Intrinsics(fx=30.5, fy=31.5, ppx=15.2, ppy=11.7, brown_conrady=[0.1, -0.2, 0.001, 0.002, 0.03])
 
 
 def test_plays_a_recording_with_intrinsics_and_frame_stamps(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, size=(N, H, W, 3), dtype=np.uint8)
     path = tmp_path / "rec.db3"
-    _record(path, frames)
+    record_realsense(path, frames, start_ms=START_MS, intrinsics=INTRINSICS)
     bus, node, images, infos = _play({"playback_file": str(path)})
     assert node.finished.wait(30)
     node.close()

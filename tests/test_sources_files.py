@@ -11,6 +11,7 @@ import pytest
 from diffusion_reward.data import DatasetWriter
 from diffusion_reward.errors import UserError
 from diffusion_reward.offline.sources import detect_kind, open_source
+from realsense_recording import record_realsense
 
 
 def test_our_hdf5_passes_every_stream_through(tmp_path):
@@ -83,37 +84,6 @@ def test_png_folders_all_splits(tmp_path):
     for name, video in written.items():
         assert np.array_equal(episodes[name].frames, video)
     assert episodes["metaworld/button-press-v3/test/1"].attrs["task"] == "button-press-v3"
-
-
-def record_realsense(path, frames, fps=30):
-    """A pyrealsense2 software-device recording (environment.md §4): a real `.db3` without a camera."""
-    import pyrealsense2 as rs
-
-    h, w = frames.shape[1:3]
-    device = rs.software_device()
-    sensor = device.add_sensor("RGB Camera")
-    stream = rs.video_stream()
-    stream.type, stream.index, stream.uid = rs.stream.color, 0, 0
-    stream.width, stream.height, stream.fps, stream.bpp, stream.fmt = w, h, fps, 3, rs.format.rgb8
-    intrinsics = rs.intrinsics()
-    intrinsics.width, intrinsics.height, intrinsics.fx, intrinsics.fy = w, h, w, h
-    intrinsics.ppx, intrinsics.ppy, intrinsics.model, intrinsics.coeffs = w / 2, h / 2, rs.distortion.none, [0.0] * 5
-    stream.intrinsics = intrinsics
-    profile = sensor.add_video_stream(stream).as_video_stream_profile()
-    recorder = rs.recorder(str(path), device)
-    sensor.open(profile)
-    sensor.start(rs.frame_queue(100))
-    for i, img in enumerate(frames):
-        frame = rs.software_video_frame()
-        frame.pixels, frame.bpp, frame.stride = img, 3, w * 3
-        frame.timestamp, frame.domain = 5000.0 + i * 1000 / fps, rs.timestamp_domain.system_time
-        frame.frame_number, frame.profile = i, profile
-        sensor.on_video_frame(frame)
-    sensor.stop()
-    sensor.close()
-    recorder.pause()
-    del recorder  # the file is finalised here
-    return path
 
 
 def test_realsense_db3_playback(tmp_path):
