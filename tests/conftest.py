@@ -31,3 +31,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_model_file(tmp_path):
+    """`make(task, skip_step)` -> path of a random-weight tiny reward model with entropy statistics for that task
+    (weights are random: tests compare live and offline scoring of the same file, not reward quality)."""
+
+    def make(task: str, skip_step: int = 9) -> str:
+        from diffusion_reward.models import RewardModel
+
+        model = RewardModel.from_preset("tiny", seed=0)
+        model.set_stats(task, "entropy", skip_step, 1, mean=-400.0, std=20.0)
+        return str(model.save(tmp_path / "tiny.safetensors"))
+
+    return make

@@ -19,10 +19,8 @@ DOMAIN = 150 + os.getpid() % 50
 TASK, SKIP = "button-press-v3", 49
 
 
-def test_cross_process_rewards_equal_offline_scoring(tmp_path):
-    model = RewardModel.from_preset("tiny", seed=0)
-    model.set_stats(TASK, "entropy", SKIP, 1, mean=-400.0, std=20.0)
-    model_path = str(model.save(tmp_path / "tiny.safetensors"))
+def test_cross_process_rewards_equal_offline_scoring(tmp_path, tiny_model_file):
+    model_path = tiny_model_file(TASK, SKIP)
     node = subprocess.Popen(
         [sys.executable, "-m", "diffusion_reward", "live", "labeller", "--network", "loopback",
          "--domain-id", str(DOMAIN), "--param", f"model_path:={model_path}", "--param", f"task:={TASK}",

@@ -14,10 +14,8 @@ from diffusion_reward.transport.inprocess import InProcessBus, InProcessTranspor
 SKIP, TASK = 49, "button-press-v3"
 
 
-def test_recorded_rewards_equal_offline_relabelling(tmp_path):
-    model = RewardModel.from_preset("tiny", seed=0)
-    model.set_stats(TASK, "entropy", SKIP, 1, mean=-400.0, std=20.0)
-    model_path = str(model.save(tmp_path / "tiny.safetensors"))
+def test_recorded_rewards_equal_offline_relabelling(tmp_path, tiny_model_file):
+    model_path = tiny_model_file(TASK, SKIP)
     bus = InProcessBus()
     labeller = RewardLabellerNode(InProcessTransport("reward_labeller", bus, params={
         "model_path": model_path, "task": TASK, "skip_step": SKIP, "synchronous": True}))

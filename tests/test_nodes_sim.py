@@ -14,10 +14,8 @@ from diffusion_reward.transport.inprocess import InProcessBus, InProcessTranspor
 TASK, SKIP, STEPS = "button-press-v3", 49, 5
 
 
-def test_sim_episodes_are_labelled_and_recorded_on_sim_time(tmp_path):
-    model = RewardModel.from_preset("tiny", seed=0)
-    model.set_stats(TASK, "entropy", SKIP, 1, mean=-400.0, std=20.0)
-    model_path = str(model.save(tmp_path / "tiny.safetensors"))
+def test_sim_episodes_are_labelled_and_recorded_on_sim_time(tmp_path, tiny_model_file):
+    model_path = tiny_model_file(TASK, SKIP)
     bus = InProcessBus()
     bridge = SimBridgeNode(InProcessTransport("sim_bridge", bus, params={
         "task": TASK, "max_episode_steps": STEPS, "episodes": 2}))
