@@ -15,6 +15,6 @@ for name, folder in MAPPED.items():
 setup(
     packages=packages,
     package_dir=MAPPED,
-    package_data={"": ["*.md", "*.yaml", "*.xml", "*.json"]},
+    package_data={"": ["*.md", "*.yaml", "*.xml", "*.json", "*.npz", "LICENSE-*"]},
     include_package_data=True,
 )

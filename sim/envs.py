@@ -43,15 +43,18 @@ class SimEnv:
     With `render=False` observations hold only the state (fast expert evaluation).
     `step` repeats the action `action_repeat` times; reward = 1.0 if the task was solved on any of
     those physics steps, else 0.0 (also `info["success"]`). `truncated` after `max_episode_steps`
-    agent steps; `terminated` only with `terminate_on_success`. `info["time"]` is the simulated time
+    agent steps; `terminated` `steps_after_success` agent steps after the first success (0 = on it, the same as
+    `terminate_on_success`; None = never: every episode runs to its full length). `info["time"]` is the simulated time
     in seconds since `reset`.
     """
 
     def __init__(self, spec: TaskSpec, seed: int = 0, image_size: int = 64, action_repeat: int = 2,
                  max_episode_steps: int | None = None, terminate_on_success: bool = False,
-                 render: bool = True):
+                 render: bool = True, steps_after_success: int | None = None):
         if image_size < 8 or action_repeat < 1 or (max_episode_steps is not None and max_episode_steps < 1):
             raise UserError("image_size must be >= 8, action_repeat >= 1 and max_episode_steps >= 1")
+        if steps_after_success is not None and steps_after_success < 0:
+            raise UserError(f"steps_after_success must be >= 0, got {steps_after_success}")
         gym, self._mujoco = _quiet_import(spec.domain)
         self.spec = spec
         self.task = spec.name
@@ -59,7 +62,7 @@ class SimEnv:
         self.image_size = image_size
         self.action_repeat = action_repeat
         self.max_episode_steps = max_episode_steps or spec.episode_steps
-        self.terminate_on_success = terminate_on_success
+        self.steps_after_success = 0 if terminate_on_success else steps_after_success
         self.renders = render
         self._seeds = np.random.default_rng(seed)  # episode seeds when reset() gets none
         with warnings.catch_warnings():
@@ -98,6 +101,7 @@ class SimEnv:
                 state, _ = self.raw.reset(seed=seed)
         self.reset_seed = seed  # the seed of the current episode
         self._steps = 0
+        self._first_success: int | None = None  # agent step of the first success in this episode
         self._t0 = float(self.data.time)
         self._state = np.asarray(state, dtype=np.float32)
         return self._observation()
@@ -114,7 +118,10 @@ class SimEnv:
                 success |= bool(info.get("success", False))
         self._steps += 1
         self._state = np.asarray(state, dtype=np.float32)
-        terminated = success and self.terminate_on_success
+        if success and self._first_success is None:
+            self._first_success = self._steps
+        terminated = (self.steps_after_success is not None and self._first_success is not None
+                      and self._steps - self._first_success >= self.steps_after_success)
         truncated = self._steps >= self.max_episode_steps and not terminated
         info = {"success": success, "time": self.time}
         return self._observation(), float(success), terminated, truncated, info
@@ -170,6 +177,11 @@ class SimEnv:
         return np.ascontiguousarray(image[::-1, ::-1]) if self.spec.rotate_180 else image
 
     # -- metadata ------------------------------------------------------------------------------
+    @property
+    def episode_end(self) -> str:
+        """How episodes end, as recorded with the data: "full" or "success+K" (K agent steps after success)."""
+        return "full" if self.steps_after_success is None else f"success+{self.steps_after_success}"
+
     def env_args(self) -> dict:
         """What a dataset records about how its episodes were made."""
         from diffusion_reward import __version__
@@ -179,7 +191,7 @@ class SimEnv:
             "camera": self.spec.camera, "camera_rotate_180": self.spec.rotate_180,
             "free_camera": dict(self.spec.free_camera), "image_size": self.image_size,
             "image_key": "image", "action_repeat": self.action_repeat,
-            "max_episode_steps": self.max_episode_steps, "state_dim": self.state_dim,
+            "max_episode_steps": self.max_episode_steps, "episode_end": self.episode_end, "state_dim": self.state_dim,
             "action_dim": self.action_dim, "control_dt": self.control_dt, "seed": self.seed,
             "reward": "sparse success (0/1) per agent step", "software_version": __version__,
         }
@@ -235,8 +247,8 @@ def _close_renderers(env_ref) -> None:
 
 def make_env(task: str, seed: int = 0, image_size: int = 64, action_repeat: int = 2,
              max_episode_steps: int | None = None, terminate_on_success: bool = False,
-             render: bool = True) -> SimEnv:
+             render: bool = True, steps_after_success: int | None = None) -> SimEnv:
     """Build a task by name (see `list_tasks()`); UserError for unknown names."""
     return SimEnv(task_spec(task), seed=seed, image_size=image_size, action_repeat=action_repeat,
                   max_episode_steps=max_episode_steps, terminate_on_success=terminate_on_success,
-                  render=render)
+                  render=render, steps_after_success=steps_after_success)

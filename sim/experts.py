@@ -1,13 +1,14 @@
 """Scripted experts with epsilon-random degradation.
 
 At every step the policy takes a uniformly random action with probability `epsilon`, otherwise the
-expert's action: epsilon = 0 is the expert, epsilon = 1 is a random policy. MetaWorld's scripted
-policies (`metaworld.policies`) read the state vector; Adroit has no scripted expert here, so only
-epsilon = 1 (random actions) is available for it.
+expert's action: epsilon = 0 is the expert, epsilon = 1 is a random policy. MetaWorld's experts are its
+scripted policies (`metaworld.policies`); Adroit's are the published DAPG policies (`adroit_experts/`, Apache
+2.0, see the README there), small tanh MLPs run in numpy. Both read the env's state vector.
 """
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +25,7 @@ class EpsilonPolicy:
         if not 0.0 <= epsilon <= 1.0:
             raise UserError(f"epsilon must be in [0, 1], got {epsilon}")
         if expert is None and epsilon < 1.0:
-            raise UserError("this task has no scripted expert (Adroit); use epsilon 1 (random actions)")
+            raise UserError("this task has no expert policy; use epsilon 1 (random actions)")
         self.expert = expert
         self.action_dim = action_dim
         self.epsilon = float(epsilon)
@@ -47,13 +48,40 @@ class EpsilonPolicy:
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
 
+ADROIT_EXPERTS = Path(__file__).with_name("adroit_experts")
+
+
+class DAPGPolicy:
+    """A published DAPG Adroit policy: obs -> tanh MLP -> the Gaussian's mean action (network in adroit_experts/)."""
+
+    def __init__(self, path: Path):
+        w = np.load(path, allow_pickle=False)
+        self.layers = [(w[f"fc{i}.weight"].astype(np.float64), w[f"fc{i}.bias"].astype(np.float64)) for i in range(3)]
+        self.in_shift, self.in_scale = w["in_shift"].astype(np.float64), w["in_scale"].astype(np.float64)
+        self.out_shift, self.out_scale = w["out_shift"].astype(np.float64), w["out_scale"].astype(np.float64)
+        self.obs_dim = self.layers[0][0].shape[1]
+
+    def get_action(self, obs: np.ndarray) -> np.ndarray:
+        if obs.shape != (self.obs_dim,):
+            raise UserError(f"the DAPG expert expects a {self.obs_dim}-d observation, got shape {obs.shape}")
+        x = (obs - self.in_shift) / (self.in_scale + 1e-8)
+        for weight, bias in self.layers[:2]:
+            x = np.tanh(weight @ x + bias)
+        weight, bias = self.layers[2]
+        return (weight @ x + bias) * self.out_scale + self.out_shift
+
+
 def make_policy(task: str, env: SimEnv, epsilon: float = 0.0, seed: int = 0) -> EpsilonPolicy:
-    """The task's scripted expert degraded by epsilon-random actions (see module docstring)."""
+    """The task's expert degraded by epsilon-random actions (see module docstring)."""
     spec = task_spec(task)
     expert, name = None, "random"
     if spec.has_expert and epsilon < 1.0:
-        import metaworld.policies
+        if spec.domain == "adroit":
+            expert = DAPGPolicy(ADROIT_EXPERTS / f"{spec.expert}.npz")
+            name = f"dapg.{spec.expert}"
+        else:
+            import metaworld.policies
 
-        expert = getattr(metaworld.policies, spec.expert)()
-        name = f"metaworld.policies.{spec.expert}"
+            expert = getattr(metaworld.policies, spec.expert)()
+            name = f"metaworld.policies.{spec.expert}"
     return EpsilonPolicy(expert, env.action_dim, epsilon, seed=seed, name=name)

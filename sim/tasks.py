@@ -42,7 +42,7 @@ class TaskSpec:
     episode_steps: int  # default agent steps per episode (at the paper's action repeat 2)
     rotate_180: bool = False  # camera defined upside down in the XML
     free_camera: dict = field(default_factory=dict)  # non-empty: render from this free camera
-    expert: str | None = None  # metaworld.policies class name; None: no scripted expert
+    expert: str | None = None  # metaworld.policies class name, or the adroit_experts/<name>.npz DAPG policy
 
     @property
     def has_expert(self) -> bool:
@@ -60,7 +60,7 @@ def _metaworld_spec(short: str) -> TaskSpec:
 def _adroit_spec(short: str, camera: str, episode_steps: int) -> TaskSpec:
     free = ADROIT_TOP_CAMERA if camera == "top" else {}
     return TaskSpec(f"adroit-{short}", "adroit", f"AdroitHand{short.capitalize()}-v1", camera, episode_steps,
-                    free_camera=free)
+                    free_camera=free, expert=short)
 
 
 TASKS: dict[str, TaskSpec] = {s.name: s for s in map(_metaworld_spec, METAWORLD_TASKS)}

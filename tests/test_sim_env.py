@@ -63,6 +63,24 @@ def _success_rate(epsilon, episodes=10):
     return successes / episodes
 
 
+def test_episode_ends_k_steps_after_first_success():
+    with make_env("reach-v3", seed=0, render=False, steps_after_success=3) as env:
+        assert env.episode_end == "success+3" and env.env_args()["episode_end"] == "success+3"
+        policy = make_policy("reach-v3", env, epsilon=0.0, seed=0)
+        obs = env.reset(seed=5)
+        policy.reset(5)
+        rewards, terminated = [], False
+        while not terminated:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            rewards.append(reward)
+            assert not truncated
+        first = rewards.index(1.0)
+        assert len(rewards) == first + 1 + 3
+    assert make_env("reach-v3", render=False).episode_end == "full"
+    with pytest.raises(UserError, match="steps_after_success"):
+        make_env("reach-v3", render=False, steps_after_success=-1)
+
+
 def test_expert_solves_button_press_and_random_actions_do_not():
     assert _success_rate(0.0) >= 0.9
     assert _success_rate(1.0) <= 0.3
@@ -92,6 +110,23 @@ def test_adroit_renders(task):
     assert reward in (0.0, 1.0)
     assert not np.array_equal(obs["image"], obs2["image"])
     assert env.render(48, 64).shape == (48, 64, 3)
-    with pytest.raises(UserError, match="no scripted expert"):
-        make_policy(task, env, epsilon=0.5, seed=0)
     env.close()
+
+
+@pytest.mark.parametrize("task", ["adroit-door", "adroit-hammer", "adroit-pen", "adroit-relocate"])
+def test_adroit_dapg_expert_solves_and_random_does_not(task):
+    """The shipped DAPG policies solve every task (state only, fast); epsilon=1 on the same seeds does not."""
+    with make_env(task, seed=0, render=False, steps_after_success=0) as env:
+        for epsilon, expect in ((0.0, True), (1.0, False)):
+            policy = make_policy(task, env, epsilon=epsilon, seed=0)
+            for seed in (1, 2):
+                obs = env.reset(seed=seed)
+                policy.reset(seed)
+                solved = False
+                for _ in range(env.max_episode_steps):
+                    obs, reward, terminated, truncated, _ = env.step(policy(obs))
+                    solved |= reward == 1.0
+                    if terminated or truncated:
+                        break
+                assert solved is expect, (epsilon, seed)
+                assert terminated is expect  # steps_after_success=0 ends the episode on its success

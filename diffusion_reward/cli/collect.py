@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None,
                         help="agent steps per episode (default: the task's, 100 for MetaWorld)")
     parser.add_argument("--stop-on-success", action="store_true", help="end an episode at its first success")
+    parser.add_argument("--steps-after-success", type=int, default=None, metavar="K",
+                        help="end an episode K agent steps after its first success, like the authors' expert videos "
+                             "(default: run every episode to --max-steps); recorded as env_args episode_end")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise UserError("--episodes must be >= 1")
     env = make_env(args.task, seed=args.seed, image_size=args.image_size, action_repeat=args.action_repeat,
-                   max_episode_steps=args.max_steps, terminate_on_success=args.stop_on_success)
+                   max_episode_steps=args.max_steps, terminate_on_success=args.stop_on_success,
+                   steps_after_success=args.steps_after_success)
     with env, DatasetWriter(args.out, env_args=env.env_args()) as writer:
         policy = make_policy(args.task, env, epsilon=args.epsilon, seed=args.seed)
         successes, lengths = 0, []
