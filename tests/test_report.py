@@ -52,18 +52,24 @@ def test_report_from_simulation_compares_two_models(models, tmp_path, capsys):
     assert (out / "reward_curves.png").read_bytes()[:4] == b"\x89PNG"
     m = json.loads((out / "metrics.json").read_text())
     assert m["reward_scale"] == "raw" and m["compare_model"]["reward_scale"] == "standardised"
-    assert sorted(m["per_epsilon"]) == ["0.0", "0.25", "0.5", "0.75", "1.0"]
-    assert all(v["episodes"] == 1 for v in m["per_epsilon"].values())
-    assert sorted(m["auroc_expert_vs"]) == ["0.25", "0.5", "0.75", "1.0"]
-    assert all(a in (0.0, 0.5, 1.0) for a in m["auroc_expert_vs"].values())  # one episode each side
-    # one seed: the paired comparison is the same single comparison
-    assert m["paired_win_rate_expert_vs"] == m["auroc_expert_vs"]
-    assert -1.0 <= m["spearman_epsilon_vs_mean_reward"] <= 1.0
+    groups = ["0.0", "0.25", "0.5", "0.75", "1.0", "zero-action", "frozen-first-frame"]
+    for view in ("task_rows", "whole"):
+        assert list(m[view]["per_group"]) == groups
+        assert all(v["episodes"] == 1 for v in m[view]["per_group"].values())
+        auroc_vs = m[view]["auroc_expert_vs"]
+        assert list(auroc_vs) == groups[1:]
+        assert all(a["value"] in (0.0, 0.5, 1.0) and a["n"] == [1, 1] for a in auroc_vs.values())  # 1 vs 1
+        # one seed: the paired comparison is the same single comparison
+        assert m[view]["paired_win_rate_expert_vs"] == {g: a["value"] for g, a in auroc_vs.items()}
+        assert -1.0 <= m[view]["spearman_epsilon"]["value"] <= 1.0
+    assert set(m["stillness"]["static_fraction"]) == set(groups)
+    assert m["stillness"]["static_fraction"]["frozen-first-frame"] == 1.0  # the same frame repeated
     assert m["model_hash"] == RewardModel.load(plain).weights_hash != m["compare_model"]["model_hash"]
     # standardised = (raw - mean) / std of the stored statistics: the same episodes, other model, other scale
-    assert m["compare_model"]["per_epsilon"]["0.0"]["mean"] != m["per_epsilon"]["0.0"]["mean"]
+    assert m["compare_model"]["whole"]["per_group"]["0.0"]["mean"] != m["whole"]["per_group"]["0.0"]["mean"]
     md = (out / "report.md").read_text()
     assert "Rewards are **raw**" in md and "Rewards are **standardised**" in md and "Spearman" in md
+    assert "frozen-first-frame" in md and "Stillness diagnostics" in md
 
 
 def test_report_reads_episodes_from_a_dataset(models, tmp_path, capsys):
@@ -78,7 +84,8 @@ def test_report_reads_episodes_from_a_dataset(models, tmp_path, capsys):
                      "--no-progress"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["episodes_source"] == str(data)
-    assert {k: v["episodes"] for k, v in m["per_epsilon"].items()} == {"0.0": 2, "1.0": 2}
+    assert {k: v["episodes"] for k, v in m["whole"]["per_group"].items()} == {"0.0": 2, "1.0": 2,
+                                                                              "frozen-first-frame": 2}
     code = cli_main(["report", "--model", str(plain), "--task", "door-open-v3", "--data", str(data),
                      "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()

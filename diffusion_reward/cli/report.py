@@ -28,8 +28,13 @@ def run(args: argparse.Namespace) -> int:
                        skip_step=args.skip_step, num_samples=args.num_samples, seed=args.seed, device=args.device,
                        progress=args.progress)
     m = build_report(cfg)
-    worst = min(m["auroc_expert_vs"].values()) if m["auroc_expert_vs"] else float("nan")
-    print(f"wrote {args.out}/report.md ({m['reward_scale']} rewards): AUROC expert vs eps 1 "
-          f"{m['auroc_expert_vs'].get('1.0', float('nan')):.3f} (worst {worst:.3f}), "
-          f"Spearman {m['spearman_epsilon_vs_mean_reward']:.3f}")
+
+    def value(view: str, group: str) -> str:
+        a = m[view]["auroc_expert_vs"].get(group)
+        return "n/a" if a is None or a["value"] is None else f"{a['value']:.3f} [{a['ci'][0]:.2f}, {a['ci'][1]:.2f}]"
+
+    rho = m["task_rows"]["spearman_epsilon"]["value"]
+    print(f"wrote {args.out}/report.md ({m['reward_scale']} rewards): AUROC expert vs eps 1, task rows "
+          f"{value('task_rows', '1.0')}, whole {value('whole', '1.0')}; vs frozen {value('task_rows', 'frozen-first-frame')}; "
+          f"Spearman {'n/a' if rho is None else f'{rho:.3f}'}")
     return 0

@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec-batch-size", type=int, help="codec frames per step over all ranks (default: per preset)")
     p.add_argument("--lr", type=float, help="video-model peak learning rate (default: per preset)")
     p.add_argument("--codec-lr", type=float, help="codec learning rate (default: per preset)")
+    p.add_argument("--disc-start", type=int, help="codec step from which the PatchGAN loss is on (default: per preset)")
+    p.add_argument("--codebook-restart-every", type=int, default=50,
+                   help="codec steps between restarts of unused codes (0: never, as upstream; default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
     p.add_argument("--checkpoint-dir", help="checkpoints and log.jsonl (default: MODEL.ckpt/)")
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, codec_batch_size=args.codec_batch_size, lr=args.lr, codec_lr=args.codec_lr,
         seed=args.seed, resume=args.resume, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
         val_fraction=args.val_fraction, device=args.device, lpips_weights=args.lpips_weights,
-        all_episodes=args.all_episodes, bf16=args.bf16, progress=args.progress,
+        all_episodes=args.all_episodes, bf16=args.bf16, progress=args.progress, disc_start=args.disc_start,
+        codebook_restart_every=args.codebook_restart_every,
     )
     from ..training import RewardTrainer
 

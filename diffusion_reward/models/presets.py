@@ -2,7 +2,7 @@
 
 `paper` is the authors' architecture (VQ-GAN [128,128,256,256] x 1024 codes of 64-d; VQ-Diffusion with 16 layers
 of width 128 and an untrained 1024-d context embedding) so their checkpoints import into it key for key.
-`tiny` and `small` are ours: smaller, and with a trained context embedding that knows which frame and which grid
+`base`, `tiny` and `small` are ours (`base` is what the shipped models use): smaller, and with a trained context embedding that knows which frame and which grid
 cell every context token comes from.
 """
 from __future__ import annotations
@@ -98,6 +98,13 @@ PRESETS: dict[str, RewardModelConfig] = {
         codec=CodecConfig(channels=(64, 64, 128, 128), latent_dim=32, num_codes=256),
         video=VideoConfig(n_layer=6, n_embd=128, n_head=8, condition_dim=128, context_embedding="learned"),
         preset="small",
+    ),
+    # the shipped reward models: sized so one domain trains in under an hour on a 2-core CPU (training/config.py)
+    "base": RewardModelConfig(
+        codec=CodecConfig(channels=(32, 64, 64, 128), latent_dim=32, num_codes=256, attn_resolutions=(),
+                          num_res_blocks=1, norm_groups=16),
+        video=VideoConfig(n_layer=6, n_embd=128, n_head=8, condition_dim=128, context_embedding="learned"),
+        preset="base",
     ),
     # fast enough on a laptop CPU for tests and the demo (a few ms per frame for encode + an 11-step chain)
     "tiny": RewardModelConfig(

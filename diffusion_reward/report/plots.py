@@ -75,17 +75,18 @@ def episode_strip(episode: ScoredEpisode, ylabel: str, path: Path, num_frames: i
 
 
 def auroc_comparison(per_model: dict[str, dict[str, float]], path: Path) -> None:
-    """AUROC (expert vs each epsilon) of several models side by side."""
+    """AUROC (expert vs each epsilon and control group, keyed like the metrics) of several models side by side."""
     names = list(per_model)
-    epsilons = sorted({float(e) for m in per_model.values() for e in m})
+    groups = list(dict.fromkeys(g for m in per_model.values() for g in m))  # the metrics' order: epsilons, controls
     width = 0.8 / len(names)
-    fig = Figure(figsize=(7, 4))
+    fig = Figure(figsize=(8, 4))
     ax = fig.add_subplot()
     for k, name in enumerate(names):
-        ax.bar(np.arange(len(epsilons)) + k * width, [per_model[name].get(str(e), np.nan) for e in epsilons],
-               width, label=name)
+        values = [per_model[name].get(g) for g in groups]
+        ax.bar(np.arange(len(groups)) + k * width, [np.nan if v is None else v for v in values], width, label=name)
     ax.axhline(0.5, color="gray", linestyle="--", linewidth=0.8)
-    ax.set_xticks(np.arange(len(epsilons)) + 0.4 - width / 2, [f"eps {e:g}" for e in epsilons])
-    ax.set(ylim=(0, 1), ylabel="AUROC expert vs epsilon", title="model comparison")
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2,
+                  [f"eps {float(g):g}" if g[0].isdigit() else g for g in groups], fontsize=7)
+    ax.set(ylim=(0, 1), ylabel="AUROC expert vs", title="model comparison")
     ax.legend(fontsize=8)
     _save(fig, path)

@@ -3,8 +3,9 @@
     metrics = build_report(ReportConfig(model="m.safetensors", task="button-press-v3", out="qa/"))
 
 Writes `metrics.json`, `report.md` and PNG plots into `out`. A good reward model gives AUROC near 1 for
-expert (epsilon 0) vs epsilon-1 episodes and a strongly negative Spearman correlation between epsilon
-and the episode-mean reward.
+expert (epsilon 0) vs epsilon-1 episodes and vs a frozen robot, on the rows while the task is being done as
+well as on whole episodes, and a strongly negative Spearman correlation between epsilon and the episode-mean
+reward; the stillness diagnostics show whether it only rewards standing still (`quality.py` defines them all).
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from . import plots
-from .episodes import ScoredEpisode, collect, read_dataset
-from .metrics import auroc, spearman
+from .episodes import ScoredEpisode, collect, frozen_first_frame, read_dataset
+from .quality import analyse, strip_replicates
 
 
 @dataclass
@@ -51,9 +52,10 @@ def build_report(cfg: ReportConfig) -> dict:
     image_size = models["model"].image_size
     if cfg.data:
         episodes = read_dataset(cfg.data, cfg.task)
+        episodes += frozen_first_frame(episodes)
     else:
         episodes = collect(cfg.task, cfg.episodes, seed=cfg.seed, max_steps=cfg.max_steps, image_size=image_size,
-                           progress=cfg.progress)
+                           progress=cfg.progress, controls=True)
     if not any(e.epsilon == 0.0 for e in episodes):
         raise UserError("the report needs expert (epsilon 0) episodes to compare against.")
 
@@ -63,14 +65,15 @@ def build_report(cfg: ReportConfig) -> dict:
     for name, model in models.items():
         scored = [copy.copy(e) for e in episodes]
         scale = _score(model, scored, cfg, desc=name)
-        results[name] = _summarise(model, getattr(cfg, name), scored, scale)
+        results[name] = _summarise(model, getattr(cfg, name), scored, scale, cfg.seed)
         if name == "model":
             _plots(scored, scale, out)
     metrics = {"task": cfg.task, "episodes_source": cfg.data or "simulation",
                "report_config": asdict(cfg), **results["model"]}
     if "compare_model" in results:
         metrics["compare_model"] = results["compare_model"]
-        plots.auroc_comparison({n: r["auroc_expert_vs"] for n, r in _labelled(results).items()},
+        plots.auroc_comparison({n: {g: a["value"] for g, a in r["whole"]["auroc_expert_vs"].items()}
+                                for n, r in _labelled(results).items()},
                                out / "auroc_comparison.png")
     _write_text(out / "metrics.json", json.dumps(_finite_or_none(metrics), indent=2))
     _write_text(out / "report.md", _markdown(metrics, results))
@@ -95,37 +98,10 @@ def _score(model, episodes: list[ScoredEpisode], cfg: ReportConfig, desc: str) -
     return "standardised" if standardize else "raw"
 
 
-def _summarise(model, path: str, episodes: list[ScoredEpisode], scale: str) -> dict:
-    means = np.array([e.reward.mean() for e in episodes])
-    eps = np.array([e.epsilon for e in episodes])
-    expert = means[eps == 0.0]
-    per_epsilon = {}
-    for e in sorted(set(eps.tolist())):
-        m = means[eps == e]
-        per_epsilon[str(e)] = {"episodes": int(len(m)), "mean": float(m.mean()), "std": float(m.std()),
-                               "success_rate": float(np.mean([x.success for x in episodes if x.epsilon == e]))}
-    return {
-        "model_path": str(path), "model_hash": model.weights_hash, "model_config": model.config.to_dict(),
-        "model_provenance": model.provenance, "reward_scale": scale,
-        "per_epsilon": per_epsilon,
-        "auroc_expert_vs": {str(e): auroc(expert, means[eps == e]) for e in sorted(set(eps.tolist())) if e != 0.0},
-        "paired_win_rate_expert_vs": _paired_win_rates(episodes, means),
-        "spearman_epsilon_vs_mean_reward": spearman(eps, means),
-    }
-
-
-def _paired_win_rates(episodes: list[ScoredEpisode], means: np.ndarray) -> dict[str, float]:
-    """Fraction of reset seeds (same scene) where the expert episode out-scores the epsilon episode.
-
-    The scene (object positions) moves the episode-mean reward as much as the behaviour does, so this
-    paired comparison isolates the behaviour; AUROC above compares all expert episodes with all others.
-    """
-    expert = {e.seed: m for e, m in zip(episodes, means) if e.epsilon == 0.0}
-    wins: dict[str, list[float]] = {}
-    for e, m in zip(episodes, means):
-        if e.epsilon != 0.0 and e.seed in expert:
-            wins.setdefault(str(e.epsilon), []).append(float(expert[e.seed] > m) + 0.5 * float(expert[e.seed] == m))
-    return {k: float(np.mean(v)) for k, v in sorted(wins.items(), key=lambda kv: float(kv[0]))}
+def _summarise(model, path: str, episodes: list[ScoredEpisode], scale: str, seed: int) -> dict:
+    return {"model_path": str(path), "model_hash": model.weights_hash, "model_config": model.config.to_dict(),
+            "model_provenance": model.provenance, "reward_scale": scale,
+            **strip_replicates(analyse(episodes, seed=seed))}
 
 
 def _labelled(results: dict) -> dict:
@@ -134,6 +110,7 @@ def _labelled(results: dict) -> dict:
 
 def _plots(episodes: list[ScoredEpisode], scale: str, out: Path) -> None:
     label = f"reward ({scale})"
+    episodes = [e for e in episodes if e.kind == "epsilon"]
     plots.reward_curves(episodes, label, out / "reward_curves.png")
     plots.reward_histogram(episodes, label, out / "reward_histogram.png")
     expert = next(e for e in episodes if e.epsilon == 0.0)
@@ -141,26 +118,50 @@ def _plots(episodes: list[ScoredEpisode], scale: str, out: Path) -> None:
 
 
 def _markdown(metrics: dict, results: dict) -> str:
+    rc = metrics["report_config"]
     lines = [f"# Reward QA report: {metrics['task']}", "",
-             f"Episodes: {metrics['episodes_source']}. Reward: {metrics['report_config']['reward_type']}, skip {metrics['report_config']['skip_step']}, "
-             f"{metrics['report_config']['num_samples']} sample(s), seed {metrics['report_config']['seed']}.", ""]
+             f"Episodes: {metrics['episodes_source']}. Reward: {rc['reward_type']}, skip {rc['skip_step']}, "
+             f"{rc['num_samples']} sample(s), seed {rc['seed']}. Intervals: bootstrap 95 %. *Task rows*: the "
+             "same-seed expert's rows up to its first success; *whole*: every row.", ""]
     for name, r in _labelled(results).items():
         lines += [f"## {name}", "", f"Rewards are **{r['reward_scale']}**"
                   + (" (the model has no statistics for this task; run `diffusion-reward stats`)."
                      if r["reward_scale"] == "raw" else " with the model's statistics."), "",
-                  "| epsilon | episodes | success rate | episode-mean reward (mean ± std) | AUROC expert vs this "
-                  "| expert wins, same seed |", "|---|---|---|---|---|---|"]
-        for e, s in r["per_epsilon"].items():
-            a, w = r["auroc_expert_vs"].get(e), r["paired_win_rate_expert_vs"].get(e)
-            lines.append(f"| {float(e):g} | {s['episodes']} | {s['success_rate']:.2f} | {s['mean']:.3f} ± {s['std']:.3f} "
-                         f"| {'—' if a is None else f'{a:.3f}'} | {'—' if w is None else f'{w:.2f}'} |")
-        lines += ["", f"Spearman(epsilon, episode-mean reward): **{r['spearman_epsilon_vs_mean_reward']:.3f}** "
-                  "(good: close to -1).", ""]
+                  "| episodes | n | success | mean reward, task rows | AUROC expert vs, task rows | mean reward, whole "
+                  "| AUROC expert vs, whole | expert wins same seed (task rows) | static transitions |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        t, w, st = r["task_rows"], r["whole"], r["stillness"]
+        for g, s in t["per_group"].items():
+            label = f"epsilon {float(g):g}" if g[0].isdigit() else g
+            lines.append(f"| {label} | {s['episodes']} | {r['success_rate'][g]:.2f} | {s['mean']:.3f} ± {s['std']:.3f} "
+                         f"| {_interval(t['auroc_expert_vs'].get(g))} | {w['per_group'][g]['mean']:.3f} "
+                         f"| {_interval(w['auroc_expert_vs'].get(g))} | {_num(t['paired_win_rate_expert_vs'].get(g))} "
+                         f"| {st['static_fraction'][g]:.2f} |")
+        lines += ["", f"Spearman(epsilon, episode-mean reward): task rows **{_interval(t['spearman_epsilon'])}**, "
+                  f"whole {_interval(w['spearman_epsilon'])} (good: close to -1).", "",
+                  "Stillness diagnostics (a reward that only measures stillness ranks the frozen controls high, "
+                  "correlates negatively with motion and jumps after success): Spearman(row reward, context motion) "
+                  f"{_num(st['spearman_reward_vs_motion_rows'])} per row, "
+                  f"{_num(st['spearman_reward_vs_motion_episodes'])} per episode; expert mean reward before success "
+                  f"{_num(st['expert_pre_success_mean'])}, after {_num(st['expert_post_success_mean'])}. Per-row "
+                  "signal-to-noise (expert vs epsilon 1 over the within-episode std): "
+                  + ", ".join(f"{k.replace('_', ' ')} rows {_num(v)}" for k, v in r["signal_to_noise"].items()) + ".",
+                  ""]
     lines += ["![reward curves](reward_curves.png)", "", "![histogram](reward_histogram.png)", "",
               "![expert episode](episode_expert.png)", ""]
     if len(results) > 1:
         lines += ["![comparison](auroc_comparison.png)", ""]
     return "\n".join(lines)
+
+
+def _num(x) -> str:
+    return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.2f}"
+
+
+def _interval(a: dict | None) -> str:
+    if a is None or a["value"] is None:
+        return "—"
+    return f"{_num(a['value'])} [{_num(a['ci'][0])}, {_num(a['ci'][1])}]"
 
 
 def _finite_or_none(value):
