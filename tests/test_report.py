@@ -90,3 +90,49 @@ def test_report_reads_episodes_from_a_dataset(models, tmp_path, capsys):
                      "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "door-open-v3" in err[0]
+
+
+def test_ssim_and_psnr_of_identical_similar_and_different_images():
+    from diffusion_reward.report.diversity import psnr, ssim
+
+    rng = np.random.default_rng(0)
+    import torch
+
+    a = torch.from_numpy(rng.random((2, 3, 16, 16))).float()
+    noisy = (a + 0.05 * torch.from_numpy(rng.normal(size=a.shape)).float()).clamp(0, 1)
+    other = torch.from_numpy(rng.random((2, 3, 16, 16))).float()
+    assert ssim(a, a).tolist() == pytest.approx([1.0, 1.0])
+    assert (ssim(a, noisy) > ssim(a, other)).all() and (ssim(a, other) < 0.2).all()
+    assert (psnr(a, noisy) > 20).all() and (psnr(a, other) < 10).all()
+
+
+def test_report_diversity_samples_next_frames_seeded_like_the_reward(models, tmp_path, capsys):
+    from diffusion_reward.reward import RewardScorer, ScoreConfig
+
+    plain, _ = models
+    model = RewardModel.load(plain)
+    scorer = RewardScorer(model, ScoreConfig(standardize=False))
+    frames = collect(TASK, 1, seed=3, max_steps=3, epsilons=(0.0,), progress=False)[0].frames
+    tokens = model.tokenize(frames)
+    rows = np.arange(len(frames))
+    cond, _ = scorer.condition_rows(tokens, rows)
+    trace: dict = {}
+    scorer.score_tokens(cond, None, rows, trace=trace)
+    samples = scorer.sample_next_tokens(cond, rows, 3)
+    assert samples.shape == (3, len(rows), 64)
+    assert torch_equal(samples[0], trace["x0_hat"])  # sample 0 is the frame the reward scored
+    assert not torch_equal(samples[1], samples[2])
+
+    out = tmp_path / "qa"
+    assert cli_main(["report", "--model", str(plain), "--task", TASK, "--episodes", "1", "--max-steps", "3",
+                     "--out", str(out), "--diversity", "--diversity-samples", "3", "--no-progress"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    d = m["diversity"]
+    assert list(d) == ["0.0", "0.25", "0.5", "0.75", "1.0", "zero-action", "frozen-first-frame"]
+    assert all(0 < v["contexts"] <= 4 and -1 <= v["ssim"] <= 1 and v["psnr"] > 0 for v in d.values())
+    assert "Diversity of sampled next frames" in (out / "report.md").read_text()
+    assert "diversity 1.0: SSIM" in capsys.readouterr().out
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())

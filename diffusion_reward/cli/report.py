@@ -17,6 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--diversity", action="store_true",
+                   help="also decode sampled next frames and report their mutual SSIM / PSNR per epsilon (Table 2)")
+    p.add_argument("--diversity-samples", type=int, default=4, help="sampled next frames per context (default 4)")
+    p.add_argument("--lpips-weights", metavar="FILE", help="LPIPS weights: adds LPIPS to the diversity table")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -26,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = ReportConfig(model=args.model, task=args.task, out=args.out, episodes=args.episodes, data=args.data,
                        compare_model=args.compare_model, max_steps=args.max_steps, reward_type=args.reward_type,
                        skip_step=args.skip_step, num_samples=args.num_samples, seed=args.seed, device=args.device,
-                       progress=args.progress)
+                       diversity=args.diversity, diversity_samples=args.diversity_samples,
+                       lpips_weights=args.lpips_weights, progress=args.progress)
     m = build_report(cfg)
 
     def value(view: str, group: str) -> str:
@@ -37,4 +42,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}/report.md ({m['reward_scale']} rewards): AUROC expert vs eps 1, task rows "
           f"{value('task_rows', '1.0')}, whole {value('whole', '1.0')}; vs frozen {value('task_rows', 'frozen-first-frame')}; "
           f"Spearman {'n/a' if rho is None else f'{rho:.3f}'}")
+    for group, d in m.get("diversity", {}).items():
+        print(f"  diversity {group}: SSIM {d['ssim']:.3f}, PSNR {d['psnr']:.2f} dB"
+              + (f", LPIPS {d['lpips']:.3f}" if "lpips" in d else "") + f" over {d['contexts']} contexts")
     return 0

@@ -38,6 +38,9 @@ class ReportConfig:
     num_samples: int = 1
     seed: int = 0
     device: str = "cpu"
+    diversity: bool = False           # the paper's Table 2: mutual SSIM / PSNR of sampled next frames per epsilon
+    diversity_samples: int = 4        # sampled next frames per context
+    lpips_weights: str | None = None  # adds LPIPS to the diversity table
     progress: bool = True
 
 
@@ -64,8 +67,10 @@ def build_report(cfg: ReportConfig) -> dict:
     results = {}
     for name, model in models.items():
         scored = [copy.copy(e) for e in episodes]
-        scale = _score(model, scored, cfg, desc=name)
+        scorer, scale = _score(model, scored, cfg, desc=name)
         results[name] = _summarise(model, getattr(cfg, name), scored, scale, cfg.seed)
+        if cfg.diversity:
+            results[name]["diversity"] = _diversity(scorer, scored, cfg)
         if name == "model":
             _plots(scored, scale, out)
     metrics = {"task": cfg.task, "episodes_source": cfg.data or "simulation",
@@ -80,7 +85,18 @@ def build_report(cfg: ReportConfig) -> dict:
     return metrics
 
 
-def _score(model, episodes: list[ScoredEpisode], cfg: ReportConfig, desc: str) -> str:
+def _diversity(scorer, episodes: list[ScoredEpisode], cfg: ReportConfig) -> dict:
+    from .diversity import diversity
+
+    lpips = None
+    if cfg.lpips_weights:
+        from ..models.lpips import LPIPS
+
+        lpips = LPIPS.from_file(cfg.lpips_weights).eval()
+    return diversity(scorer, episodes, num_samples=cfg.diversity_samples, lpips=lpips)
+
+
+def _score(model, episodes: list[ScoredEpisode], cfg: ReportConfig, desc: str):
     """Fill every episode's reward; standardised when the model has statistics for the task, else raw."""
     from ..reward import RewardScorer, ScoreConfig
 
@@ -95,7 +111,7 @@ def _score(model, episodes: list[ScoredEpisode], cfg: ReportConfig, desc: str) -
     for ep in tqdm(episodes, desc=f"score ({desc})", unit="ep", disable=not cfg.progress):
         res = scorer.score_episode(ep.frames)
         ep.reward = res.reward if standardize else res.raw
-    return "standardised" if standardize else "raw"
+    return scorer, "standardised" if standardize else "raw"
 
 
 def _summarise(model, path: str, episodes: list[ScoredEpisode], scale: str, seed: int) -> dict:
@@ -147,6 +163,18 @@ def _markdown(metrics: dict, results: dict) -> str:
                   "signal-to-noise (expert vs epsilon 1 over the within-episode std): "
                   + ", ".join(f"{k.replace('_', ' ')} rows {_num(v)}" for k, v in r["signal_to_noise"].items()) + ".",
                   ""]
+        if "diversity" in r:
+            d = r["diversity"]
+            lpips_col = any("lpips" in v for v in d.values())
+            lines += [f"Diversity of sampled next frames ({rc['diversity_samples']} per context, pairwise; the paper's "
+                      "Table 2: expert contexts give consistent samples, higher SSIM):", "",
+                      "| episodes | contexts | SSIM | PSNR (dB) |" + (" LPIPS |" if lpips_col else ""),
+                      "|---|---|---|---|" + ("---|" if lpips_col else "")]
+            for g, v in d.items():
+                label = f"epsilon {float(g):g}" if g[0].isdigit() else g
+                lines.append(f"| {label} | {v['contexts']} | {v['ssim']:.3f} | {v['psnr']:.2f} |"
+                             + (f" {v['lpips']:.3f} |" if lpips_col else ""))
+            lines.append("")
     lines += ["![reward curves](reward_curves.png)", "", "![histogram](reward_histogram.png)", "",
               "![expert episode](episode_expert.png)", ""]
     if len(results) > 1:

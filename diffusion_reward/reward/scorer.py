@@ -169,6 +169,18 @@ class RewardScorer:
             total += terms.sum(1) if self.cfg.reward_type == "entropy" else terms.mean(1)
         return (total / self.cfg.num_samples).float().cpu().numpy()
 
+    @torch.no_grad()
+    def sample_next_tokens(self, cond_tokens: torch.Tensor, row_ids: np.ndarray, num_samples: int) -> torch.Tensor:
+        """The entropy chain's sampled next frames x0_hat: (num_samples, B, L) tokens, sample s seeded as sample s
+        of the reward (so sample 0 is the frame the reward of these rows scored)."""
+        cond_kv = self.video.condition_kv(self.video.embed_condition(cond_tokens.to(self.model.device)))
+        out = []
+        for sample in range(num_samples):
+            trace: dict = {}
+            self._chain_terms(cond_kv, None, self.noise_source(np.asarray(row_ids), sample), trace)
+            out.append(trace["x0_hat"])
+        return torch.stack(out)
+
     def _chain_terms(self, cond_kv, target_tokens, noise, trace) -> torch.Tensor:
         video, b = self.video, cond_kv[0][0].shape[0]
         device = self.model.device
