@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ SAME_LABEL_KEYS = ("model_hash", "task", "reward_type", "skip_step", "num_sample
 
 @dataclass
 class RelabelConfig:
-    model: str
+    model: str | None  # None: the shipped model of the task's domain (models/pretrained)
     input: str
     out: str
     task: str | None = None  # default: the source's task (HDF5 env_args), else the model's only task
@@ -79,7 +79,11 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
         raise UserError(f"--out {cfg.out} would write into the source {cfg.input}; choose a path outside it")
     if dst.exists() and not cfg.resume:
         raise UserError(f"{cfg.out} already exists; pass --resume to continue labelling it, or choose another --out")
-    model = model or RewardModel.load(cfg.model, device=cfg.device)
+    if model is None:
+        from ..models.pretrained import resolve_model_path
+
+        cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task or _source_task(src, kind)))
+        model = RewardModel.load(cfg.model, device=cfg.device)
     task = cfg.task or _default_task(src, kind, model, cfg)
     scorer = RewardScorer(model, ScoreConfig(
         reward_type=cfg.reward_type, skip_step=cfg.skip_step, num_samples=cfg.num_samples, noise=cfg.noise,
@@ -163,7 +167,8 @@ def _already_labelled(dst: Path, label: str, provenance: dict) -> set[str]:
     return done
 
 
-def _default_task(src: Path, kind: str, model: RewardModel, cfg: RelabelConfig) -> str:
+def _source_task(src: Path, kind: str) -> str | None:
+    """The task the source names: HDF5 env_args, or the only task of a PNG video folder."""
     if kind == "hdf5":
         with Dataset(src) as ds:
             if ds.env_args.get("task"):
@@ -172,6 +177,13 @@ def _default_task(src: Path, kind: str, model: RewardModel, cfg: RelabelConfig) 
         tasks = sorted({t for folder in png_folders(src) for t in folder.tasks})
         if len(tasks) == 1:
             return tasks[0]
+    return None
+
+
+def _default_task(src: Path, kind: str, model: RewardModel, cfg: RelabelConfig) -> str:
+    task = _source_task(src, kind)
+    if task:
+        return task
     tasks = sorted({s["task"] for s in model.stats.values() if s["reward_type"] == cfg.reward_type
                     and s["skip_step"] == cfg.skip_step and s["num_samples"] == cfg.num_samples})
     if len(tasks) != 1:

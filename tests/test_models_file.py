@@ -138,3 +138,18 @@ def test_failed_save_leaves_the_existing_file_untouched(tiny, saved, monkeypatch
         tiny.save(saved)
     assert saved.read_bytes() == before
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+
+
+def test_bf16_weights_halve_the_file_and_load_back_as_rounded_float32(tmp_path):
+    model = RewardModel.from_preset("tiny", seed=3)
+    full = model.save(tmp_path / "fp32.safetensors")
+    half = model.save(tmp_path / "bf16.safetensors", weights_dtype="bfloat16")
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = RewardModel.load(half)
+    for name, p in model.video.named_parameters():
+        q = dict(loaded.video.named_parameters())[name]
+        assert q.dtype == torch.float32 and torch.equal(q, p.detach().to(torch.bfloat16).float()), name
+    for name, b in model.video.named_buffers():  # the diffusion schedule is never rounded
+        assert torch.equal(dict(loaded.video.named_buffers())[name], b), name
+    with pytest.raises(UserError, match="weights_dtype"):
+        model.save(tmp_path / "x.safetensors", weights_dtype="float16")

@@ -183,7 +183,7 @@ def test_bad_encoding_logs_one_error_and_keeps_running(model_path):
 
 @pytest.mark.parametrize("params,match", [
     ({"model_path": "/nonexistent/model.safetensors"}, "does not exist"),
-    ({"model_path": ""}, "model_path is empty"),
+    ({"model_path": "", "task": "franka-kitchen-wipe"}, "no reward model given and 'franka-kitchen-wipe' is not"),
     ({"task": "door-open-v3"}, "diffusion-reward stats"),
     ({"reward_type": "entropyy"}, "reward_type must be one of"),
     ({"skip_step": 0}, "skip_step must be >= 1"),

@@ -1,8 +1,9 @@
 """The whole loop on an embedded default, on a CPU, in minutes.
 
-collect expert videos -> train a tiny reward model -> standardisation statistics -> reward QA report ->
-collect a teleop-like mixed dataset -> relabel it with the learned reward -> train an offline policy ->
-evaluate it in simulation. Every stage calls the same subcommand a user would type, and a stage whose output
+collect expert videos -> the shipped MetaWorld reward model (models/pretrained; `--train-reward-model` trains a
+tiny one on the expert videos instead) -> standardisation statistics for the task -> reward QA report -> collect
+a teleop-like mixed dataset -> relabel it with the learned reward -> train an offline policy -> evaluate it in
+simulation. Every stage calls the same subcommand a user would type, and a stage whose output
 already exists is skipped, so an interrupted demo resumes and nothing written before is overwritten.
 """
 from __future__ import annotations
@@ -22,8 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=TASK, help="MetaWorld task (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--expert-episodes", type=int, default=6)
-    p.add_argument("--codec-steps", type=int, default=150, help="reward codec training steps (default: %(default)s)")
-    p.add_argument("--video-steps", type=int, default=600, help="reward video-model steps (default: %(default)s)")
+    p.add_argument("--train-reward-model", action="store_true",
+                   help="train a tiny reward model on the expert videos instead of using the shipped one")
+    p.add_argument("--codec-steps", type=int, default=150,
+                   help="with --train-reward-model: codec training steps (default: %(default)s)")
+    p.add_argument("--video-steps", type=int, default=600,
+                   help="with --train-reward-model: video-model steps (default: %(default)s)")
     p.add_argument("--policy-steps", type=int, default=300, help="offline RL steps (default: %(default)s)")
 
 
@@ -31,15 +36,25 @@ def stages(a: argparse.Namespace) -> list[tuple[str, Path, list[str]]]:
     d, t, s = a.out, a.task, a.seed
     expert, mixed = d / "expert.hdf5", d / "teleop.hdf5"
     model, labelled, policy = d / "reward_model.safetensors", d / "teleop_labelled.hdf5", d / "policy"
+    collect_experts = ("collect expert videos", expert, ["collect", "--task", t, "--episodes", str(a.expert_episodes),
+                                                          "--epsilon", "0", "--seed", str(s), "--out", str(expert)])
+    if a.train_reward_model:
+        reward_model = [
+            ("train the reward model (tiny preset)", d / "reward_model_trained.safetensors",
+             ["train-reward", "--data", str(expert), "--preset", "tiny", "--codec-steps", str(a.codec_steps),
+              "--video-steps", str(a.video_steps), "--codec-batch-size", "16", "--batch-size", "16", "--seed", str(s),
+              "--out", str(d / "reward_model_trained.safetensors")]),
+            ("reward statistics over the expert videos", model,
+             ["stats", "--model", str(d / "reward_model_trained.safetensors"), "--data", str(expert), "--task", t,
+              "--out", str(model)])]
+    else:
+        from ..models.pretrained import shipped_model_path
+
+        reward_model = [("reward statistics of the shipped model over the expert videos", model,
+                         ["stats", "--model", str(shipped_model_path(t)), "--data", str(expert), "--task", t,
+                          "--out", str(model)])]
     return [
-        ("collect expert videos", expert,
-         ["collect", "--task", t, "--episodes", str(a.expert_episodes), "--epsilon", "0", "--seed", str(s), "--out", str(expert)]),
-        ("train the reward model (tiny preset)", model,
-         ["train-reward", "--data", str(expert), "--preset", "tiny", "--codec-steps", str(a.codec_steps),
-          "--video-steps", str(a.video_steps), "--codec-batch-size", "16", "--batch-size", "16", "--seed", str(s),
-          "--out", str(model)]),
-        ("reward statistics over the expert videos", d / "stats.done",
-         ["stats", "--model", str(model), "--data", str(expert), "--task", t, "--in-place"]),
+        collect_experts, *reward_model,
         ("reward QA report", d / "report" / "metrics.json",
          ["report", "--model", str(model), "--task", t, "--episodes", "2", "--out", str(d / "report")]),
         ("collect a teleop-like dataset (expert + degraded)", mixed,

@@ -7,7 +7,8 @@ from ..offline.sources.rosbag import DEFAULT_GAP_S
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="reward model file (.safetensors)")
+    p.add_argument("--model", help="reward model file (.safetensors; default: the shipped model of the task's "
+                                   "domain for MetaWorld / Adroit tasks)")
     p.add_argument("--input", required=True, metavar="SRC",
                    help="our/robomimic HDF5, rosbag2 directory, .mcap, .db3 (rosbag2 or RealSense), "
                         "RealSense .bag, or a folder of PNG frames (<domain>/<task>/<split>/<episode>/<i>.png)")

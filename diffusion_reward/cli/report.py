@@ -5,7 +5,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="reward model file")
+    p.add_argument("--model", help="reward model file (default: the shipped model of the task's domain)")
     p.add_argument("--task", required=True, help="task to collect (or to check the dataset against)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for metrics.json, report.md and plots")
     p.add_argument("--episodes", type=int, default=5, help="episodes per epsilon in simulation (default 5)")

@@ -14,7 +14,8 @@ from ..errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path, help="reward model file (.safetensors)")
+    p.add_argument("--model", type=Path, help="reward model file (.safetensors; default: the shipped model of the "
+                                              "task's domain for MetaWorld / Adroit tasks)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--frames", type=Path, help=".npy of uint8 frames (T, H, W, 3)")
     src.add_argument("--data", type=Path, help="dataset (HDF5) whose image stream is scored")
@@ -39,10 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..models import RewardModel
+    from ..models.pretrained import resolve_model_path
     from ..reward import RewardScorer, ScoreConfig
 
     episodes = _load_episodes(args)  # validate inputs before the (slower) model load
-    model = RewardModel.load(args.model, device=args.device)
+    model = RewardModel.load(resolve_model_path(args.model, args.task or episodes.task), device=args.device)
     task = args.task or (episodes.task if not args.raw else None)
     scorer = RewardScorer(model, ScoreConfig(
         reward_type=args.reward_type, skip_step=args.skip_step, num_samples=args.num_samples,

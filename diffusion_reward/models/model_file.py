@@ -121,9 +121,13 @@ class RewardModel(nn.Module):
             h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         return h.hexdigest()
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, weights_dtype: str = "float32") -> Path:
+        """Write the model file. `weights_dtype="bfloat16"` stores the learned parameters in bf16 (half the size;
+        buffers such as the diffusion schedule stay float32); loading casts them back to float32."""
         from safetensors.torch import save
 
+        if weights_dtype not in ("float32", "bfloat16"):
+            raise UserError(f"weights_dtype must be float32 or bfloat16, got {weights_dtype!r}")
         path = Path(path)
         self.provenance.setdefault("created", utc_now())
         self.provenance.setdefault("software_version", software_version())
@@ -132,7 +136,13 @@ class RewardModel(nn.Module):
             "config": json.dumps(self.config.to_dict()), "stats": json.dumps(self.stats),
             "provenance": json.dumps(self.provenance),
         }
-        blob = save(self.weight_tensors(), metadata=metadata)
+        tensors = self.weight_tensors()
+        if weights_dtype == "bfloat16":
+            params = {f"{prefix}.{k}" for prefix, m in (("codec", self.codec), ("video", self.video))
+                      for k, _ in m.named_parameters()}
+            tensors = {k: v.to(torch.bfloat16) if k in params and v.is_floating_point() else v
+                       for k, v in tensors.items()}
+        blob = save(tensors, metadata=metadata)
         atomic_write(path, blob)
         self.path = str(path)
         return path

@@ -45,7 +45,8 @@ EPISODE_BOUNDARIES = {"/episode/start": Empty, "/episode/stop": Empty, "/episode
 
 @dataclass
 class RewardLabellerParams:
-    model_path: str = field(default="", metadata={"help": "reward model file (.safetensors, from train-reward)"})
+    model_path: str = field(default="", metadata={"help": "reward model file (.safetensors); empty: the shipped "
+                                                          "model of the task's domain (MetaWorld / Adroit)"})
     task: str = field(default="", metadata={"help": "task whose standardisation statistics to use"})
     reward_type: str = field(default="entropy", metadata={"help": "entropy (paper Eq. 3) or likelihood"})
     skip_step: int = field(default=9, metadata={"help": "diffusion step skip (9: 11 network evaluations)"})
@@ -64,9 +65,6 @@ class RewardLabellerParams:
     diagnostics_period_s: float = field(default=1.0, metadata={"help": "period of /diagnostics updates"})
 
     def validate(self) -> None:
-        if not self.model_path:
-            raise UserError("parameter model_path is empty: set it to a reward model file (from `diffusion-reward "
-                            "train-reward` or `import-upstream`)")
         if not self.task:
             raise UserError("parameter task is empty: set it to the task whose statistics the model holds")
         if self.reward_type not in REWARD_TYPES:
@@ -248,8 +246,10 @@ class RewardLabellerNode:
 def _load_scorer(p: RewardLabellerParams):
     """Model + scorer for the parameters, and the provenance the recorder stores with each reward label."""
     from ..models import RewardModel
+    from ..models.pretrained import resolve_model_path
     from ..reward import RewardScorer, ScoreConfig
 
+    p.model_path = resolve_model_path(p.model_path, p.task)
     model = RewardModel.load(p.model_path, device=p.device)
     scorer = RewardScorer(model, ScoreConfig(reward_type=p.reward_type, skip_step=p.skip_step,  # UserError when
                                              num_samples=p.num_samples, noise=p.noise, seed=p.seed,  # the task has

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from .quality import analyse, strip_replicates
 
 @dataclass
 class ReportConfig:
-    model: str
+    model: str | None                 # None: the shipped model of the task's domain (models/pretrained)
     task: str
     out: str
     episodes: int = 5                 # per epsilon, when collected in simulation
@@ -47,8 +47,11 @@ class ReportConfig:
 def build_report(cfg: ReportConfig) -> dict:
     from ..models import RewardModel
 
+    from ..models.pretrained import resolve_model_path
+
     if cfg.episodes < 1:
         raise UserError("--episodes must be at least 1.")
+    cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task))
     models = {"model": RewardModel.load(cfg.model, device=cfg.device)}
     if cfg.compare_model:
         models["compare_model"] = RewardModel.load(cfg.compare_model, device=cfg.device)
