@@ -19,6 +19,8 @@ Every stage writes into --work and is skipped when its output exists, so an inte
     3. evaluation episodes per task     work/eval/<task>.npz
     4. score + analyse per task         work/scores/<domain>-<reward type>/<task>.json
     5. print the tables (and write work/summary.json)
+    6. with --ship: the model with bf16 weights and statistics for every evaluated task, into
+       diffusion_reward/models/pretrained/<domain>.safetensors, after checking bf16 against float32 rewards
 
     python bench/bench_reward_quality.py --work runs/quality                    # the issue's protocol, both domains
     python bench/bench_reward_quality.py --work runs/quality --domains metaworld --reward-types entropy,likelihood
@@ -106,6 +108,44 @@ def score_and_analyse(model_path: Path, task: str, episodes: list, reward_type: 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return result
+
+
+def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path) -> dict:
+    """bf16 copy of the model + entropy statistics (skip 9, 1 sample) for `tasks`, from expert episodes collected
+    with the training seed (seen tasks: the training data itself); returns the bf16-vs-float32 reward accuracy."""
+    import numpy as np
+
+    from diffusion_reward.models import RewardModel
+    from diffusion_reward.reward import RewardScorer, ScoreConfig
+    from diffusion_reward.reward.stats import compute_stats, store_stats
+    from diffusion_reward.training.data import load_episodes
+
+    full = RewardModel.load(model_path)
+    tmp = out.with_name(out.name + ".bf16.tmp")
+    full.save(tmp, weights_dtype="bfloat16")
+    half = RewardModel.load(tmp)
+    half.stats = {}
+    half.provenance |= {"weights_dtype": "bfloat16", "shipped_from": str(model_path), "weights_hash_float32": full.weights_hash}
+    accuracy = []
+    for task in tasks:
+        data = work / "data" / f"{task}.h5"
+        if not data.with_name(data.name + ".done").exists():
+            collect_experts(task, DOMAINS[domain]["episodes"] // 2, 8, data)
+        episodes, provenance = load_episodes([str(data)], half.image_size)
+        frames = [e.frames for e in episodes]
+        stats = compute_stats(half, frames, task, progress=False)
+        store_stats(half, stats, source=f"{data.name} sha256:{provenance[0]['sha256']} episodes:{stats.episodes} "
+                                        f"frames:{stats.frames} seed:0")
+        scorers = [RewardScorer(m, ScoreConfig(standardize=False)) for m in (full, half)]
+        a, b = (np.concatenate([s.score_episode(f).raw for f in frames[:3]]) for s in scorers)
+        accuracy.append({"task": task, "max_abs_nats": float(np.abs(a - b).max()), "mean_abs_nats": float(np.abs(a - b).mean()),
+                         "reward_std_nats": stats.std})
+        print(f"ship {domain} {task}: stats mean {stats.mean:.2f} std {stats.std:.2f}; bf16 vs float32 weights: "
+              f"mean |diff| {accuracy[-1]['mean_abs_nats']:.3f} nats, max {accuracy[-1]['max_abs_nats']:.3f}", flush=True)
+    half.provenance["bf16_accuracy"] = accuracy
+    half.save(out, weights_dtype="bfloat16")
+    tmp.unlink()
+    return {"out": str(out), "size_mb": out.stat().st_size / 2**20, "accuracy": accuracy}
 
 
 def training_step_speed(preset: str, batch_size: int, steps: int = 5) -> None:
@@ -197,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-metaworld", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--model-adroit", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ship", action="store_true",
+                   help="write the trained models (bf16, with statistics) into diffusion_reward/models/pretrained/")
     p.add_argument("--speed", action="store_true", help="only time one training step, float32 vs bf16, and exit")
     args = p.parse_args(argv)
     import torch
@@ -253,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
                 if tasks:
                     title = f"{domain} {split} tasks, {reward_type} reward, model {model}"
                     summary["tables"][f"{domain}/{split}/{reward_type}"] = print_table(title, [results[t] for t in tasks])
+        if args.ship:
+            from diffusion_reward.models.pretrained import PRETRAINED_DIR
+
+            summary[f"ship/{domain}"] = ship(model, domain, seen + unseen, work, PRETRAINED_DIR / f"{domain}.safetensors")
     print("\ncolumns: AUROC(expert vs epsilon=1) [bootstrap 95 %] on the task rows and whole episodes; paired = "
           "same-seed expert win rate; Spearman(epsilon, task-row mean); AUROC vs the zero-action and frozen-first-"
           "frame controls (task rows); static-transition fraction at epsilon 0 / 1; Spearman(row reward, context "
