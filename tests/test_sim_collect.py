@@ -57,3 +57,16 @@ def test_unwritable_or_foreign_output_is_refused_and_untouched(tmp_path, capsys)
     assert _collect(foreign) == 2
     assert "error:" in capsys.readouterr().err
     assert foreign.read_bytes() == b"precious bytes"
+
+
+def test_adroit_expert_episodes_end_k_steps_after_success(tmp_path, capsys):
+    out = tmp_path / "door.hdf5"
+    assert main(["collect", "--task", "adroit-door", "--episodes", "1", "--epsilon", "0", "--seed", "0",
+                 "--steps-after-success", "2", "--out", str(out)]) == 0
+    assert "success 1/1" in capsys.readouterr().out
+    with Dataset(out) as ds:
+        assert ds.env_args["episode_end"] == "success+2"
+        ep = next(iter(ds))
+        assert ep.success and ep.attrs["policy"] == "dapg.door"
+        first = int(np.flatnonzero(ep.rewards)[0])
+        assert ep.num_samples == first + 1 + 2 < 100  # ends 2 agent steps after the first success
