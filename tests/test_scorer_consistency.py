@@ -6,13 +6,15 @@ import pytest
 
 from diffusion_reward.errors import UserError
 from diffusion_reward.models import RewardModel
+from diffusion_reward.models.presets import get_preset
 from diffusion_reward.reward import RewardScorer, ScoreConfig
 from diffusion_reward.reward.scorer import eval_timesteps
 
 
-@pytest.fixture(scope="module")
-def model():
-    m = RewardModel.from_preset("tiny", seed=3)
+@pytest.fixture(scope="module", params=["repeat", "token"])
+def model(request):
+    """The tiny preset with either context padding (upstream's repeated frame, or the learned [PAD] frame)."""
+    m = RewardModel.from_config(dataclasses_replace_padding(request.param), seed=3)
     m.set_stats("toy", "entropy", 9, 1, -100.0, 5.0)
     return m
 
@@ -27,6 +29,30 @@ def episode():
 
 def raw(model, frames, **kw):
     return RewardScorer(model, ScoreConfig(standardize=False, **kw)).score_episode(frames).raw
+
+
+def test_token_padding_marks_history_before_the_start_and_only_there():
+    from diffusion_reward.models.video import context_window
+
+    rows = np.arange(4)
+    assert context_window(rows, 2, 1, "repeat").tolist() == [[0, 0], [0, 1], [1, 2], [2, 3]]
+    assert context_window(rows, 2, 1, "token").tolist() == [[-1, 0], [0, 1], [1, 2], [2, 3]]
+    assert context_window(rows, 3, 2, "token").tolist() == [[-1, -1, 0], [-1, -1, 1], [-1, 0, 2], [-1, 1, 3]]
+    m = RewardModel.from_config(dataclasses_replace_padding("token"), seed=0)  # row 0 is ([PAD], f0), not (f0, f0)
+    scorer = RewardScorer(m, ScoreConfig(standardize=False))
+    tokens = m.tokenize(np.zeros((3, 64, 64, 3), np.uint8))
+    cond, _ = scorer.condition_rows(tokens, np.arange(3))
+    assert (cond[0, :64] == m.video.pad_id).all() and (cond[0, 64:] == tokens[0]).all()
+    assert (cond[1:] < m.video.pad_id).all()
+    with pytest.raises(UserError, match="learned context embedding"):
+        get_preset("paper").video.__class__(context_padding="token").validate()
+
+
+def dataclasses_replace_padding(padding: str):
+    import dataclasses
+
+    cfg = get_preset("tiny")
+    return dataclasses.replace(cfg, video=dataclasses.replace(cfg.video, context_padding=padding))
 
 
 def test_eval_schedule_matches_the_authors():

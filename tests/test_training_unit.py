@@ -230,3 +230,27 @@ def test_trains_on_the_authors_png_video_folders(tmp_path):
     p = RewardModel.load(path).provenance
     assert p["tasks"] == ["task-a", "task-b"] and p["data"][0]["kind"] == "video_folder"
     assert p["data"][0]["episodes"] == 4 and p["data"][0]["frames"] == 24
+
+
+def test_context_indices_with_token_padding_match_the_scorer_rows():
+    assert context_indices(1, 2, 1, "token") == [-1, 0]  # row 0 trains on ([PAD], f0) -> f1
+    assert context_indices(2, 2, 1, "token") == [0, 1]
+    tokens = [torch.arange(4 * 64).view(4, 64)]
+    x0, cond = WindowSampler(tokens, 2, 1, seed=0, padding="token", pad_id=999).all_windows()
+    assert (cond[0, :64] == 999).all() and (cond[0, 64:] == tokens[0][0]).all() and (x0[0] == tokens[0][1]).all()
+    assert (cond[1:] != 999).all()
+
+
+def test_codec_from_reuses_a_trained_codec_and_trains_only_the_video_model(data, tmp_path):
+    first = train_reward_model(tiny_config(data, tmp_path / "first.safetensors", video_steps=2))
+    second = train_reward_model(tiny_config(data, tmp_path / "second.safetensors", codec_from=str(first), seed=5))
+    a, b = RewardModel.load(first), RewardModel.load(second)
+    for k, v in a.codec.state_dict().items():
+        assert torch.equal(v, b.codec.state_dict()[k]), k
+    assert b.provenance["codec_from_hash"] == a.weights_hash
+    log = [json.loads(line) for line in (tmp_path / "second.safetensors.ckpt" / "log.jsonl").read_text().splitlines()]
+    assert log and all(r["phase"] == "video" for r in log)
+    usage = a.provenance["codebook_usage"]
+    assert 0 < usage["codes_used"] <= usage["num_codes"] and usage["codes_per_frame"] <= 64
+    with pytest.raises(UserError, match="codec-from"):
+        tiny_config(data, tmp_path / "x.safetensors", codec_from=str(tmp_path / "missing.safetensors")).resolved()

@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disc-start", type=int, help="codec step from which the PatchGAN loss is on (default: per preset)")
     p.add_argument("--codebook-restart-every", type=int, default=50,
                    help="codec steps between restarts of unused codes (0: never, as upstream; default 50)")
+    p.add_argument("--codec-from", metavar="MODEL", help="reuse this model file's codec and train only the video model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
     p.add_argument("--checkpoint-dir", help="checkpoints and log.jsonl (default: MODEL.ckpt/)")
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, resume=args.resume, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
         val_fraction=args.val_fraction, device=args.device, lpips_weights=args.lpips_weights,
         all_episodes=args.all_episodes, bf16=args.bf16, progress=args.progress, disc_start=args.disc_start,
-        codebook_restart_every=args.codebook_restart_every,
+        codebook_restart_every=args.codebook_restart_every, codec_from=args.codec_from,
     )
     from ..training import RewardTrainer
 

@@ -54,12 +54,20 @@ class VideoConfig:
     # "upstream": plain N(0,1) code embedding, frozen, no frame/position information (checkpoint compatible).
     # "learned": trained code embedding + frame embedding + grid-position embedding.
     context_embedding: str = "upstream"
+    # History before the episode start: "repeat" (upstream: every context frame is the current frame, so row 0
+    # is (f0, f0)) or "token" (a learned [PAD] context frame, so a robot that really stands still, (f, f), is not
+    # the context of every episode's first row). "token" needs the learned context embedding.
+    context_padding: str = "repeat"
     auxiliary_loss_weight: float = 1e-3
     adaptive_auxiliary_loss: bool = True
 
     def validate(self) -> None:
         if self.context_embedding not in ("upstream", "learned"):
             raise UserError(f"video.context_embedding must be 'upstream' or 'learned', got {self.context_embedding!r}")
+        if self.context_padding not in ("repeat", "token"):
+            raise UserError(f"video.context_padding must be 'repeat' or 'token', got {self.context_padding!r}")
+        if self.context_padding == "token" and self.context_embedding != "learned":
+            raise UserError("video.context_padding 'token' needs the learned context embedding")
         if self.n_embd % self.n_head:
             raise UserError(f"video.n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
         if self.diffusion_steps < 2:
@@ -103,7 +111,8 @@ PRESETS: dict[str, RewardModelConfig] = {
     "base": RewardModelConfig(
         codec=CodecConfig(channels=(32, 64, 64, 128), latent_dim=32, num_codes=256, attn_resolutions=(),
                           num_res_blocks=1, norm_groups=16),
-        video=VideoConfig(n_layer=6, n_embd=128, n_head=8, condition_dim=128, context_embedding="learned"),
+        video=VideoConfig(n_layer=6, n_embd=128, n_head=8, condition_dim=128, context_embedding="learned",
+                          context_padding="token"),
         preset="base",
     ),
     # fast enough on a laptop CPU for tests and the demo (a few ms per frame for encode + an 11-step chain)

@@ -61,6 +61,27 @@ def alpha_schedule(steps: int, num_codes: int, att_1=0.99999, att_T=0.000009, ct
     return at, bt, ct, att, btt, ctt
 
 
+def context_window(rows: np.ndarray, num_frames: int, frame_skip: int, padding: str) -> np.ndarray:
+    """Episode frame indices (B, F) that condition row i, the transition from frame i to frame i + k (k the frame
+    skip): frames i-(F-1)k, ..., i-k, i, oldest first. A window reaching before the episode start is, with
+    padding "repeat" (upstream), frame i in every slot, so row 0 is (f0, f0); with "token", -1 in the slots
+    before the start ([PAD]). Training and scoring both build their contexts here."""
+    rows = np.asarray(rows)
+    window = np.stack([rows - (num_frames - 1 - j) * frame_skip for j in range(num_frames)], 1)
+    if padding == "token":
+        return np.where(window < 0, -1, window)
+    return np.where((rows < (num_frames - 1) * frame_skip)[:, None], rows[:, None], window)
+
+
+def gather_context(tokens: torch.Tensor, window: np.ndarray, pad_id: int | None) -> torch.Tensor:
+    """Context token ids (B, F*L) of frame indices `window` (B, F) into `tokens` (T, L); -1 -> pad_id."""
+    idx = torch.as_tensor(window)
+    cond = tokens[idx.clamp(min=0)]
+    if pad_id is not None:
+        cond[idx < 0] = pad_id
+    return cond.reshape(len(window), -1)
+
+
 def _device(generator, default):
     return generator.device if generator is not None else default
 
@@ -198,7 +219,8 @@ class ConditionEmbedding(nn.Module):
     def __init__(self, cfg: VideoConfig, num_codes: int, num_tokens: int):
         super().__init__()
         self.learned = cfg.context_embedding == "learned"
-        self.emb = nn.Embedding(num_codes, cfg.condition_dim)  # default init N(0, 1), as upstream
+        # default init N(0, 1), as upstream; with context_padding "token" the extra last row is [PAD]
+        self.emb = nn.Embedding(num_codes + (cfg.context_padding == "token"), cfg.condition_dim)
         if self.learned:
             self.frame_emb = nn.Embedding(cfg.num_cond_frames, cfg.condition_dim)
             self.pos_emb = nn.Embedding(num_tokens, cfg.condition_dim)
@@ -226,6 +248,7 @@ class VideoModel(nn.Module):
         self.num_codes = num_codes
         self.num_classes = num_codes + 1  # + [MASK]
         self.mask_id = num_codes
+        self.pad_id = num_codes if cfg.context_padding == "token" else None  # context id of "before the start"
         self.num_tokens = grid * grid
         self.num_timesteps = cfg.diffusion_steps
         self.condition_emb = ConditionEmbedding(cfg, num_codes, self.num_tokens)

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import UserError
 from ..models.model_file import REWARD_TYPES, RewardModel
-from ..models.video import index_to_log_onehot, multinomial_kl
+from ..models.video import context_window, gather_context, index_to_log_onehot, multinomial_kl
 
 # noise hook: (row ids (B,), sample index) -> function(evaluation index) -> uniforms (B, K+1, L) in (0, 1)
 NoiseSource = Callable[[np.ndarray, int], Callable[[int], torch.Tensor]]
@@ -128,14 +128,13 @@ class RewardScorer:
         return num_frames
 
     def row_frames(self, rows: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Episode frame indices of the condition (B, F) and the target (B,) or None of scored `rows`."""
+        """Episode frame indices of the condition (B, F; -1 = [PAD]) and the target (B,) or None of scored `rows`."""
         k, f = self.frame_skip, self.num_frames
         rows = np.asarray(rows)
         if self.cfg.likelihood_compat:  # upstream: (f[i-2k], f[i-k], f[i]) scoring f[i]; early rows repeat f[i]
             window = np.stack([rows - (f - j) * k for j in range(f + 1)], 1)
             return np.where((rows < f * k)[:, None], rows[:, None], window), rows
-        window = np.stack([rows - (f - 1 - j) * k for j in range(f)], 1)
-        cond = np.where((rows < (f - 1) * k)[:, None], rows[:, None], window)
+        cond = context_window(rows, f, k, self.model.config.video.context_padding)
         if self.cfg.reward_type == "entropy":
             return cond, None
         # next frame; an episode too short to have one scores the frame itself as its own successor
@@ -146,7 +145,7 @@ class RewardScorer:
         """Condition tokens (B, F*L) and target tokens (B, L) or None of `rows`; tokens[0] is frame `first_frame`
         of an episode of `num_frames` frames (default: tokens is the whole episode)."""
         cond_idx, target_idx = self.row_frames(rows, num_frames or first_frame + len(tokens))
-        cond = tokens[cond_idx - first_frame].reshape(len(rows), -1)
+        cond = gather_context(tokens, np.where(cond_idx < 0, -1, cond_idx - first_frame), self.video.pad_id)
         return cond, (None if target_idx is None else tokens[target_idx - first_frame])
 
     # ----------------------------------------------------------------------------------------------------- chain

@@ -46,6 +46,7 @@ class TrainConfig:
     codebook_restart_every: int = 50     # codec steps between dead-code restarts (0: never, as upstream)
     perceptual_weight: float = 0.1       # only used when lpips_weights is given
     lpips_weights: str | None = None
+    codec_from: str | None = None        # a model file whose (frozen) codec to reuse: skips the codec phase
     seed: int = 0
     val_fraction: float = 0.1            # fraction of episodes (per task) held out for validation
     val_every: int | None = None
@@ -81,6 +82,8 @@ class TrainConfig:
         for name in ("codec_batch_size", "batch_size", "checkpoint_every", "val_every"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name.replace('_', '-')} must be positive.")
+        if self.codec_from is not None and not Path(self.codec_from).is_file():
+            raise UserError(f"--codec-from file {self.codec_from} does not exist.")
         if self.lpips_weights is not None and not Path(self.lpips_weights).is_file():
             raise UserError(f"--lpips-weights file {self.lpips_weights} does not exist.")
 

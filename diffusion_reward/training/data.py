@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..models.video import context_window, gather_context
 
 
 @dataclass
@@ -100,14 +101,13 @@ class FrameSampler:
         return self.frames[shard(idx, rank, world_size)]
 
 
-def context_indices(target: int, context_frames: int, frame_skip: int) -> list[int]:
-    """Frames conditioning the prediction of frame `target`, oldest first.
+def context_indices(target: int, context_frames: int, frame_skip: int, padding: str = "repeat") -> list[int]:
+    """Frames conditioning the prediction of frame `target`, oldest first (-1: [PAD]).
 
-    Same rule as the scorer's row layout: a window that would reach before the episode start is the
-    latest context frame repeated, so the first rows train on (f0, f0) -> f1 exactly as they are scored.
+    The scorer's row layout (models.video.context_window) for row target - frame_skip, so the first rows train
+    on exactly the contexts they are scored on: (f0, f0) -> f1 with "repeat" padding, ([PAD], f0) -> f1 with "token".
     """
-    idx = [target - j * frame_skip for j in range(context_frames, 0, -1)]
-    return [target - frame_skip] * context_frames if idx[0] < 0 else idx
+    return context_window(np.array([target - frame_skip]), context_frames, frame_skip, padding)[0].tolist()
 
 
 class WindowSampler:
@@ -120,11 +120,13 @@ class WindowSampler:
     context the reward computation will ask about.
     """
 
-    def __init__(self, tokens: list[torch.Tensor], context_frames: int, frame_skip: int, seed: int):
+    def __init__(self, tokens: list[torch.Tensor], context_frames: int, frame_skip: int, seed: int,
+                 padding: str = "repeat", pad_id: int | None = None):
         self.tokens = [t for t in tokens if len(t) > frame_skip]  # each: long[T,64]
         if not self.tokens:
             raise UserError(f"no training episode is longer than the frame skip ({frame_skip}).")
         self.context_frames, self.frame_skip = context_frames, frame_skip
+        self.padding, self.pad_id = padding, pad_id
         self.generator = torch.Generator().manual_seed(seed)
 
     def batch(self, batch_size: int, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,8 +137,12 @@ class WindowSampler:
             tokens = self.tokens[e]
             target = self.frame_skip + int(r * (len(tokens) - self.frame_skip))
             x0.append(tokens[target])
-            cond.append(tokens[context_indices(target, self.context_frames, self.frame_skip)].reshape(-1))
+            cond.append(self._context(tokens, target))
         return torch.stack(x0), torch.stack(cond)  # long[b,64], long[b,ctx*64]
+
+    def _context(self, tokens: torch.Tensor, target: int) -> torch.Tensor:
+        window = np.array([context_indices(target, self.context_frames, self.frame_skip, self.padding)])
+        return gather_context(tokens, window, self.pad_id)[0]
 
     def all_windows(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every window once (validation)."""
@@ -144,5 +150,5 @@ class WindowSampler:
         for tokens in self.tokens:
             for target in range(self.frame_skip, len(tokens)):
                 x0.append(tokens[target])
-                cond.append(tokens[context_indices(target, self.context_frames, self.frame_skip)].reshape(-1))
+                cond.append(self._context(tokens, target))
         return torch.stack(x0), torch.stack(cond)

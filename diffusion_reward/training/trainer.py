@@ -82,6 +82,8 @@ class RewardTrainer:
         if resume is not None and resume["phase"] == "video":
             self.model.codec.load_state_dict(resume["codec"])
             self.summary = dict(resume["summary"])
+        elif cfg.codec_from:
+            self._load_codec(cfg.codec_from)
         else:
             self._train_codec(resume)
         self._train_video(resume if resume is not None and resume["phase"] == "video" else None)
@@ -112,6 +114,17 @@ class RewardTrainer:
             print(f"warning: checkpoint was written by {len(state['rng'])} ranks; RNG streams restart from the seed")
 
     # ---- phase 1: codec ------------------------------------------------------------------------------------
+    def _load_codec(self, path: str) -> None:
+        """Reuse a trained codec (a new video model on the same tokens, e.g. another context layout)."""
+        from ..models import RewardModel
+
+        source = RewardModel.load(path)
+        if source.config.codec != self.model.config.codec:
+            raise UserError(f"--codec-from {path}: its codec config differs from preset {self.cfg.preset!r}'s.")
+        self.model.codec.load_state_dict(source.codec.state_dict())
+        self.summary = {"codec_from": str(path), "codec_from_hash": source.weights_hash,
+                        **{k: source.provenance.get(k) for k in ("codec_steps", "codec_val_rec_l1")}}
+
     def _train_codec(self, resume: dict | None) -> None:
         cfg, codec = self.cfg, self.model.codec
         disc = PatchDiscriminator(base_channels=codec.config.channels[0] // 2)  # paper: 64, as upstream.to(self.device)
@@ -228,9 +241,10 @@ class RewardTrainer:
         cfg, video, vcfg = self.cfg, self.model.video, self.model.config.video
         train_tokens = self._tokenize(self.train_eps)
         self.summary["codebook_usage"] = codebook_usage(train_tokens, self.model.codec.config.num_codes)
-        val_windows = WindowSampler(self._tokenize(self.val_eps), vcfg.num_cond_frames, vcfg.frame_skip, cfg.seed) \
-            if self.val_eps else None
-        sampler = WindowSampler(train_tokens, vcfg.num_cond_frames, vcfg.frame_skip, seed=cfg.seed + 1)
+        layout = dict(padding=vcfg.context_padding, pad_id=video.pad_id)
+        val_windows = WindowSampler(self._tokenize(self.val_eps), vcfg.num_cond_frames, vcfg.frame_skip, cfg.seed,
+                                    **layout) if self.val_eps else None
+        sampler = WindowSampler(train_tokens, vcfg.num_cond_frames, vcfg.frame_skip, seed=cfg.seed + 1, **layout)
         params = [p for p in video.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.96), weight_decay=cfg.weight_decay)
         ema = EMA(video, cfg.ema_decay)
