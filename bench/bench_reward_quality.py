@@ -3,7 +3,8 @@
 The evaluation protocol of the issue "A reward that works" (the paper's reward analysis, Fig. 3 / Table 2):
 - training data as the authors': MetaWorld assembly, coffee-push, dial-turn, door-close, lever-pull,
   peg-unplug-side, reach x 20 expert episodes; Adroit door, hammer, pen x 50; each episode ends
-  --steps-after-success agent steps after its first success (the authors' videos end shortly after success);
+  --steps-after-success (1) agent step after its first success (the authors' videos end shortly after success;
+  a longer still tail teaches the model that standing still is predictable, i.e. rewarded);
 - one model per domain (`base` preset), trained on this CPU within the budget;
 - per task (seen, unseen MetaWorld, Adroit): 10 episodes at each epsilon 0, 0.25, 0.5, 0.75, 1 on reset seeds
   disjoint from training, the same seeds at every epsilon (paired), plus the frozen controls (zero-action rollout,
@@ -89,7 +90,8 @@ def eval_episodes(task: str, episodes: int, seed: int, path: Path, max_steps: in
                                             z["first_success"], z["kinds"])]
 
 
-def score_and_analyse(model_path: Path, task: str, episodes: list, reward_type: str, out: Path) -> dict:
+def score_and_analyse(model_path: Path, task: str, episodes: list, reward_type: str, out: Path,
+                      dtype: str = "bfloat16") -> dict:
     """Raw rewards of every evaluation episode (AUROC and Spearman do not depend on the standardisation)."""
     from diffusion_reward.models import RewardModel
     from diffusion_reward.report.quality import analyse, strip_replicates
@@ -98,11 +100,12 @@ def score_and_analyse(model_path: Path, task: str, episodes: list, reward_type: 
     if out.exists():
         return json.loads(out.read_text())
     scorer = RewardScorer(RewardModel.load(model_path),
-                          ScoreConfig(reward_type=reward_type, seed=EVAL_SEED, standardize=False))
+                          ScoreConfig(reward_type=reward_type, seed=EVAL_SEED, standardize=False, dtype=dtype,
+                                      chunk_size=128))
     for e in episodes:
         e.reward = scorer.score_episode(e.frames).raw
     q = analyse(episodes)
-    result = {"name": task, "reward_type": reward_type, "model": str(model_path),
+    result = {"name": task, "reward_type": reward_type, "model": str(model_path), "dtype": dtype,
               "replicates": {v: q[v]["auroc_expert_vs"]["1.0"]["replicates"] for v in ("task_rows", "whole")},
               **strip_replicates(q)}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +113,7 @@ def score_and_analyse(model_path: Path, task: str, episodes: list, reward_type: 
     return result
 
 
-def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path) -> dict:
+def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path, steps_after_success: int | None) -> dict:
     """bf16 copy of the model + entropy statistics (skip 9, 1 sample) for `tasks`, from expert episodes collected
     with the training seed (seen tasks: the training data itself); returns the bf16-vs-float32 reward accuracy."""
     import numpy as np
@@ -130,7 +133,7 @@ def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path)
     for task in tasks:
         data = work / "data" / f"{task}.h5"
         if not data.with_name(data.name + ".done").exists():
-            collect_experts(task, DOMAINS[domain]["episodes"] // 2, 8, data)
+            collect_experts(task, DOMAINS[domain]["episodes"] // 2, steps_after_success, data)
         episodes, provenance = load_episodes([str(data)], half.image_size)
         frames = [e.frames for e in episodes]
         stats = compute_stats(half, frames, task, progress=False)
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("runs/reward_quality"))
     p.add_argument("--domains", default="metaworld,adroit")
     p.add_argument("--preset", default="base")
-    p.add_argument("--steps-after-success", type=int, default=8,
+    p.add_argument("--steps-after-success", type=int, default=1,
                    help="expert training episodes end this many agent steps after success (-1: full length)")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes per epsilon and task")
     p.add_argument("--reward-types", default="entropy", help="comma-separated: entropy,likelihood")
@@ -237,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-metaworld", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--model-adroit", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"),
+                   help="network precision for scoring (the codec stays float32; see --ship for the accuracy)")
+    p.add_argument("--tasks", help="only these comma-separated tasks (default: every task of the domains)")
     p.add_argument("--ship", action="store_true",
                    help="write the trained models (bf16, with statistics) into diffusion_reward/models/pretrained/")
     p.add_argument("--speed", action="store_true", help="only time one training step, float32 vs bf16, and exit")
@@ -286,19 +292,21 @@ def main(argv: list[str] | None = None) -> int:
                 timed(f"train {domain}", lambda: train_reward_model(cfg))
         for reward_type in args.reward_types.split(","):
             results = {}
-            for task in seen + unseen:
+            for task in [t for t in seen + unseen if not args.tasks or t in args.tasks.split(",")]:
                 episodes = timed(f"eval episodes {task}", lambda: eval_episodes(
                     task, args.eval_episodes, EVAL_SEED, work / "eval" / f"{task}.npz"))
                 results[task] = timed(f"score {domain} {reward_type} {task}", lambda: score_and_analyse(
-                    model, task, episodes, reward_type, work / "scores" / f"{domain}-{reward_type}" / f"{task}.json"))
+                    model, task, episodes, reward_type, work / "scores" / f"{domain}-{reward_type}" / f"{task}.json",
+                    args.dtype))
             for split, tasks in (("seen", seen), ("unseen", unseen)):
-                if tasks:
+                if tasks and all(t in results for t in tasks):
                     title = f"{domain} {split} tasks, {reward_type} reward, model {model}"
                     summary["tables"][f"{domain}/{split}/{reward_type}"] = print_table(title, [results[t] for t in tasks])
         if args.ship:
             from diffusion_reward.models.pretrained import PRETRAINED_DIR
 
-            summary[f"ship/{domain}"] = ship(model, domain, seen + unseen, work, PRETRAINED_DIR / f"{domain}.safetensors")
+            summary[f"ship/{domain}"] = ship(model, domain, seen + unseen, work, PRETRAINED_DIR / f"{domain}.safetensors",
+                                             None if args.steps_after_success < 0 else args.steps_after_success)
     print("\ncolumns: AUROC(expert vs epsilon=1) [bootstrap 95 %] on the task rows and whole episodes; paired = "
           "same-seed expert win rate; Spearman(epsilon, task-row mean); AUROC vs the zero-action and frozen-first-"
           "frame controls (task rows); static-transition fraction at epsilon 0 / 1; Spearman(row reward, context "

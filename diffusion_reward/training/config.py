@@ -15,7 +15,7 @@ PRESET_DEFAULTS: dict[str, dict] = {
                  disc_start=300, warmup_steps=100, ema_decay=0.99, checkpoint_every=500, val_every=250),
     # base: one domain (~6 000 frames) in under an hour on 2 CPU threads; no GAN (the reward only needs the
     # tokens, and the discriminator would double the codec's step time)
-    "base": dict(codec_steps=1200, video_steps=6000, codec_batch_size=32, batch_size=32, codec_lr=6e-4, lr=6e-4,
+    "base": dict(codec_steps=1200, video_steps=4000, codec_batch_size=32, batch_size=32, codec_lr=6e-4, lr=6e-4,
                  disc_start=10**9, warmup_steps=300, ema_decay=0.995, checkpoint_every=500, val_every=500),
     "small": dict(codec_steps=4000, video_steps=12000, codec_batch_size=32, batch_size=32, codec_lr=4e-4, lr=6e-4,
                   disc_start=2000, warmup_steps=500, ema_decay=0.995, checkpoint_every=1000, val_every=1000),
