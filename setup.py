@@ -15,6 +15,6 @@ for name, folder in MAPPED.items():
 setup(
     packages=packages,
     package_dir=MAPPED,
-    package_data={"": ["*.md", "*.yaml", "*.xml", "*.json", "*.npz", "LICENSE-*"]},
+    package_data={"": ["*.md", "*.yaml", "*.xml", "*.json", "*.npz", "*.safetensors", "LICENSE-*"]},
     include_package_data=True,
 )
