@@ -38,7 +38,7 @@ def test_live_up_records_until_sigint_and_survives_a_failing_node(tmp_path):
     config = tmp_path / "live.yaml"
     config.write_text(yaml.safe_dump({"network": "loopback", "stop_timeout_s": 20, "nodes": [
         {"node": "recorder", "params": ["recorder.yaml"], "param": {"sync_tolerance_s": 0.01}},
-        {"node": "labeller"},  # no model_path: exits 2 at start-up, the recorder keeps running
+        {"node": "labeller"},  # no task (so no model either): exits 2 at start-up, the recorder keeps running
         {"node": "camera", "after": ["reward_labeller"]},  # so this one never starts
     ]}))
     proc = subprocess.Popen([sys.executable, "-m", "diffusion_reward", "live", "up", "--config", str(config),
@@ -67,7 +67,7 @@ def test_live_up_records_until_sigint_and_survives_a_failing_node(tmp_path):
     out, _ = proc.communicate(timeout=60)
     out = out.decode()
     assert proc.returncode == 2, out  # the labeller's start-up error is the set's exit code
-    assert "[reward_labeller] error: " in out and "model_path" in out
+    assert "[reward_labeller] error: parameter task is empty" in out
     assert "[live] reward_labeller exited with code 2" in out
     assert "[live] not starting camera: reward_labeller ended before it was ready" in out
     assert "[episode_recorder] ready" in out  # printed when a node starts spinning
