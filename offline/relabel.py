@@ -79,12 +79,13 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
         raise UserError(f"--out {cfg.out} would write into the source {cfg.input}; choose a path outside it")
     if dst.exists() and not cfg.resume:
         raise UserError(f"{cfg.out} already exists; pass --resume to continue labelling it, or choose another --out")
+    source_task = None if cfg.task else _source_task(src, kind)
     if model is None:
         from ..models.pretrained import resolve_model_path
 
-        cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task or _source_task(src, kind)))
+        cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task or source_task))
         model = RewardModel.load(cfg.model, device=cfg.device)
-    task = cfg.task or _default_task(src, kind, model, cfg)
+    task = cfg.task or source_task or _model_task(model, cfg)
     scorer = RewardScorer(model, ScoreConfig(
         reward_type=cfg.reward_type, skip_step=cfg.skip_step, num_samples=cfg.num_samples, noise=cfg.noise,
         seed=cfg.seed, task=task, standardize=True, chunk_size=cfg.chunk_size, dtype=cfg.dtype, resize=cfg.resize))
@@ -180,10 +181,8 @@ def _source_task(src: Path, kind: str) -> str | None:
     return None
 
 
-def _default_task(src: Path, kind: str, model: RewardModel, cfg: RelabelConfig) -> str:
-    task = _source_task(src, kind)
-    if task:
-        return task
+def _model_task(model: RewardModel, cfg: RelabelConfig) -> str:
+    """The model's only task with statistics for these scoring options (the source names none)."""
     tasks = sorted({s["task"] for s in model.stats.values() if s["reward_type"] == cfg.reward_type
                     and s["skip_step"] == cfg.skip_step and s["num_samples"] == cfg.num_samples})
     if len(tasks) != 1:

@@ -236,7 +236,7 @@ def test_context_indices_with_token_padding_match_the_scorer_rows():
     assert context_indices(1, 2, 1, "token") == [-1, 0]  # row 0 trains on ([PAD], f0) -> f1
     assert context_indices(2, 2, 1, "token") == [0, 1]
     tokens = [torch.arange(4 * 64).view(4, 64)]
-    x0, cond = WindowSampler(tokens, 2, 1, seed=0, padding="token", pad_id=999).all_windows()
+    x0, cond = WindowSampler(tokens, 2, 1, seed=0, pad_id=999).all_windows()
     assert (cond[0, :64] == 999).all() and (cond[0, 64:] == tokens[0][0]).all() and (x0[0] == tokens[0][1]).all()
     assert (cond[1:] != 999).all()
 

@@ -1,9 +1,9 @@
-"""Typed configurations of the reward model and its named presets (`tiny`, `small`, `paper`).
+"""Typed configurations of the reward model and its named presets (`base`, `tiny`, `small`, `paper`).
 
 `paper` is the authors' architecture (VQ-GAN [128,128,256,256] x 1024 codes of 64-d; VQ-Diffusion with 16 layers
 of width 128 and an untrained 1024-d context embedding) so their checkpoints import into it key for key.
-`base`, `tiny` and `small` are ours (`base` is what the shipped models use): smaller, and with a trained context embedding that knows which frame and which grid
-cell every context token comes from.
+`base` (the shipped models), `tiny` and `small` are ours: smaller, and with a trained context embedding that
+knows which frame and which grid cell every context token comes from.
 """
 from __future__ import annotations
 

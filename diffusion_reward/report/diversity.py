@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .quality import _groups, task_rows
+from .quality import group_episodes, task_rows
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -51,7 +51,7 @@ def diversity(scorer, episodes, rows_per_episode: int = 4, num_samples: int = 4,
         raise ValueError("diversity needs at least 2 samples per context")
     model, rows = scorer.model, task_rows(episodes)
     table = {}
-    for group, members in _groups(episodes).items():
+    for group, members in group_episodes(episodes).items():
         scores: dict[str, list[float]] = {"ssim": [], "psnr": []} | ({"lpips": []} if lpips is not None else {})
         contexts = 0
         for e in members:

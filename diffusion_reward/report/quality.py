@@ -67,30 +67,30 @@ def context_motion(frames: np.ndarray) -> np.ndarray:
 
 def analyse(episodes, seed: int = 0) -> dict:
     """All quality metrics of one task's scored episodes (see module docstring); JSON-ready except replicates."""
-    rows = task_rows(episodes)
+    rows, groups = task_rows(episodes), group_episodes(episodes)
     views = {"whole": lambda e: e.reward, "task_rows": lambda e: e.reward[:rows.get(e.seed, len(e.reward))]}
     out = {}
     for view, cut in views.items():
         means = {id(e): float(np.mean(cut(e))) for e in episodes}
-        expert = [means[id(e)] for e in episodes if e.kind == "epsilon" and e.epsilon == 0.0]
-        groups = _groups(episodes)
+        expert = [means[id(e)] for e in groups.get("0.0", [])]
         out[view] = {
             "per_group": {g: {"episodes": len(es), "mean": float(np.mean([means[id(e)] for e in es])),
                               "std": float(np.std([means[id(e)] for e in es]))} for g, es in groups.items()},
             "auroc_expert_vs": {g: bootstrap_auroc(expert, [means[id(e)] for e in es], seed=seed)
                                 for g, es in groups.items() if g != "0.0"},
-            "paired_win_rate_expert_vs": _paired(episodes, means),
+            "paired_win_rate_expert_vs": _paired(groups, means),
             "spearman_epsilon": bootstrap_spearman(
                 [e.epsilon for e in episodes if e.kind == "epsilon"],
                 [means[id(e)] for e in episodes if e.kind == "epsilon"], seed=seed),
         }
-    out["stillness"] = _stillness(episodes, rows)
-    out["signal_to_noise"] = {f"smooth_{w}": _snr(episodes, rows, w) for w in SMOOTHING}
-    out["success_rate"] = {g: float(np.mean([e.success for e in es])) for g, es in _groups(episodes).items()}
+    out["stillness"] = _stillness(groups)
+    out["signal_to_noise"] = {f"smooth_{w}": _snr(groups, rows, w) for w in SMOOTHING}
+    out["success_rate"] = {g: float(np.mean([e.success for e in es])) for g, es in groups.items()}
     return out
 
 
-def _groups(episodes) -> dict[str, list]:
+def group_episodes(episodes) -> dict[str, list]:
+    """Episodes by group: "0.0", "0.25", ... (epsilon, ascending), then the controls in CONTROLS order."""
     groups: dict[str, list] = {}
     order = {kind: i for i, kind in enumerate(("epsilon",) + CONTROLS)}  # epsilons ascending, then the controls
     for e in sorted(episodes, key=lambda e: (order[e.kind], e.epsilon or 0.0)):
@@ -98,11 +98,11 @@ def _groups(episodes) -> dict[str, list]:
     return groups
 
 
-def _paired(episodes, means: dict) -> dict[str, float]:
+def _paired(groups: dict[str, list], means: dict) -> dict[str, float]:
     """Fraction of reset seeds (same scene) where the expert out-scores the compared episode (ties: one half)."""
-    expert = {e.seed: means[id(e)] for e in episodes if e.kind == "epsilon" and e.epsilon == 0.0}
+    expert = {e.seed: means[id(e)] for e in groups.get("0.0", [])}
     wins: dict[str, list[float]] = {}
-    for g, es in _groups(episodes).items():
+    for g, es in groups.items():
         for e in es:
             if g != "0.0" and e.seed in expert:
                 m = means[id(e)]
@@ -110,11 +110,11 @@ def _paired(episodes, means: dict) -> dict[str, float]:
     return {g: float(np.mean(v)) for g, v in wins.items()}
 
 
-def _stillness(episodes, rows: dict[int, int]) -> dict:
-    motion = {id(e): context_motion(e.frames) for e in episodes}
+def _stillness(groups: dict[str, list]) -> dict:
+    motion = {id(e): context_motion(e.frames) for es in groups.values() for e in es}
     static = {g: float(np.mean(np.concatenate([motion[id(e)][1:] < STATIC_THRESHOLD for e in es])))
-              for g, es in _groups(episodes).items()}
-    eps_eps = [e for e in episodes if e.kind == "epsilon"]
+              for g, es in groups.items()}
+    eps_eps = [e for es in groups.values() for e in es if e.kind == "epsilon"]
     per_row = spearman(np.concatenate([motion[id(e)] for e in eps_eps]), np.concatenate([e.reward for e in eps_eps]))
     per_episode = spearman([motion[id(e)].mean() for e in eps_eps], [e.reward.mean() for e in eps_eps])
     experts = [e for e in eps_eps if e.epsilon == 0.0 and e.first_success is not None]
@@ -126,13 +126,12 @@ def _stillness(episodes, rows: dict[int, int]) -> dict:
             "expert_post_success_mean": float(np.mean(post)) if post else None}
 
 
-def _snr(episodes, rows: dict[int, int], window: int) -> float | None:
+def _snr(groups: dict[str, list], rows: dict[int, int], window: int) -> float | None:
     """(mean expert row - mean epsilon-1 row) / pooled within-episode row std, on the task rows."""
     def task_part(e):
         r = e.reward[:rows.get(e.seed, len(e.reward))].astype(float)
         return np.convolve(r, np.ones(window) / window, mode="valid") if len(r) >= window else r[:0]
 
-    groups = _groups(episodes)
     if "1.0" not in groups or "0.0" not in groups:
         return None
     a = [x for x in map(task_part, groups["0.0"]) if len(x) > 1]

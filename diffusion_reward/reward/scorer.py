@@ -158,9 +158,7 @@ class RewardScorer:
         (columns 0..n-2 = -KL per step, n-1 = final log-likelihood).
         """
         device = self.model.device
-        cond_tokens = cond_tokens.to(device)
-        with self._autocast():
-            cond_kv = self.video.condition_kv(self.video.embed_condition(cond_tokens))
+        cond_kv = self._condition_kv(cond_tokens)
         total = torch.zeros(len(cond_tokens), dtype=torch.float32, device=device)
         for sample in range(self.cfg.num_samples):
             noise = self.noise_source(np.asarray(row_ids), sample) if self.cfg.noise else None
@@ -172,13 +170,18 @@ class RewardScorer:
     def sample_next_tokens(self, cond_tokens: torch.Tensor, row_ids: np.ndarray, num_samples: int) -> torch.Tensor:
         """The entropy chain's sampled next frames x0_hat: (num_samples, B, L) tokens, sample s seeded as sample s
         of the reward (so sample 0 is the frame the reward of these rows scored)."""
-        cond_kv = self.video.condition_kv(self.video.embed_condition(cond_tokens.to(self.model.device)))
+        cond_kv = self._condition_kv(cond_tokens)
         out = []
         for sample in range(num_samples):
             trace: dict = {}
             self._chain_terms(cond_kv, None, self.noise_source(np.asarray(row_ids), sample), trace)
             out.append(trace["x0_hat"])
         return torch.stack(out)
+
+    def _condition_kv(self, cond_tokens: torch.Tensor):
+        """Cross-attention keys/values of the context, once per chain, in the scorer's precision."""
+        with self._autocast():
+            return self.video.condition_kv(self.video.embed_condition(cond_tokens.to(self.model.device)))
 
     def _chain_terms(self, cond_kv, target_tokens, noise, trace) -> torch.Tensor:
         video, b = self.video, cond_kv[0][0].shape[0]

@@ -121,12 +121,13 @@ class WindowSampler:
     """
 
     def __init__(self, tokens: list[torch.Tensor], context_frames: int, frame_skip: int, seed: int,
-                 padding: str = "repeat", pad_id: int | None = None):
+                 pad_id: int | None = None):
         self.tokens = [t for t in tokens if len(t) > frame_skip]  # each: long[T,64]
         if not self.tokens:
             raise UserError(f"no training episode is longer than the frame skip ({frame_skip}).")
         self.context_frames, self.frame_skip = context_frames, frame_skip
-        self.padding, self.pad_id = padding, pad_id
+        self.pad_id = pad_id  # the video model's [PAD] context id; None: upstream's repeated-frame padding
+        self.padding = "repeat" if pad_id is None else "token"
         self.generator = torch.Generator().manual_seed(seed)
 
     def batch(self, batch_size: int, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

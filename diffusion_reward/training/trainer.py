@@ -241,10 +241,10 @@ class RewardTrainer:
         cfg, video, vcfg = self.cfg, self.model.video, self.model.config.video
         train_tokens = self._tokenize(self.train_eps)
         self.summary["codebook_usage"] = codebook_usage(train_tokens, self.model.codec.config.num_codes)
-        layout = dict(padding=vcfg.context_padding, pad_id=video.pad_id)
         val_windows = WindowSampler(self._tokenize(self.val_eps), vcfg.num_cond_frames, vcfg.frame_skip, cfg.seed,
-                                    **layout) if self.val_eps else None
-        sampler = WindowSampler(train_tokens, vcfg.num_cond_frames, vcfg.frame_skip, seed=cfg.seed + 1, **layout)
+                                    pad_id=video.pad_id) if self.val_eps else None
+        sampler = WindowSampler(train_tokens, vcfg.num_cond_frames, vcfg.frame_skip, seed=cfg.seed + 1,
+                                pad_id=video.pad_id)
         params = [p for p in video.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.96), weight_decay=cfg.weight_decay)
         ema = EMA(video, cfg.ema_decay)

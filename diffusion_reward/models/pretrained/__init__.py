@@ -14,7 +14,6 @@ from pathlib import Path
 from ...errors import UserError
 
 PRETRAINED_DIR = Path(__file__).parent
-DOMAINS = ("metaworld", "adroit")
 
 
 def shipped_model_path(task: str) -> Path:
