@@ -24,6 +24,7 @@ from .. import __version__
 from ..data import Dataset, DatasetWriter
 from ..errors import UserError
 from ..models import RewardModel
+from ..outputs import refuse_writing_into_inputs
 from ..data.format import REWARD_ALIGNMENT
 from ..reward import RewardScorer, ScoreConfig
 from .sources import SourceEpisode, detect_kind, open_source
@@ -75,8 +76,7 @@ class RelabelSummary:
 def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSummary:
     src, dst = Path(cfg.input).resolve(), Path(cfg.out).resolve()
     kind = detect_kind(src)
-    if dst == src or src in dst.parents:
-        raise UserError(f"--out {cfg.out} would write into the source {cfg.input}; choose a path outside it")
+    refuse_writing_into_inputs(cfg.out, {"--input": cfg.input, "--model": cfg.model})
     if dst.exists() and not cfg.resume:
         raise UserError(f"{cfg.out} already exists; pass --resume to continue labelling it, or choose another --out")
     source_task = None if cfg.task else _source_task(src, kind)

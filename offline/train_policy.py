@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,14 +24,17 @@ from typing import Any
 
 import d3rlpy
 import numpy as np
+import torch
 from d3rlpy.base import LearnableConfigWithShape
 from d3rlpy.logging.file_adapter import default_json_encoder
 from d3rlpy.models.encoders import VectorEncoderFactory
 from d3rlpy.preprocessing import (MinMaxActionScaler, PixelObservationScaler, StandardObservationScaler,
                                   TupleObservationScaler)
+from d3rlpy.torch_utility import map_location
 
 from diffusion_reward import __version__
 from diffusion_reward.errors import UserError
+from diffusion_reward.outputs import refuse_writing_into_inputs
 
 from .encoders import DrQPixelEncoderFactory
 from .mdp import MDPSpec, build_mdp
@@ -146,6 +150,9 @@ class _RunLogger:
 
 def train_policy(config: TrainPolicyConfig) -> Path:
     out = Path(config.out)
+    run_dir = out.with_name(out.name + ".partial")
+    for path in (out, run_dir):  # the run folder of an interrupted run is deleted below
+        refuse_writing_into_inputs(path, {"--data": config.data})
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out (nothing was overwritten).")
     dataset, info = build_mdp(config.data, config.mdp_spec, config.mask)
@@ -157,7 +164,6 @@ def train_policy(config: TrainPolicyConfig) -> Path:
     if info.clipped_action_values:
         print(f"warning: {info.clipped_action_values} action values outside [-1, 1] were clipped")
 
-    run_dir = out.with_name(out.name + ".partial")
     if run_dir.exists():
         shutil.rmtree(run_dir)  # an interrupted earlier run of this same output
     run_dir.mkdir(parents=True)
@@ -199,13 +205,39 @@ def read_policy_meta(policy_dir: str | Path) -> dict[str, Any]:
 
 
 def load_policy(policy_dir: str | Path, device: str = "cpu", checkpoint: str | None = None):
-    """(d3rlpy algorithm, policy.json dict); rebuilt from params.json + weights, never unpickled."""
+    """(d3rlpy algorithm, policy.json dict); rebuilt from params.json + weights, never unpickled.
+
+    `checkpoint` (default: the final weights) must lie inside `policy_dir`.
+    """
     policy_dir = Path(policy_dir)
     meta = read_policy_meta(policy_dir)
-    config = LearnableConfigWithShape.deserialize_from_file(str(policy_dir / meta["params"]))
-    algo = config.create(d3rlpy_device(device))
-    weights = policy_dir / (checkpoint or meta["model"])
+    weights = (policy_dir / (checkpoint or meta["model"])).resolve()
+    if not weights.is_relative_to(policy_dir.resolve()):
+        raise UserError(f"the weights {checkpoint or meta['model']} lie outside the policy folder {policy_dir}; "
+                        "give a path inside it, e.g. --checkpoint checkpoints/step_1000.pt")
     if not weights.is_file():
         raise UserError(f"{weights} does not exist.")
-    algo.load_model(str(weights))
+    config = LearnableConfigWithShape.deserialize_from_file(str(policy_dir / meta["params"]))
+    algo = config.create(d3rlpy_device(device))
+    _load_weights(algo, weights)
     return algo, meta
+
+
+def _load_weights(algo, weights: Path) -> None:
+    """d3rlpy's `load_model` with `torch.load(weights_only=True)`: d3rlpy passes nothing, which
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 turns into a full unpickling that runs any code in the file."""
+    device = algo.impl.device
+    try:
+        state = torch.load(weights, map_location=map_location(device), weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError):
+        raise UserError(f"{weights} is not a readable weights-only torch checkpoint (damaged, or it holds pickled "
+                        "objects other than tensors); refusing to load it") from None
+    modules = algo.impl.modules.create_checkpointer(device).modules
+    missing = sorted(set(modules) - set(state)) if isinstance(state, dict) else sorted(modules)
+    if missing:
+        raise UserError(f"{weights} is not a checkpoint of this policy: it lacks {', '.join(missing)}")
+    try:
+        for name, module in modules.items():
+            module.load_state_dict(state[name])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"{weights} does not fit this policy's networks: {str(exc).splitlines()[0]}") from None

@@ -152,6 +152,7 @@ def test_declare_params_overrides_types_and_validation():
     p = declare_params(t, _Params)
     assert p == _Params(rate=30.0, name="x", count=1) and isinstance(p.rate, float)
     assert t.descriptions["rate"] == "Hz"
+    assert t.read_only == {"rate", "name", "count"}  # read once at start-up: `ros2 param set` must refuse
     assert t.undeclared_overrides() == ["typo"]
     with pytest.raises(UserError, match="'name' must be of type str"):
         declare_params(InProcessTransport("n", InProcessBus(), params={"name": 3}), _Params)

@@ -154,7 +154,7 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, model_path,
     src = write_source(tmp_path / "src.hdf5", episodes=1, steps=2)
     out = tmp_path / "out.hdf5"
     args = ["--model", model_path, "--input", src, "--out", out]
-    expected = {"out_is_in": "would write into the source", "out_exists": "already exists; pass --resume",
+    expected = {"out_is_in": "would write into --input", "out_exists": "already exists; pass --resume",
                 "no_stats": "`diffusion-reward stats --model", "missing_topic": "has no topic '/nope'; topics: ",
                 "unknown_encoding": "unsupported image encoding 'yuv422'"}[case]
     if case == "out_is_in":

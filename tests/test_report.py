@@ -87,7 +87,7 @@ def test_report_reads_episodes_from_a_dataset(models, tmp_path, capsys):
     assert {k: v["episodes"] for k, v in m["whole"]["per_group"].items()} == {"0.0": 2, "1.0": 2,
                                                                               "frozen-first-frame": 2}
     code = cli_main(["report", "--model", str(plain), "--task", "door-open-v3", "--data", str(data),
-                     "--out", str(out)])
+                     "--out", str(tmp_path / "qa_door")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "door-open-v3" in err[0]
 

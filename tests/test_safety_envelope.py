@@ -1,10 +1,11 @@
 """Safety envelope: no emitted command ever leaves it, whatever the policy outputs."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from diffusion_reward.errors import UserError
+from diffusion_reward.safety import envelope as envelope_module
 from diffusion_reward.safety import ALLEGRO_Q_MAX, ALLEGRO_Q_MIN, ArmCommand, SafeCommand, SafetyConfig, \
     SafetyEnvelope, Stop
 
@@ -46,9 +47,58 @@ def _poisoned(draw):
     return command
 
 
-commands = st.one_of(_command(finite), _command(finite), _command(finite), _poisoned())
+@st.composite
+def _misshapen_gripper(draw):
+    """A policy output whose gripper value is not one number (a vector, an empty list, a string)."""
+    command = draw(_command(finite))
+    setattr(command, draw(st.sampled_from(FIELDS[1:4])), draw(st.sampled_from([[0.02, 0.04], [], np.zeros(2), "0.04"])))
+    return command
+
+
+# (command, must the envelope stop for it?)
+commands = st.one_of(*[_command(finite).map(lambda c: (c, False))] * 4, _poisoned().map(lambda c: (c, True)),
+                     _misshapen_gripper().map(lambda c: (c, True)))
 measured_offsets = st.lists(st.floats(-0.25, 0.25), min_size=7, max_size=7)
-ages_ms = st.one_of(st.just(5.0), st.just(5.0), st.floats(-500, 500))
+MAX_AGE_NS = SafetyConfig().max_observation_age_s * 1e9
+unreadable = st.sampled_from([np.nan, np.inf, -np.inf, "12", [NOW], True, 10**30])
+any_stamp = st.one_of(st.floats(-500, 500).map(lambda ms: NOW - int(ms * 1e6)), unreadable, st.none())
+# (clock, image stamp, joint_states stamp): mostly fresh; else stale, from the future, missing or unreadable
+observations = st.one_of(*[st.just((NOW, NOW - 5 * 10**6, NOW))] * 4,
+                         st.tuples(st.one_of(st.just(NOW), unreadable), any_stamp, any_stamp))
+
+
+def _readable_ns(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 2**63
+
+
+def _observations_untrusted(clock, image_stamp, joint_stamp) -> bool:
+    """The spec of the watchdog: both required streams stamped within max_observation_age_s of a readable clock."""
+    return not (_readable_ns(clock) and all(_readable_ns(s) and abs(clock - s) <= MAX_AGE_NS
+                                            for s in (image_stamp, joint_stamp)))
+
+
+def check_envelope_property(sequence):
+    """Every SafeCommand is inside the envelope; bad commands and untrusted observations stop it, and stops latch."""
+    envelope = SafetyEnvelope(SafetyConfig())
+    hand_ref = HAND_MID
+    stopped = False
+    for (command, bad_command), offset, (clock, image_stamp, joint_stamp) in sequence:
+        measured = np.clip(HOME + np.asarray(offset), envelope.kinematics.q_min, envelope.kinematics.q_max)
+        out = envelope.filter(command, clock, {"image": image_stamp, "joint_states": joint_stamp}, measured,
+                              measured_hand=HAND_MID)
+        must_stop = stopped or bad_command or _observations_untrusted(clock, image_stamp, joint_stamp)
+        if must_stop:
+            assert isinstance(out, Stop), (command, clock, image_stamp, joint_stamp, out)
+        if isinstance(out, Stop):
+            stopped = True
+            np.testing.assert_array_equal(out.hold_positions, measured)
+            continue
+        _assert_inside(envelope, out, measured, hand_ref)
+        if out.hand_positions is not None:
+            hand_ref = out.hand_positions
+
+
+sequences = st.lists(st.tuples(commands, measured_offsets, observations), min_size=1, max_size=6)
 
 
 def _assert_inside(envelope: SafetyEnvelope, out: SafeCommand, measured: np.ndarray, hand_ref: np.ndarray):
@@ -78,24 +128,22 @@ def _assert_inside(envelope: SafetyEnvelope, out: SafeCommand, measured: np.ndar
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(commands, measured_offsets, ages_ms), min_size=1, max_size=6))
+@given(sequences)
 def test_no_emitted_command_leaves_the_envelope(sequence):
-    envelope = SafetyEnvelope(SafetyConfig())
-    hand_ref = HAND_MID
-    stopped_for_bad_input = False
-    for command, offset, age_ms in sequence:
-        measured = np.clip(HOME + np.asarray(offset), envelope.kinematics.q_min, envelope.kinematics.q_max)
-        stamps = {"image": NOW - int(age_ms * 1e6), "joint_states": NOW}
-        out = envelope.filter(command, NOW, stamps, measured, measured_hand=HAND_MID)
-        if stopped_for_bad_input:
-            assert isinstance(out, Stop), "a stop must latch until reset()"
-        if isinstance(out, Stop):
-            stopped_for_bad_input = True
-            np.testing.assert_array_equal(out.hold_positions, measured)
-            continue
-        _assert_inside(envelope, out, measured, hand_ref)
-        if out.hand_positions is not None:
-            hand_ref = out.hand_positions
+    check_envelope_property(sequence)
+
+
+@pytest.mark.parametrize("removed", ["staleness check", "NaN check"])
+def test_the_property_fails_when_a_check_is_removed(monkeypatch, removed):
+    """Mutation test: the property above must notice a deleted watchdog or a deleted finiteness check."""
+    if removed == "staleness check":
+        monkeypatch.setattr(SafetyEnvelope, "_stale_stream", lambda self, now_ns, obs_stamps: None)
+    else:
+        monkeypatch.setattr(envelope_module, "_all_finite", lambda command: True)
+    mutant_run = settings(max_examples=300, deadline=None, database=None, phases=[Phase.generate],
+                          report_multiple_bugs=False)(given(sequences)(check_envelope_property))
+    with pytest.raises(AssertionError):
+        mutant_run()
 
 
 def test_non_finite_action_stops_and_latches_until_reset():
@@ -164,3 +212,31 @@ def test_shadow_mode_marks_commands_and_bad_config_is_refused():
         SafetyEnvelope(SafetyConfig(workspace_min=(1.0, 0.0, 0.0), workspace_max=(0.5, 1.0, 1.0)))
     with pytest.raises(UserError, match="max_joint_velocity"):
         SafetyEnvelope(SafetyConfig(max_joint_velocity=float("nan")))
+
+
+@pytest.mark.parametrize("clock, stamps, command", [
+    (float("nan"), FRESH, ArmCommand(joint_positions=HOME)),
+    (float("inf"), FRESH, ArmCommand(joint_positions=HOME)),
+    ("now", FRESH, ArmCommand(joint_positions=HOME)),
+    (NOW, {**FRESH, "image": float("nan")}, ArmCommand(joint_positions=HOME)),
+    (NOW, {**FRESH, "joint_states": -float("inf")}, ArmCommand(joint_positions=HOME)),
+    (NOW, {**FRESH, "image": str(NOW)}, ArmCommand(joint_positions=HOME)),
+    (NOW, {**FRESH, "image": np.array([NOW])}, ArmCommand(joint_positions=HOME)),
+    (NOW, None, ArmCommand(joint_positions=HOME)),
+    (NOW, FRESH, ArmCommand(joint_positions=HOME, gripper_width=[0.02, 0.04])),
+    (NOW, FRESH, ArmCommand(joint_positions=HOME, gripper_force=np.zeros(2))),
+    (NOW, FRESH, ArmCommand(joint_positions=HOME, gripper_speed="0.05")),
+], ids=["nan clock", "inf clock", "str clock", "nan stamp", "-inf stamp", "str stamp", "array stamp", "no stamps",
+        "2-vector width", "array force", "str speed"])
+def test_what_the_envelope_cannot_interpret_gives_a_latched_stop(clock, stamps, command):
+    envelope = SafetyEnvelope()
+    assert isinstance(envelope.filter(command, clock, stamps, HOME), Stop)
+    assert isinstance(envelope.filter(ArmCommand(joint_positions=HOME), NOW, FRESH, HOME), Stop)  # latched
+    assert envelope.reset()
+    assert isinstance(envelope.filter(ArmCommand(joint_positions=HOME), NOW, FRESH, HOME), SafeCommand)
+
+
+@pytest.mark.parametrize("streams", [(), [], "image", ("image", "")])
+def test_a_config_without_required_streams_is_refused(streams):
+    with pytest.raises(UserError, match="required_streams"):
+        SafetyEnvelope(SafetyConfig(required_streams=streams))

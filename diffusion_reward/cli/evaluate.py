@@ -24,11 +24,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ope.add_argument("--fqe-steps", type=int, default=2_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")
+    p.add_argument("--force", action="store_true", help="replace an existing --json / --video (never an input)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
+    from ..outputs import check_output
 
+    inputs = {"--policy": args.policy, "--data": args.data}
+    for flag, path in (("--json", args.json), ("--video", args.video)):
+        if path:
+            check_output(path, inputs, force=args.force, flag=flag)
     if args.ope or args.data:
         if not (args.ope and args.data):
             raise UserError("off-policy evaluation needs both --ope and --data HELDOUT.")

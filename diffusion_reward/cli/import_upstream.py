@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from ..outputs import check_output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,14 +22,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reward-type", choices=("entropy", "likelihood"),
                    help="reward type of --stats (default: from its path, .../entropy/... or .../likelihood/...)")
     p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--force", action="store_true", help="replace an existing --out (never an input)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..upstream import import_upstream
 
-    if args.out.exists() and not args.force:
-        raise UserError(f"{args.out} exists; pass --force to overwrite it")
+    check_output(args.out, {"--video-checkpoint": args.video_checkpoint, "--video-config": args.video_config,
+                            "--codec-checkpoint": args.codec_checkpoint, "--stats": args.stats}, force=args.force)
     if args.task and not args.stats:
         raise UserError("--task selects statistics; pass the statistics file with --stats")
     model = import_upstream(args.video_checkpoint, args.video_config, codec_checkpoint=args.codec_checkpoint,

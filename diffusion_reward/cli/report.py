@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 
+from ..outputs import check_output
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="reward model file (default: the shipped model of the task's domain)")
     p.add_argument("--task", required=True, help="task to collect (or to check the dataset against)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for metrics.json, report.md and plots")
+    p.add_argument("--force", action="store_true", help="write into an existing, non-empty --out folder")
     p.add_argument("--episodes", type=int, default=5, help="episodes per epsilon in simulation (default 5)")
     p.add_argument("--data", metavar="DATASET", help="read episodes (with an `epsilon` attribute) instead of collecting")
     p.add_argument("--compare-model", metavar="MODEL", help="second model scored on the same episodes")
@@ -27,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..report import ReportConfig, build_report
 
+    check_output(args.out, {"--model": args.model, "--data": args.data, "--compare-model": args.compare_model,
+                            "--lpips-weights": args.lpips_weights}, force=args.force)
     cfg = ReportConfig(model=args.model, task=args.task, out=args.out, episodes=args.episodes, data=args.data,
                        compare_model=args.compare_model, max_steps=args.max_steps, reward_type=args.reward_type,
                        skip_step=args.skip_step, num_samples=args.num_samples, seed=args.seed, device=args.device,

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from ..outputs import check_output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", metavar="NEW_MODEL", help="write the model with its new statistics here")
     out.add_argument("--in-place", action="store_true", help="update --model itself")
+    p.add_argument("--force", action="store_true", help="replace an existing --out (never an input)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -29,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out and Path(args.out).resolve() == Path(args.model).resolve():
         raise UserError("--out is the model itself; pass --in-place to update it.")
+    if args.out:
+        check_output(args.out, {"--model": args.model, "--data": args.data}, force=args.force)
     model = RewardModel.load(args.model)
     episodes, provenance = load_episodes([args.data], model.image_size)
     tasks = sorted({e.task for e in episodes})

@@ -35,11 +35,14 @@ P = TypeVar("P")
 
 
 def declare_params(transport, params_cls: type[P]) -> P:
-    """Declare every field of `params_cls` on `transport` (default + help) and return the validated values."""
+    """Declare every field of `params_cls` on `transport` (default + help) and return the validated values.
+
+    The nodes read their parameters once, at start-up, so every one is declared read-only: `ros2 param set`
+    is refused instead of reporting success and changing nothing."""
     values = {}
     for f in dataclasses.fields(params_cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        value = transport.declare_parameter(f.name, default, f.metadata.get("help", ""))
+        value = transport.declare_parameter(f.name, default, f.metadata.get("help", ""), read_only=True)
         values[f.name] = coerce_parameter(f.name, value, default)
     params = params_cls(**values)
     if hasattr(params, "validate"):

@@ -16,13 +16,17 @@ What `filter` guarantees for every `SafeCommand` it returns (property-tested wit
 - Allegro hand joints inside their limits and at most `hand_max_step` from the last hand command.
 
 It returns `Stop` (hold the measured position) and LATCHES, until `reset()`, on: a non-finite value anywhere
-in the command or the measured joints, a stale or missing observation stream (older than
-`max_observation_age_s`, or stamped in the future), the software e-stop, or a measured TCP outside the
-workspace. Out-of-range finite values are clipped, not refused, and the clip reasons are reported.
+in the command or the measured joints, a gripper value that is not one number, a stale or missing observation
+stream (older than `max_observation_age_s`, or stamped in the future), a clock or stamp it cannot read (NaN,
+inf, not a number), the software e-stop, or a measured TCP outside the workspace. It fails closed: a value
+it cannot interpret gives a Stop, never an exception and never a SafeCommand. Out-of-range finite values are
+clipped, not refused, and the clip reasons are reported.
 Shadow mode computes everything and marks the result `shadow=True`: callers log it and never send it.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -37,6 +41,7 @@ _FINGER_MIN, _FINGER_MAX = (-0.47, -0.196, -0.174, -0.227), (0.47, 1.61, 1.709, 
 _THUMB_MIN, _THUMB_MAX = (0.263, -0.105, -0.189, -0.162), (1.396, 1.163, 1.644, 1.719)
 ALLEGRO_Q_MIN = _FINGER_MIN * 3 + _THUMB_MIN
 ALLEGRO_Q_MAX = _FINGER_MAX * 3 + _THUMB_MAX
+GRIPPER_FIELDS = ("gripper_width", "gripper_force", "gripper_speed")
 
 
 @dataclass
@@ -72,6 +77,10 @@ class SafetyConfig:
             raise UserError(f"safety gripper_max_force must be >= 0, got {self.gripper_max_force}")
         if not 0 <= self.joint_margin < 0.3:
             raise UserError(f"safety joint_margin must be in [0, 0.3) rad, got {self.joint_margin}")
+        streams = self.required_streams
+        if isinstance(streams, str) or not streams or not all(isinstance(n, str) and n for n in streams):
+            raise UserError(f"safety required_streams must name at least one observation stream, got {streams!r}: "
+                            "without one the watchdog could never stop the arm")
         low, high = np.asarray(self.workspace_min, float), np.asarray(self.workspace_max, float)
         if low.shape != (3,) or high.shape != (3,) or not np.all(np.isfinite(low)) or not np.all(low < high):
             raise UserError(f"safety workspace_min {self.workspace_min} must be below workspace_max "
@@ -161,6 +170,10 @@ class SafetyEnvelope:
             return self._stop(stale, hold)
         if not _all_finite(command):
             return self._stop("non-finite value in the command (NaN or inf)", hold)
+        not_scalar = next((n for n in GRIPPER_FIELDS if getattr(command, n) is not None
+                           and _real_number(getattr(command, n)) is None), None)
+        if not_scalar:
+            return self._stop(f"command {not_scalar} is not a single number", hold)
         if not self.kinematics.within_limits(measured):
             return self._stop("measured joint positions are outside the hard joint limits", hold)
         tcp_now = self.kinematics.fk(measured)[:3, 3]
@@ -202,12 +215,20 @@ class SafetyEnvelope:
         return Stop(reason, hold)
 
     def _stale_stream(self, now_ns: int, obs_stamps: Mapping[str, int | None]) -> str | None:
+        """Why the observations cannot be trusted now (missing, stale, future or unreadable stamps), or None."""
         max_age_ns = self.config.max_observation_age_s * 1e9
+        now = _real_number(now_ns)
+        if now is None:
+            return f"the clock reads {now_ns!r}, not a finite number of ns"
+        if not isinstance(obs_stamps, Mapping):
+            return f"observation stamps are {type(obs_stamps).__name__}, not a mapping of stream -> ns"
         for stream in self.config.required_streams:
-            stamp = obs_stamps.get(stream)
-            if stamp is None:
+            if obs_stamps.get(stream) is None:
                 return f"no {stream} received"
-            age_ns = now_ns - stamp
+            stamp = _real_number(obs_stamps[stream])
+            if stamp is None:
+                return f"{stream} is stamped {obs_stamps[stream]!r}, not a finite number of ns"
+            age_ns = now - stamp
             if age_ns > max_age_ns:
                 return f"{stream} is stale ({age_ns / 1e9:.3f} s old, limit {self.config.max_observation_age_s} s)"
             if age_ns < -max_age_ns:
@@ -263,6 +284,18 @@ def _as_vector(values, size: int) -> np.ndarray | None:
     except (TypeError, ValueError):
         return None
     return array if array.shape == (size,) else None
+
+
+def _real_number(value) -> int | float | None:
+    """`value` as a Python int or float if it is one finite real number (not a bool, string or array; integers
+    within int64, the range of ns stamps), else None. Integers stay exact: ns near 1e18 exceed float precision."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value) if abs(int(value)) < 2**63 else None
+    return float(value) if math.isfinite(value) else None
 
 
 def _all_finite(command: ArmCommand) -> bool:

@@ -53,8 +53,9 @@ class Transport(abc.ABC):
 
     # -- parameters --------------------------------------------------------------------------------
     @abc.abstractmethod
-    def declare_parameter(self, name: str, default: Any, description: str = "") -> Any:
-        """Declare a parameter with its default; return the value in force (override or default)."""
+    def declare_parameter(self, name: str, default: Any, description: str = "", read_only: bool = False) -> Any:
+        """Declare a parameter with its default; return the value in force (override or default).
+        `read_only`: it is read only at start-up, so setting it later is refused (ROS: `ros2 param set` fails)."""
 
     # -- time and logging ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -89,13 +90,16 @@ class OverrideParameters:
         self.use_sim_time = bool(self.overrides.pop("use_sim_time", use_sim_time))
         self.parameters: dict[str, Any] = {"use_sim_time": self.use_sim_time}
         self.descriptions: dict[str, str] = {}
+        self.read_only: set[str] = set()
 
-    def declare_parameter(self, name: str, default: Any, description: str = "") -> Any:
+    def declare_parameter(self, name: str, default: Any, description: str = "", read_only: bool = False) -> Any:
         if name in self.descriptions:
             raise UserError(f"parameter '{name}' is declared twice on node '{self.name}'")
         value = self.overrides.get(name, default)
         self.parameters[name] = value
         self.descriptions[name] = description
+        if read_only:
+            self.read_only.add(name)
         return value
 
     def undeclared_overrides(self) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionClient
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
@@ -23,8 +24,9 @@ class FrankaGripperBridge(Node):
         from franka_msgs.action import Grasp, Move  # franka_ros2: an optional dependency of this package
 
         self.Grasp, self.Move = Grasp, Move
-        topic = self.declare_parameter("command_topic", "/policy_runner/gripper_command").value
-        namespace = self.declare_parameter("gripper_namespace", "/franka_gripper").value.rstrip("/")
+        startup_only = ParameterDescriptor(read_only=True)  # read here only: `ros2 param set` must refuse
+        topic = self.declare_parameter("command_topic", "/policy_runner/gripper_command", startup_only).value
+        namespace = self.declare_parameter("gripper_namespace", "/franka_gripper", startup_only).value.rstrip("/")
         self.move = (ActionClient(self, Move, f"{namespace}/move"), f"{namespace}/move")
         self.grasp = (ActionClient(self, Grasp, f"{namespace}/grasp"), f"{namespace}/grasp")
         self.create_subscription(Float64MultiArray, topic, self.on_command, 10)

@@ -140,8 +140,8 @@ class RclpyTransport(Transport):
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
         return _RclpyTimer(self.node.create_timer(period_s, callback))  # runs on the node clock (sim time aware)
 
-    def declare_parameter(self, name: str, default: Any, description: str = "") -> Any:
-        descriptor = ParameterDescriptor(description=description, dynamic_typing=default == [])
+    def declare_parameter(self, name: str, default: Any, description: str = "", read_only: bool = False) -> Any:
+        descriptor = ParameterDescriptor(description=description, dynamic_typing=default == [], read_only=read_only)
         return self.node.declare_parameter(name, default, descriptor).value
 
     def now_ns(self) -> int:
