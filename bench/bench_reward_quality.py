@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="base")
     p.add_argument("--steps-after-success", type=int, default=1,
                    help="expert training episodes end this many agent steps after success (-1: full length)")
+    p.add_argument("--frame-skip", type=int, help="video-model frame skip (default: the preset's)")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes per epsilon and task")
     p.add_argument("--reward-types", default="entropy", help="comma-separated: entropy,likelihood")
     p.add_argument("--codec-steps", type=int, help="default: the preset's")
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             if not model.exists():
                 ckpt = Path(str(model) + ".ckpt")
                 cfg = TrainConfig(data=data, out=str(model), preset=args.preset, codec_steps=args.codec_steps,
-                                  video_steps=args.video_steps, seed=TRAIN_SEED, checkpoint_dir=str(ckpt),
+                                  video_steps=args.video_steps, frame_skip=args.frame_skip, seed=TRAIN_SEED, checkpoint_dir=str(ckpt),
                                   resume=ckpt.is_dir() and any(ckpt.glob("ckpt-*.pt")))
                 timed(f"train {domain}", lambda: train_reward_model(cfg))
         for reward_type in args.reward_types.split(","):

@@ -38,7 +38,7 @@ def test_shipped_model_loads_with_statistics_and_is_the_default(domain, task):
 @pytest.mark.parametrize("task", ["assembly-v3", "coffee-push-v3"])
 def test_shipped_model_ranks_expert_above_random_on_fresh_seeds_paired(task):
     model = RewardModel.load(shipped_model_path(task))
-    scorer = RewardScorer(model, ScoreConfig(task=task, seed=SEEDS, dtype="bfloat16"))
+    scorer = RewardScorer(model, ScoreConfig(task=task, seed=SEEDS))  # float32: the same numbers on every CPU
     episodes = collect(task, 3, seed=SEEDS, epsilons=(0.0, 1.0), max_steps=60, progress=False)
     rows = task_rows(episodes)
     means = {}

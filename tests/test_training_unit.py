@@ -254,3 +254,16 @@ def test_codec_from_reuses_a_trained_codec_and_trains_only_the_video_model(data,
     assert 0 < usage["codes_used"] <= usage["num_codes"] and usage["codes_per_frame"] <= 64
     with pytest.raises(UserError, match="codec-from"):
         tiny_config(data, tmp_path / "x.safetensors", codec_from=str(tmp_path / "missing.safetensors")).resolved()
+
+
+def test_frame_skip_override_reaches_the_model_file_and_its_rows(data, tmp_path):
+    from diffusion_reward.reward import RewardScorer, ScoreConfig
+
+    out = train_reward_model(tiny_config(data, tmp_path / "k3.safetensors", frame_skip=3))
+    model = RewardModel.load(out)
+    assert model.config.video.frame_skip == 3 and model.config.preset == "tiny"
+    scorer = RewardScorer(model, ScoreConfig(standardize=False, reward_type="likelihood", noise=False))
+    assert scorer.row_frames([5], 10)[1].tolist() == [8]  # the successor scored is 3 frames ahead
+    assert np.isfinite(scorer.score_episode(square_video(0, 10, model.image_size)).raw).all()
+    with pytest.raises(UserError, match="frame-skip"):
+        tiny_config(data, tmp_path / "x.safetensors", frame_skip=0).resolved()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..offline.sources.rosbag import DEFAULT_GAP_S
+from ..precision import DTYPES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-noise", action="store_true", help="argmax chain (the authors' noise: false; parity only)")
     p.add_argument("--label-name", help="name of the label group reward_labels/<name> (default: the reward type)")
     p.add_argument("--chunk-size", type=int, default=64, help="rows per network batch (bounds memory)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="network precision (default float32; auto = bfloat16 where the hardware has native bf16)")
     p.add_argument("--device", default="cpu")
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..outputs import check_output
+from ..precision import DTYPES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,10 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resize", action="store_true", help="center-crop and resize frames to the model's image size")
     p.add_argument("--likelihood-compat", action="store_true",
                    help="likelihood mode with the authors' context layout (scored frame inside its own condition)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="network precision (default float32; auto = bfloat16 where the hardware has native bf16)")
     p.add_argument("--chunk-size", type=int, default=64, help="rows per network batch (memory bound)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, type=Path, help="output .npy (one episode) or .npz (all episodes)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out (never an input)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models.pretrained import resolve_model_path
     from ..reward import RewardScorer, ScoreConfig
 
+    check_output(args.out, {"--model": args.model, "--frames": args.frames, "--data": args.data}, force=args.force)
     episodes = _load_episodes(args)  # validate inputs before the (slower) model load
     model = RewardModel.load(resolve_model_path(args.model, args.task or episodes.task), device=args.device)
     task = args.task or (episodes.task if not args.raw else None)

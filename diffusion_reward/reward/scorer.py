@@ -18,6 +18,7 @@ seeded by (seed, row index in the episode, sample index), so batch == chunked ==
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +28,7 @@ import torch
 from ..errors import UserError
 from ..models.model_file import REWARD_TYPES, RewardModel
 from ..models.video import context_window, gather_context, index_to_log_onehot, multinomial_kl
+from ..precision import resolve_dtype
 
 # noise hook: (row ids (B,), sample index) -> function(evaluation index) -> uniforms (B, K+1, L) in (0, 1)
 NoiseSource = Callable[[np.ndarray, int], Callable[[int], torch.Tensor]]
@@ -42,7 +44,7 @@ class ScoreConfig:
     task: str | None = None
     standardize: bool = True  # needs the model's statistics for (task, type, skip, samples)
     chunk_size: int = 64  # rows per network batch; bounds memory, does not change the numbers
-    dtype: str = "float32"  # float32 | bfloat16 (autocast for the networks; diffusion math stays float32)
+    dtype: str = "float32"  # float32 | bfloat16 | auto (autocast for the networks; diffusion math stays float32)
     likelihood_compat: bool = False
     resize: bool = False  # center-crop to square and INTER_AREA-resize frames of another size
 
@@ -73,8 +75,7 @@ class RewardScorer:
             raise UserError(f"skip step must be in [0, {self.video.num_timesteps - 2}], got {cfg.skip_step}")
         if cfg.num_samples < 1 or cfg.chunk_size < 1:
             raise UserError("num_samples and chunk_size must be at least 1")
-        if cfg.dtype not in ("float32", "bfloat16"):
-            raise UserError(f"dtype must be float32 or bfloat16, got {cfg.dtype!r}")
+        self.cfg = cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, model.device))  # "auto" resolved
         if cfg.likelihood_compat and (cfg.reward_type != "likelihood" or vc.context_embedding != "upstream"):
             raise UserError("likelihood_compat needs reward type likelihood and a model with the upstream "
                             "context embedding (e.g. an imported checkpoint)")

@@ -47,6 +47,7 @@ class TrainConfig:
     perceptual_weight: float = 0.1       # only used when lpips_weights is given
     lpips_weights: str | None = None
     codec_from: str | None = None        # a model file whose (frozen) codec to reuse: skips the codec phase
+    frame_skip: int | None = None        # video model: context stride and prediction horizon k (None: the preset's)
     seed: int = 0
     val_fraction: float = 0.1            # fraction of episodes (per task) held out for validation
     val_every: int | None = None
@@ -56,7 +57,7 @@ class TrainConfig:
     resume: bool = False
     all_episodes: bool = False           # default: only successful (expert) episodes of HDF5 datasets
     device: str = "cpu"
-    bf16: bool = True                    # bf16 autocast for both networks (CPU and CUDA)
+    bf16: bool | None = None             # bf16 autocast for both networks (None: where bf16 is native, precision.py)
     progress: bool = True
 
     def resolved(self) -> "TrainConfig":
@@ -64,6 +65,10 @@ class TrainConfig:
             raise UserError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESET_DEFAULTS)}.")
         filled = {k: v for k, v in PRESET_DEFAULTS[self.preset].items() if getattr(self, k) is None}
         cfg = dataclasses.replace(self, **filled)
+        if cfg.bf16 is None:
+            from ..precision import bf16_is_fast
+
+            cfg.bf16 = bf16_is_fast(cfg.device)
         if cfg.checkpoint_dir is None:
             cfg.checkpoint_dir = str(Path(cfg.out).with_name(Path(cfg.out).name + ".ckpt"))
         cfg.validate()
@@ -77,6 +82,8 @@ class TrainConfig:
         for name in ("codec_steps", "video_steps"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0.")
+        if self.frame_skip is not None and self.frame_skip < 1:
+            raise UserError(f"--frame-skip must be at least 1, got {self.frame_skip}.")
         if self.codebook_restart_every < 0:
             raise UserError("--codebook-restart-every must be >= 0.")
         for name in ("codec_batch_size", "batch_size", "checkpoint_every", "val_every"):
@@ -86,6 +93,15 @@ class TrainConfig:
             raise UserError(f"--codec-from file {self.codec_from} does not exist.")
         if self.lpips_weights is not None and not Path(self.lpips_weights).is_file():
             raise UserError(f"--lpips-weights file {self.lpips_weights} does not exist.")
+
+    def model_config(self):
+        """The preset's RewardModelConfig with this run's overrides (frame skip)."""
+        from ..models.presets import get_preset
+
+        config = get_preset(self.preset)
+        if self.frame_skip is None:
+            return config
+        return dataclasses.replace(config, video=dataclasses.replace(config.video, frame_skip=self.frame_skip))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

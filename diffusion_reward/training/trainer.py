@@ -55,7 +55,7 @@ class RewardTrainer:
             if getattr(cfg, name) % self.dist.world_size:
                 raise UserError(f"{name} {getattr(cfg, name)} is not divisible by the {self.dist.world_size} ranks.")
         self.device = torch.device(self.dist.device)
-        self.model = RewardModel.from_preset(cfg.preset, seed=cfg.seed)
+        self.model = RewardModel.from_config(cfg.model_config(), seed=cfg.seed)
         self.model.codec.to(self.device)
         self.model.video.to(self.device)
         torch.manual_seed(cfg.seed * 1000 + self.dist.rank)  # diffusion times / noise differ between ranks
@@ -71,9 +71,10 @@ class RewardTrainer:
         resume = self.checkpoints.latest() if cfg.resume else None
         if cfg.resume and resume is None:
             raise UserError(f"--resume: no checkpoint in {cfg.checkpoint_dir}.")
-        if resume is not None and json.loads(resume["config"])["preset"] != cfg.preset:
-            raise UserError(f"the checkpoints in {cfg.checkpoint_dir} are of preset "
-                            f"{json.loads(resume['config'])['preset']!r}, not {cfg.preset!r}.")
+        saved = json.loads(resume["config"]) if resume is not None else None
+        if saved is not None and (saved["preset"], saved.get("frame_skip")) != (cfg.preset, cfg.frame_skip):
+            raise UserError(f"the checkpoints in {cfg.checkpoint_dir} are of preset {saved['preset']!r} (frame skip "
+                            f"{saved.get('frame_skip')}), not {cfg.preset!r} (frame skip {cfg.frame_skip}).")
         if not cfg.resume and self.checkpoints.existing():
             raise UserError(f"{cfg.checkpoint_dir} holds checkpoints of an earlier run; pass --resume or "
                             "choose another --checkpoint-dir.")
@@ -127,7 +128,7 @@ class RewardTrainer:
 
     def _train_codec(self, resume: dict | None) -> None:
         cfg, codec = self.cfg, self.model.codec
-        disc = PatchDiscriminator(base_channels=codec.config.channels[0] // 2)  # paper: 64, as upstream.to(self.device)
+        disc = PatchDiscriminator(base_channels=codec.config.channels[0] // 2).to(self.device)  # paper: 64, as upstream
         lpips = None
         if cfg.lpips_weights:
             from ..models.lpips import LPIPS
