@@ -91,7 +91,7 @@ def eval_episodes(task: str, episodes: int, seed: int, path: Path, max_steps: in
 
 
 def score_and_analyse(model_path: Path, task: str, episodes: list, reward_type: str, out: Path,
-                      dtype: str = "bfloat16") -> dict:
+                      dtype: str = "auto") -> dict:
     """Raw rewards of every evaluation episode (AUROC and Spearman do not depend on the standardisation)."""
     from diffusion_reward.models import RewardModel
     from diffusion_reward.report.quality import analyse, strip_replicates
@@ -260,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-metaworld", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--model-adroit", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"),
-                   help="network precision for scoring (the codec stays float32; see --ship for the accuracy)")
+    p.add_argument("--dtype", default="auto", choices=("float32", "bfloat16", "auto"),
+                   help="network precision for scoring (auto: bf16 where the hardware has it; the codec stays "
+                        "float32; see --ship for the bf16 accuracy)")
     p.add_argument("--tasks", help="only these comma-separated tasks (default: every task of the domains)")
     p.add_argument("--cached-only", action="store_true", help="print the tables of the tasks already scored")
     p.add_argument("--ship", action="store_true",
