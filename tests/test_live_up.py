@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -42,7 +43,10 @@ def test_live_up_records_until_sigint_and_survives_a_failing_node(tmp_path):
         {"node": "camera", "after": ["reward_labeller"]},  # so this one never starts
     ]}))
     proc = subprocess.Popen([sys.executable, "-m", "diffusion_reward", "live", "up", "--config", str(config),
-                             "--domain-id", str(DOMAIN)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--domain-id", str(DOMAIN)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # read as it comes
+    reader.start()
     robot = DdsTransport("test_robot", domain_id=DOMAIN, config="loopback")
     try:
         start = robot.create_publisher(msgs.Empty, "/episode/start")
@@ -61,11 +65,15 @@ def test_live_up_records_until_sigint_and_survives_a_failing_node(tmp_path):
                                       data=frame.tobytes()))
             time.sleep(0.05)
         time.sleep(0.5)
+        # SIGINT only once the labeller's start-up error has been reported: on a loaded machine its import can
+        # take longer than the frames above, and a SIGINT before it exits would make it end with -2, not 2
+        wait_for(lambda: any("reward_labeller exited" in line for line in lines), 120, "the labeller to exit")
     finally:
         robot.shutdown()
     proc.send_signal(signal.SIGINT)  # no /episode/stop: the recorder must save the open episode on its way out
-    out, _ = proc.communicate(timeout=60)
-    out = out.decode()
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    out = "".join(lines)
     assert proc.returncode == 2, out  # the labeller's start-up error is the set's exit code
     assert "[reward_labeller] error: parameter task is empty" in out
     assert "[live] reward_labeller exited with code 2" in out
