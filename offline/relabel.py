@@ -95,7 +95,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
         "model_path": str(cfg.model), "model_hash": model.weights_hash, "task": task, "reward_type": cfg.reward_type,
         "skip_step": cfg.skip_step, "num_samples": cfg.num_samples, "noise": cfg.noise, "seed": cfg.seed,
         "stats_mean": mean, "stats_std": std, "resize": cfg.resize, "image_size": model.image_size,
-        "alignment": REWARD_ALIGNMENT, "software_version": __version__, "source_path": str(src), "source_kind": kind,
+        "dtype": scorer.cfg.dtype, "alignment": REWARD_ALIGNMENT, "software_version": __version__, "source_path": str(src), "source_kind": kind,
         "source_options": {"image_topic": cfg.image_topic, "state_topic": cfg.state_topic,
                            "action_topic": cfg.action_topic, "episode_topic": cfg.episode_topic,
                            "rate_hz": cfg.rate_hz, "tolerance_s": cfg.tolerance_s, "gap_s": cfg.gap_s},

@@ -57,6 +57,18 @@ def direct_scores(model_path, frames, resize=False, seed=0, skip=9):
     return scorer.score_episode(frames)
 
 
+def test_dtype_auto_is_recorded_as_the_precision_it_ran_in(tmp_path, capsys, model_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"architecture": "x86_64", "avx2": True})
+    src = write_source(tmp_path / "src.hdf5", episodes=1)
+    rc, _, err = relabel(capsys, "--model", model_path, "--input", src, "--out", tmp_path / "out.hdf5",
+                         "--dtype", "auto")
+    assert rc == 0, err
+    with Dataset(tmp_path / "out.hdf5") as ds:
+        assert ds[0].reward_labels["entropy"]["attrs"]["dtype"] == "float32"  # no native bf16 on this "CPU"
+
+
 def test_hdf5_relabel_equals_direct_scoring(tmp_path, capsys, model_path):
     src = write_source(tmp_path / "src.hdf5")
     before = tree_hash(src)

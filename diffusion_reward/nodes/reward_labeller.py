@@ -260,6 +260,6 @@ def _load_scorer(p: RewardLabellerParams):
         "model_path": p.model_path, "model_hash": model.weights_hash, "task": p.task, "reward_type": p.reward_type,
         "skip_step": p.skip_step, "num_samples": p.num_samples, "noise": p.noise, "seed": p.seed,
         "stats_mean": mean, "stats_std": std, "alpha": p.alpha, "crop": p.crop, "image_size": model.image_size,
-        "dtype": p.dtype, "synchronous": p.synchronous,
+        "dtype": scorer.cfg.dtype, "synchronous": p.synchronous,  # "auto" resolved for this machine
     }
     return model, scorer, provenance
