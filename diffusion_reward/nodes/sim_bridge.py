@@ -41,6 +41,7 @@ from .params import declare_params
 FINGERS = ["fr3_finger_joint1", "fr3_finger_joint2"]
 GRIPPER_OPEN_WIDTH = 0.08
 METAWORLD_STEP_M = 0.01  # Sawyer mocap metres per unit action per physics step (MetaWorld's action_scale)
+SIM_STATE_STREAM = "sim_state"  # the envelope's one required stream in the sim: the simulation's own state
 
 
 @dataclass
@@ -153,7 +154,7 @@ class SimBridgeNode:
         mapped = np.array([self._to_base(c, raw.hand_init_pos) for c in corners])
         margin = 0.05
         return SafetyConfig(control_period_s=self.env.control_dt, max_joint_velocity=self.params.max_joint_velocity,
-                            max_ee_speed=self.params.max_ee_speed, required_streams=(),
+                            max_ee_speed=self.params.max_ee_speed, required_streams=(SIM_STATE_STREAM,),
                             workspace_min=tuple(mapped.min(0) - margin), workspace_max=tuple(mapped.max(0) + margin))
 
     # -- frames -----------------------------------------------------------------------------------
@@ -203,7 +204,8 @@ class SimBridgeNode:
             command = ArmCommand(joint_positions=self.target_q)
         move = np.zeros(3)
         if command is not None:
-            out = self.envelope.filter(command, self.sim_ns, {}, self.q)
+            # the simulated robot's observation is its own state, current by construction (SIM_STATE_STREAM)
+            out = self.envelope.filter(command, self.sim_ns, {SIM_STATE_STREAM: self.sim_ns}, self.q)
             if isinstance(out, Stop):
                 if not out.reason.startswith("latched"):
                     self.transport.log("error", f"command refused: {out.reason}; ~/reset to resume")
