@@ -309,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             if not model.exists():
                 ckpt = Path(str(model) + ".ckpt")
                 cfg = TrainConfig(data=data, out=str(model), preset=args.preset, codec_steps=args.codec_steps,
-                                  video_steps=args.video_steps, frame_skip=args.frame_skip, seed=TRAIN_SEED, checkpoint_dir=str(ckpt),
-                                  resume=ckpt.is_dir() and any(ckpt.glob("ckpt-*.pt")))
+                                  video_steps=args.video_steps, frame_skip=args.frame_skip, seed=TRAIN_SEED,
+                                  checkpoint_dir=str(ckpt), resume=ckpt.is_dir() and any(ckpt.glob("ckpt-*.pt")))
                 timed(f"train {domain}", lambda: train_reward_model(cfg))
         for reward_type in args.reward_types.split(","):
             results = {}

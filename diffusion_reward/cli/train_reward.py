@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="VGG16-LPIPS weights file; adds the perceptual loss (never downloaded)")
     p.add_argument("--all-episodes", action="store_true", help="also train on unsuccessful episodes")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast for both networks (default: on where the hardware has native bf16, else float32)")
+                   help="bf16 autocast for both networks (default: on where the hardware has native bf16, "
+                        "else float32)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 

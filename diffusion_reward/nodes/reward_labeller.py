@@ -55,8 +55,8 @@ class RewardLabellerParams:
     seed: int = field(default=0, metadata={"help": "sampling seed (same seed, same rewards)"})
     alpha: float = field(default=0.95, metadata={"help": "Eq. 5 RND weight, recorded for the learner"})
     device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:1"})
-    dtype: str = field(default="float32", metadata={"help": "network precision: float32 | bfloat16 | auto (bfloat16 where the "
-                                                                   "hardware has native bf16)"})
+    dtype: str = field(default="float32", metadata={
+        "help": "network precision: float32 | bfloat16 | auto (bfloat16 where the hardware has native bf16)"})
     crop: str = field(default="center", metadata={"help": "center | none | x,y,w,h (pixels) before resize"})
     image_topic: str = field(default="/camera/camera/color/image_raw",
                              metadata={"help": "colour image topic (…/compressed: CompressedImage)"})
