@@ -113,7 +113,7 @@ def score_and_analyse(model_path: Path, task: str, episodes: list, reward_type: 
     return result
 
 
-def bf16_accuracy(full, half, frames) -> dict:
+def bf16_accuracy(full, half, frames, reward_type: str) -> dict:
     """How much rounding the weights to bf16 moves the reward of one episode, in nats. With sampling noise a
     rounded logit can flip one Gumbel-max draw and send that row's chain elsewhere (rows jump by tens of nats
     from frame to frame anyway), so the per-row comparison is made on the argmax chain (noise off), and the
@@ -123,7 +123,8 @@ def bf16_accuracy(full, half, frames) -> dict:
     from diffusion_reward.reward import RewardScorer, ScoreConfig
 
     def raw(model, noise):
-        return RewardScorer(model, ScoreConfig(standardize=False, noise=noise)).score_episode(frames).raw
+        cfg = ScoreConfig(reward_type=reward_type, standardize=False, noise=noise, dtype="float32")
+        return RewardScorer(model, cfg).score_episode(frames).raw
 
     a, b = raw(full, False), raw(half, False)
     c, d = raw(full, True), raw(half, True)
@@ -134,10 +135,12 @@ def bf16_accuracy(full, half, frames) -> dict:
 STATS_EPISODES = 8  # expert episodes per task for the shipped statistics
 
 
-def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path, steps_after_success: int | None) -> dict:
-    """bf16 copy of the model + entropy statistics (skip 9, 1 sample) for `tasks`, from the first STATS_EPISODES
-    expert episodes collected with the training seed (seen tasks: training data); returns the bf16-vs-float32
-    reward accuracy of the weights on one episode per task."""
+def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path, steps_after_success: int | None,
+         reward_types: list[str]) -> dict:
+    """bf16 copy of the model + statistics (skip 9, 1 sample) of every reward type for `tasks`, from the first
+    STATS_EPISODES expert episodes collected with the training seed (seen tasks: training data); the first reward
+    type becomes the model's own (`reward_type: auto`). Returns the bf16-vs-float32 reward accuracy of the weights
+    on one episode per task."""
     import numpy as np
 
     from diffusion_reward.models import RewardModel
@@ -150,7 +153,8 @@ def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path,
     full.save(tmp, weights_dtype="bfloat16")
     half = RewardModel.load(tmp)
     half.stats = {}
-    half.provenance |= {"weights_dtype": "bfloat16", "shipped_from": str(model_path), "weights_hash_float32": full.weights_hash}
+    half.provenance |= {"weights_dtype": "bfloat16", "shipped_from": str(model_path),
+                        "weights_hash_float32": full.weights_hash, "reward_type": reward_types[0]}
     accuracy = []
     for task in tasks:
         data = work / "data" / f"{task}.h5"
@@ -158,12 +162,15 @@ def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path,
             collect_experts(task, DOMAINS[domain]["episodes"] // 2, steps_after_success, data)
         episodes, provenance = load_episodes([str(data)], half.image_size)
         frames = [e.frames for e in episodes][:STATS_EPISODES]
-        stats = compute_stats(half, frames, task, progress=False)
-        store_stats(half, stats, source=f"{data.name} sha256:{provenance[0]['sha256']} first {stats.episodes} episodes "
-                                        f"frames:{stats.frames} seed:0")
-        accuracy.append({"task": task, "reward_std_nats": stats.std, **bf16_accuracy(full, half, frames[0])})
-        print(f"ship {domain} {task}: stats mean {stats.mean:.2f} std {stats.std:.2f}; bf16 vs float32 weights: "
-              + ", ".join(f"{k} {v:.3f}" for k, v in accuracy[-1].items() if k != "task"), flush=True)
+        for reward_type in reward_types:
+            stats = compute_stats(half, frames, task, reward_type, progress=False)
+            store_stats(half, stats, source=f"{data.name} sha256:{provenance[0]['sha256']} first {stats.episodes} "
+                                            f"episodes frames:{stats.frames} seed:0")
+            accuracy.append({"task": task, "reward_type": reward_type, "reward_std_nats": stats.std,
+                             **bf16_accuracy(full, half, frames[0], reward_type)})
+            print(f"ship {domain} {task} {reward_type}: stats mean {stats.mean:.2f} std {stats.std:.2f}; bf16 vs "
+                  "float32 weights: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy[-1].items()
+                                                  if k not in ("task", "reward_type")), flush=True)
     half.provenance["bf16_accuracy"] = accuracy
     half.save(out, weights_dtype="bfloat16")
     tmp.unlink()
@@ -254,11 +261,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="expert training episodes end this many agent steps after success (-1: full length)")
     p.add_argument("--frame-skip", type=int, help="video-model frame skip (default: the preset's)")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes per epsilon and task")
-    p.add_argument("--reward-types", default="entropy", help="comma-separated: entropy,likelihood")
+    p.add_argument("--reward-types", default="likelihood,entropy",
+                   help="comma-separated, evaluated and (--ship) given statistics; the first is the shipped "
+                        "model's own reward type (what --reward-type auto scores)")
     p.add_argument("--codec-steps", type=int, help="default: the preset's")
     p.add_argument("--video-steps", type=int, help="default: the preset's")
     p.add_argument("--model-metaworld", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--model-adroit", type=Path, help="evaluate this model instead of training one")
+    p.add_argument("--codec-metaworld", type=Path, help="train only the video model, on this model file's codec")
+    p.add_argument("--codec-adroit", type=Path, help="train only the video model, on this model file's codec")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dtype", default="auto", choices=("float32", "bfloat16", "auto"),
                    help="network precision for scoring (auto: bf16 where the hardware has it; the codec stays "
@@ -307,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
                         task, spec["episodes"], None if args.steps_after_success < 0 else args.steps_after_success, path))
                 data.append(str(path))
             if not model.exists():
-                ckpt = Path(str(model) + ".ckpt")
+                ckpt, codec = Path(str(model) + ".ckpt"), getattr(args, f"codec_{domain}")
                 cfg = TrainConfig(data=data, out=str(model), preset=args.preset, codec_steps=args.codec_steps,
                                   video_steps=args.video_steps, frame_skip=args.frame_skip, seed=TRAIN_SEED,
+                                  codec_from=str(codec) if codec else None,
                                   checkpoint_dir=str(ckpt), resume=ckpt.is_dir() and any(ckpt.glob("ckpt-*.pt")))
                 timed(f"train {domain}", lambda: train_reward_model(cfg))
         for reward_type in args.reward_types.split(","):
@@ -332,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             from diffusion_reward.models.pretrained import PRETRAINED_DIR
 
             summary[f"ship/{domain}"] = ship(model, domain, seen, work, PRETRAINED_DIR / f"{domain}.safetensors",
-                                             None if args.steps_after_success < 0 else args.steps_after_success)
+                                             None if args.steps_after_success < 0 else args.steps_after_success,
+                                             args.reward_types.split(","))
     print("\ncolumns: AUROC(expert vs epsilon=1) [bootstrap 95 %] on the task rows and whole episodes; paired = "
           "same-seed expert win rate; Spearman(epsilon, task-row mean); AUROC vs the zero-action and frozen-first-"
           "frame controls (task rows); static-transition fraction at epsilon 0 / 1; Spearman(row reward, context "

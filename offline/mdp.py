@@ -30,14 +30,15 @@ from diffusion_reward.reward.combine import RewardMix
 
 OBS_MODES = ("state", "image", "both")
 RESET_SEED_ATTRS = ("reset_seed", "episode_seed")  # episode attrs naming the sim layout (see offline.evaluate)
-LABEL_TYPES = {"diffusion": "entropy", "likelihood": "likelihood"}  # --reward shorthand -> label reward_type
+# --reward shorthand -> the label reward types it accepts (diffusion: whichever of the two the dataset carries)
+LABEL_TYPES = {"diffusion": ("entropy", "likelihood"), "entropy": ("entropy",), "likelihood": ("likelihood",)}
 
 
 @dataclass
 class MDPSpec:
     obs: str = "image"  # state | image | both
     frame_stack: int = 1
-    reward: str = "diffusion"  # diffusion | likelihood | sparse | <label name>
+    reward: str = "diffusion"  # diffusion | entropy | likelihood | sparse | <label name>
     alpha: float = 0.95
     beta: float = 1.0
 
@@ -88,8 +89,8 @@ def resolve_label(dataset, reward: str, path) -> tuple[str | None, dict[str, Any
     if reward in labels:
         name = reward
     else:
-        wanted = LABEL_TYPES.get(reward)
-        matches = [n for n, a in labels.items() if wanted is not None and a.get("reward_type") == wanted]
+        wanted = LABEL_TYPES.get(reward, ())
+        matches = [n for n, a in labels.items() if a.get("reward_type") in wanted]
         present = ", ".join(f"{n} ({a.get('reward_type', '?')})" for n, a in labels.items()) or "none"
         if not matches:
             raise UserError(f"{path} has no reward label "

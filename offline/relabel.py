@@ -52,7 +52,7 @@ class RelabelConfig:
     gap_s: float = DEFAULT_GAP_S
     resize: bool = False
     resume: bool = False
-    reward_type: str = "entropy"
+    reward_type: str = "auto"  # entropy | likelihood | auto (the model's own, RewardModel.reward_type)
     skip_step: int = 9
     num_samples: int = 1
     noise: bool = True
@@ -85,6 +85,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
 
         cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task or source_task))
         model = RewardModel.load(cfg.model, device=cfg.device)
+    cfg = replace(cfg, reward_type=model.resolve_reward_type(cfg.reward_type))  # "auto": the model's own type
     task = cfg.task or source_task or _model_task(model, cfg)
     scorer = RewardScorer(model, ScoreConfig(
         reward_type=cfg.reward_type, skip_step=cfg.skip_step, num_samples=cfg.num_samples, noise=cfg.noise,

@@ -49,7 +49,7 @@ class TrainPolicyConfig:
     data: str
     out: str
     algo: str = "iql"
-    reward: str = "diffusion"  # diffusion | likelihood | sparse | <label name>
+    reward: str = "diffusion"  # diffusion | entropy | likelihood | sparse | <label name>
     alpha: float = 0.95
     beta: float = 1.0
     obs: str = "image"  # state | image | both

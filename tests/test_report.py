@@ -68,7 +68,9 @@ def test_report_from_simulation_compares_two_models(models, tmp_path, capsys):
     # standardised = (raw - mean) / std of the stored statistics: the same episodes, other model, other scale
     assert m["compare_model"]["whole"]["per_group"]["0.0"]["mean"] != m["whole"]["per_group"]["0.0"]["mean"]
     md = (out / "report.md").read_text()
-    assert "Rewards are **raw**" in md and "Rewards are **standardised**" in md and "Spearman" in md
+    assert m["reward_type"] == m["compare_model"]["reward_type"] == "entropy"  # "auto": files that do not say
+    assert "Rewards (entropy) are **raw**" in md and "Rewards (entropy) are **standardised**" in md
+    assert "Spearman" in md
     assert "frozen-first-frame" in md and "Stillness diagnostics" in md
 
 

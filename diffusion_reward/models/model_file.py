@@ -19,13 +19,13 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
+from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPES
 from .codec import Codec, frames_to_input
 from .presets import RewardModelConfig, get_preset
 from .video import VideoModel
 
 FORMAT_NAME = "diffusion_reward.model"
 FORMAT_VERSION = 1
-REWARD_TYPES = ("entropy", "likelihood")
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
@@ -72,6 +72,19 @@ class RewardModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.codec.quant_conv.weight.device
+
+    @property
+    def reward_type(self) -> str:
+        """The reward type this model was validated with (provenance `reward_type`; entropy, the paper's, if the
+        file does not say): what `reward_type="auto"` scores."""
+        return self.provenance.get("reward_type", "entropy")
+
+    def resolve_reward_type(self, reward_type: str) -> str:
+        if reward_type == "auto":
+            return self.reward_type
+        if reward_type not in REWARD_TYPES:
+            raise UserError(f"reward type must be one of {', '.join(REWARD_TYPE_CHOICES)}, got {reward_type!r}")
+        return reward_type
 
     # -------------------------------------------------------------------------------------------------- tokens
     @torch.no_grad()

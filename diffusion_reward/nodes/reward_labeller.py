@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import UserError
+from ..reward_types import REWARD_TYPE_CHOICES
 from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, Time, \
     Vector3, Vector3Stamped
 from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, QoS, Transport
 from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
-REWARD_TYPES = ("entropy", "likelihood")
 # every episode boundary restarts the temporal context (and releases likelihood mode's last rows)
 EPISODE_END = object()
 EPISODE_BOUNDARIES = {"/episode/start": Empty, "/episode/stop": Empty, "/episode/result": Bool, "~/reset": Empty}
@@ -48,7 +48,8 @@ class RewardLabellerParams:
     model_path: str = field(default="", metadata={"help": "reward model file (.safetensors); empty: the shipped "
                                                           "model of the task's domain (MetaWorld / Adroit)"})
     task: str = field(default="", metadata={"help": "task whose standardisation statistics to use"})
-    reward_type: str = field(default="entropy", metadata={"help": "entropy (paper Eq. 3) or likelihood"})
+    reward_type: str = field(default="auto", metadata={
+        "help": "entropy (paper Eq. 3) | likelihood | auto (the model's own: likelihood for the shipped models)"})
     skip_step: int = field(default=9, metadata={"help": "diffusion step skip (9: 11 network evaluations)"})
     num_samples: int = field(default=1, metadata={"help": "reward samples averaged per frame"})
     noise: bool = field(default=True, metadata={"help": "Gumbel sampling noise (false only for parity checks)"})
@@ -68,8 +69,9 @@ class RewardLabellerParams:
     def validate(self) -> None:
         if not self.task:
             raise UserError("parameter task is empty: set it to the task whose statistics the model holds")
-        if self.reward_type not in REWARD_TYPES:
-            raise UserError(f"parameter reward_type must be one of {', '.join(REWARD_TYPES)}, got '{self.reward_type}'")
+        if self.reward_type not in REWARD_TYPE_CHOICES:
+            raise UserError(f"parameter reward_type must be one of {', '.join(REWARD_TYPE_CHOICES)}, "
+                            f"got '{self.reward_type}'")
         for name in ("skip_step", "num_samples", "queue_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"parameter {name} must be >= 1, got {getattr(self, name)}")
@@ -109,7 +111,7 @@ class RewardLabellerNode:
         if not p.synchronous:
             self._worker = threading.Thread(target=self._work, name=f"{transport.name}-model", daemon=True)
             self._worker.start()
-        transport.log("info", f"scoring {p.image_topic} with {p.model_path} (task {p.task}, {p.reward_type}, "
+        transport.log("info", f"scoring {p.image_topic} with {p.model_path} (task {p.task}, {self.scorer.cfg.reward_type}, "
                               f"skip {p.skip_step}, {p.num_samples} sample(s), "
                               f"{'synchronous' if p.synchronous else f'queue {p.queue_size}'})")
 
@@ -257,7 +259,8 @@ def _load_scorer(p: RewardLabellerParams):
                                              task=p.task, standardize=True, dtype=p.dtype))  # no statistics
     mean, std = scorer.stats
     provenance = {
-        "model_path": p.model_path, "model_hash": model.weights_hash, "task": p.task, "reward_type": p.reward_type,
+        "model_path": p.model_path, "model_hash": model.weights_hash, "task": p.task,
+        "reward_type": scorer.cfg.reward_type,  # "auto" resolved
         "skip_step": p.skip_step, "num_samples": p.num_samples, "noise": p.noise, "seed": p.seed,
         "stats_mean": mean, "stats_std": std, "alpha": p.alpha, "crop": p.crop, "image_size": model.image_size,
         "dtype": scorer.cfg.dtype, "synchronous": p.synchronous,  # "auto" resolved for this machine

@@ -33,7 +33,7 @@ class ReportConfig:
     data: str | None = None           # read episodes from this dataset instead (attribute `epsilon` per episode)
     compare_model: str | None = None  # second model scored on the same episodes
     max_steps: int | None = None      # episode length in simulation (default: the task's)
-    reward_type: str = "entropy"
+    reward_type: str = "auto"  # entropy | likelihood | auto (the model's own)
     skip_step: int = 9
     num_samples: int = 1
     seed: int = 0
@@ -71,7 +71,8 @@ def build_report(cfg: ReportConfig) -> dict:
     for name, model in models.items():
         scored = [copy.copy(e) for e in episodes]
         scorer, scale = _score(model, scored, cfg, desc=name)
-        results[name] = _summarise(model, getattr(cfg, name), scored, scale, cfg.seed)
+        results[name] = _summarise(model, getattr(cfg, name), scored, scale, cfg.seed) | {
+            "reward_type": scorer.cfg.reward_type}  # "auto" resolved per model
         if cfg.diversity:
             results[name]["diversity"] = _diversity(scorer, scored, cfg)
         if name == "model":
@@ -104,6 +105,7 @@ def _score(model, episodes: list[ScoredEpisode], cfg: ReportConfig, desc: str):
     from ..reward import RewardScorer, ScoreConfig
 
     standardize = True
+    cfg = replace(cfg, reward_type=model.resolve_reward_type(cfg.reward_type))
     try:
         model.get_stats(cfg.task, cfg.reward_type, cfg.skip_step, cfg.num_samples)
     except UserError:
@@ -139,11 +141,11 @@ def _plots(episodes: list[ScoredEpisode], scale: str, out: Path) -> None:
 def _markdown(metrics: dict, results: dict) -> str:
     rc = metrics["report_config"]
     lines = [f"# Reward QA report: {metrics['task']}", "",
-             f"Episodes: {metrics['episodes_source']}. Reward: {rc['reward_type']}, skip {rc['skip_step']}, "
+             f"Episodes: {metrics['episodes_source']}. Reward: {metrics['reward_type']}, skip {rc['skip_step']}, "
              f"{rc['num_samples']} sample(s), seed {rc['seed']}. Intervals: bootstrap 95 %. *Task rows*: the "
              "same-seed expert's rows up to its first success; *whole*: every row.", ""]
     for name, r in _labelled(results).items():
-        lines += [f"## {name}", "", f"Rewards are **{r['reward_scale']}**"
+        lines += [f"## {name}", "", f"Rewards ({r['reward_type']}) are **{r['reward_scale']}**"
                   + (" (the model has no statistics for this task; run `diffusion-reward stats`)."
                      if r["reward_scale"] == "raw" else " with the model's statistics."), "",
                   "| episodes | n | success | mean reward, task rows | AUROC expert vs, task rows | mean reward, whole "

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..models.model_file import REWARD_TYPES, RewardModel
+from ..models.model_file import RewardModel
 from ..models.video import context_window, gather_context, index_to_log_onehot, multinomial_kl
 from ..precision import resolve_dtype
 
@@ -36,7 +36,7 @@ NoiseSource = Callable[[np.ndarray, int], Callable[[int], torch.Tensor]]
 
 @dataclass
 class ScoreConfig:
-    reward_type: str = "entropy"  # entropy | likelihood
+    reward_type: str = "auto"  # entropy | likelihood | auto (the model's own, `RewardModel.reward_type`)
     skip_step: int = 9
     num_samples: int = 1
     noise: bool = True  # False = argmax chain (the authors' `noise: false`, for parity checks)
@@ -69,13 +69,12 @@ class RewardScorer:
         self.model, self.cfg = model.eval(), cfg
         self.video = model.video
         vc = model.config.video
-        if cfg.reward_type not in REWARD_TYPES:
-            raise UserError(f"reward type must be one of {', '.join(REWARD_TYPES)}, got {cfg.reward_type!r}")
         if not 0 <= cfg.skip_step < self.video.num_timesteps - 1:
             raise UserError(f"skip step must be in [0, {self.video.num_timesteps - 2}], got {cfg.skip_step}")
         if cfg.num_samples < 1 or cfg.chunk_size < 1:
             raise UserError("num_samples and chunk_size must be at least 1")
-        self.cfg = cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, model.device))  # "auto" resolved
+        self.cfg = cfg = dataclasses.replace(cfg, reward_type=model.resolve_reward_type(cfg.reward_type),
+                                             dtype=resolve_dtype(cfg.dtype, model.device))  # "auto"s resolved
         if cfg.likelihood_compat and (cfg.reward_type != "likelihood" or vc.context_embedding != "upstream"):
             raise UserError("likelihood_compat needs reward type likelihood and a model with the upstream "
                             "context embedding (e.g. an imported checkpoint)")

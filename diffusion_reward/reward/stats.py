@@ -27,7 +27,7 @@ class RewardStats:
     frames: int
 
 
-def compute_stats(model, episodes: list[np.ndarray], task: str, reward_type: str = "entropy", skip_step: int = 9,
+def compute_stats(model, episodes: list[np.ndarray], task: str, reward_type: str = "auto", skip_step: int = 9,
                   num_samples: int = 1, seed: int = 0, progress: bool = True) -> RewardStats:
     """Mean / std of the raw per-frame score over `episodes` (u8[T,H,W,3] each), every frame counted once."""
     if not episodes:
@@ -40,7 +40,7 @@ def compute_stats(model, episodes: list[np.ndarray], task: str, reward_type: str
     std = float(scores.std())
     if not np.isfinite(std) or std <= 0:
         raise UserError(f"the scores of task {task!r} have no spread (std {std}); give more or longer episodes.")
-    return RewardStats(task, reward_type, skip_step, num_samples, float(scores.mean()), std, len(episodes), len(scores))
+    return RewardStats(task, scorer.cfg.reward_type, skip_step, num_samples, float(scores.mean()), std, len(episodes), len(scores))
 
 
 def store_stats(model, stats: RewardStats, source: str) -> None:
