@@ -122,6 +122,9 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
                 bar = stack.enter_context(_progress(cfg.progress))
             bar.set_postfix_str(ep.name)
             result = scorer.score_token_episode(model.tokenize(model_frames), progress=bar.update)
+            if not (np.isfinite(result.raw).all() and np.isfinite(result.reward).all()):
+                raise UserError(f"episode {ep.name}: the model gave NaN / infinite rewards; nothing of this "
+                                f"episode was written (the {len(summary.written)} before it are kept)")
             summary.written.append(_write(writer, ep, model_frames, result, label, provenance))
             summary.frames += len(model_frames)
     summary.seconds = time.perf_counter() - started

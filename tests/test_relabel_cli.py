@@ -187,3 +187,24 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, model_path,
     assert (out.read_bytes() == b"keep me") if case == "out_exists" else not out.exists()
     if case == "missing_topic":
         assert "/franka/joint_states (sensor_msgs/msg/JointState)" in err
+
+
+def test_nan_rewards_are_never_written(tmp_path, capsys, model_path, monkeypatch):
+    """A model that gives NaN on the second episode: one error line, the first episode stays labelled."""
+    real = RewardScorer.score_token_episode
+    calls = []
+
+    def second_is_nan(self, tokens, progress=None):
+        result = real(self, tokens, progress)
+        calls.append(1)
+        if len(calls) == 2:
+            result.raw[2] = np.nan
+        return result
+
+    monkeypatch.setattr(RewardScorer, "score_token_episode", second_is_nan)
+    src = write_source(tmp_path / "src.hdf5", episodes=2)
+    rc, _, err = relabel(capsys, "--model", model_path, "--input", src, "--out", tmp_path / "out.hdf5")
+    errors = [line for line in err.splitlines() if line.startswith("error:")]  # after the progress bar
+    assert rc == 2 and len(errors) == 1 and "demo_1: the model gave NaN / infinite rewards" in errors[0], err
+    with Dataset(tmp_path / "out.hdf5") as ds:
+        assert len(ds) == 1 and np.isfinite(ds[0].reward_labels["entropy"]["datasets"]["raw"]).all()

@@ -267,3 +267,19 @@ def test_frame_skip_override_reaches_the_model_file_and_its_rows(data, tmp_path)
     assert np.isfinite(scorer.score_episode(square_video(0, 10, model.image_size)).raw).all()
     with pytest.raises(UserError, match="frame-skip"):
         tiny_config(data, tmp_path / "x.safetensors", frame_skip=0).resolved()
+
+
+def test_diverging_training_stops_with_a_clear_error_and_writes_no_model(data, tmp_path):
+    out = tmp_path / "diverged.safetensors"
+    with pytest.raises(UserError, match="codec training diverged at step"):
+        train_reward_model(tiny_config(data, out, codec_lr=1e30, codec_steps=6))
+    assert not out.exists()
+
+
+def test_a_model_file_with_nan_weights_is_refused_at_load(tmp_path):
+    model = RewardModel.from_preset("tiny", seed=0)
+    with torch.no_grad():
+        next(model.video.parameters())[0] = float("nan")
+    path = model.save(tmp_path / "nan.safetensors")
+    with pytest.raises(UserError, match="NaN or infinite weights in video."):
+        RewardModel.load(path)

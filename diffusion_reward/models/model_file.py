@@ -205,6 +205,14 @@ class RewardModel(nn.Module):
                if tuple(tensors[k].shape) != tuple(v.shape)]
         if bad:
             raise UserError(f"{source} has tensors of the wrong shape: {_short(bad)}")
+        # a diverged training or a damaged file would make every reward NaN (buffers such as the diffusion
+        # schedule's log(0) may hold -inf; trained parameters never)
+        params = {f"{prefix}.{k}" for prefix, m in (("codec", self.codec), ("video", self.video))
+                  for k, _ in m.named_parameters()}
+        not_finite = sorted(k for k, v in tensors.items() if v.is_floating_point() and (
+            v.isnan().any() or (k in params and v.isinf().any())))
+        if not_finite:
+            raise UserError(f"{source} has NaN or infinite weights in {_short(not_finite)}")
         for prefix, module in (("codec.", self.codec), ("video.", self.video)):
             module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
 

@@ -170,6 +170,7 @@ class RewardTrainer:
                     g_loss = -disc(recon).float().mean()
                     weight = _adaptive_weight(rec_loss, g_loss, last_conv)
                     loss = loss + cfg.disc_factor * weight * g_loss
+            _check_finite(loss, "codec", step)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients(self.dist, codec)
@@ -267,6 +268,7 @@ class RewardTrainer:
             x0, cond = sampler.batch(cfg.batch_size, self.dist.rank, self.dist.world_size)
             with self._autocast():
                 loss, metrics = video.training_loss(x0.to(self.device), cond.to(self.device))
+            _check_finite(loss, "video", step)
             opt.zero_grad(set_to_none=True)
             loss.float().backward()
             distributed.average_gradients(self.dist, video)
@@ -334,6 +336,13 @@ class RewardTrainer:
         }
         self.model.provenance |= provenance | {"training_steps": cfg.codec_steps + cfg.video_steps}
         self.model.save(out)
+
+
+def _check_finite(loss: torch.Tensor, phase: str, step: int) -> None:
+    """A diverged run stops here, before a NaN reaches the weights: no model file is written."""
+    if not torch.isfinite(loss).all():
+        raise UserError(f"{phase} training diverged at step {step + 1} (loss {loss.item()}); lower the learning "
+                        "rate or check the data. No model was written; checkpoints before the divergence are kept.")
 
 
 def codebook_usage(tokens: list[torch.Tensor], num_codes: int) -> dict:
