@@ -20,12 +20,14 @@ Every stage writes into --work and is skipped when its output exists, so an inte
     3. evaluation episodes per task     work/eval/<task>.npz
     4. score + analyse per task         work/scores/<domain>-<reward type>/<task>.json
     5. print the tables (and write work/summary.json)
-    6. with --ship: the model with bf16 weights and statistics for every evaluated task, into
+    6. with --ship: the model with bf16 weights and statistics of every --reward-types type (the first becomes
+       the model's own, `--reward-type auto`) for the seen and unseen tasks, into
        diffusion_reward/models/pretrained/<domain>.safetensors, after checking bf16 against float32 rewards
 
     python bench/bench_reward_quality.py --work runs/quality                    # the issue's protocol, both domains
-    python bench/bench_reward_quality.py --work runs/quality --domains metaworld --reward-types entropy,likelihood
+    python bench/bench_reward_quality.py --work runs/quality --domains metaworld --reward-types likelihood,entropy
     python bench/bench_reward_quality.py --work runs/quality --model-metaworld M.safetensors   # evaluate a given model
+    python bench/bench_reward_quality.py --work runs/quality --codec-metaworld M.safetensors   # train on M's codec
 """
 from __future__ import annotations
 
@@ -138,7 +140,8 @@ STATS_EPISODES = 8  # expert episodes per task for the shipped statistics
 def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path, steps_after_success: int | None,
          reward_types: list[str]) -> dict:
     """bf16 copy of the model + statistics (skip 9, 1 sample) of every reward type for `tasks`, from the first
-    STATS_EPISODES expert episodes collected with the training seed (seen tasks: training data); the first reward
+    STATS_EPISODES expert episodes collected with the training seed (seen tasks: the training data; unseen tasks:
+    expert episodes of those seeds collected here, never trained on); the first reward
     type becomes the model's own (`reward_type: auto`). Returns the bf16-vs-float32 reward accuracy of the weights
     on one episode per task."""
     import numpy as np
@@ -343,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.ship:
             from diffusion_reward.models.pretrained import PRETRAINED_DIR
 
-            summary[f"ship/{domain}"] = ship(model, domain, seen, work, PRETRAINED_DIR / f"{domain}.safetensors",
+            summary[f"ship/{domain}"] = ship(model, domain, seen + unseen, work, PRETRAINED_DIR / f"{domain}.safetensors",
                                              None if args.steps_after_success < 0 else args.steps_after_success,
                                              args.reward_types.split(","))
     print("\ncolumns: AUROC(expert vs epsilon=1) [bootstrap 95 %] on the task rows and whole episodes; paired = "

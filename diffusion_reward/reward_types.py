@@ -6,3 +6,5 @@ auto: the model's own type, `RewardModel.reward_type` (recorded in the model fil
 """
 REWARD_TYPES = ("entropy", "likelihood")
 REWARD_TYPE_CHOICES = ("auto",) + REWARD_TYPES
+REWARD_TYPE_HELP = ("entropy (the paper's Eq. 3), likelihood, or auto: the model's own (likelihood for the shipped "
+                    "models, entropy for files that do not say)")

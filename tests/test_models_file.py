@@ -74,6 +74,19 @@ def test_round_trip_keeps_weights_config_stats_and_hash(tiny, saved):
         assert torch.equal(loaded.tokenize(frames()), tiny.tokenize(frames()))
 
 
+def test_reward_type_auto_is_the_models_own_type():
+    from diffusion_reward.reward import RewardScorer, ScoreConfig
+
+    model = RewardModel.from_preset("tiny", seed=0)
+    assert model.reward_type == "entropy"  # a file that does not say: the paper's reward
+    assert RewardScorer(model, ScoreConfig(standardize=False)).cfg.reward_type == "entropy"
+    model.provenance["reward_type"] = "likelihood"
+    assert RewardScorer(model, ScoreConfig(standardize=False)).cfg.reward_type == "likelihood"
+    assert RewardScorer(model, ScoreConfig(reward_type="entropy", standardize=False)).cfg.reward_type == "entropy"
+    with pytest.raises(UserError, match="reward type must be one of auto, entropy, likelihood"):
+        RewardScorer(model, ScoreConfig(reward_type="entropyy", standardize=False))
+
+
 def test_hash_ignores_stats_but_sees_weights(tiny):
     h = tiny.weights_hash
     tiny.set_stats("other-v3", "likelihood", 4, 2, 1.0, 2.0)

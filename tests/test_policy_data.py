@@ -86,3 +86,12 @@ def test_missing_label_lists_labels_present(tmp_path, data):
         build_mdp(data, MDPSpec(reward="likelihood"))
     with pytest.raises(UserError, match="--obs"):
         MDPSpec(obs="pixels")
+
+
+def test_diffusion_reward_takes_either_diffusion_label_but_never_guesses_between_two(tmp_path):
+    only_likelihood = write_dataset(tmp_path / "lik.hdf5", episodes=1, labels=("likelihood",))
+    assert build_mdp(only_likelihood, MDPSpec(obs="state", reward="diffusion"))[1].label == "likelihood"
+    both = write_dataset(tmp_path / "both.hdf5", episodes=1, labels=("entropy", "likelihood"))
+    with pytest.raises(UserError, match="matches several labels"):
+        build_mdp(both, MDPSpec(obs="state", reward="diffusion"))
+    assert build_mdp(both, MDPSpec(obs="state", reward="likelihood"))[1].label == "likelihood"

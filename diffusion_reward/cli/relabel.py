@@ -5,7 +5,7 @@ import argparse
 
 from ..offline.sources.rosbag import DEFAULT_GAP_S
 from ..precision import DTYPES
-from ..reward_types import REWARD_TYPE_CHOICES
+from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,9 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="center-crop frames to a square and resize them to the model's input size")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: skip episodes already labelled with the same settings")
-    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto",
-                   help="entropy (the paper's Eq. 3), likelihood, or auto: the model's own (likelihood for the "
-                        "shipped models, entropy for files that do not say)")
+    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto", help=REWARD_TYPE_HELP)
     p.add_argument("--skip-step", type=int, default=9)
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..outputs import check_output
-from ..reward_types import REWARD_TYPE_CHOICES
+from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,9 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DATASET", help="read episodes (with an `epsilon` attribute) instead of collecting")
     p.add_argument("--compare-model", metavar="MODEL", help="second model scored on the same episodes")
     p.add_argument("--max-steps", type=int, help="agent steps per simulated episode (default: the task's)")
-    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto",
-                   help="entropy (the paper's Eq. 3), likelihood, or auto: the model's own (likelihood for the "
-                        "shipped models, entropy for files that do not say)")
+    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto", help=REWARD_TYPE_HELP)
     p.add_argument("--skip-step", type=int, default=9)
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..outputs import check_output
-from ..reward_types import REWARD_TYPE_CHOICES
+from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
 from ..precision import DTYPES
 
 
@@ -23,9 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--frames", type=Path, help=".npy of uint8 frames (T, H, W, 3)")
     src.add_argument("--data", type=Path, help="dataset (HDF5) whose image stream is scored")
     p.add_argument("--episode", help="dataset episode name or number (default: all episodes -> .npz keyed by episode)")
-    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto",
-                   help="entropy (the paper's Eq. 3), likelihood, or auto: the model's own (likelihood for the "
-                        "shipped models, entropy for files that do not say)")
+    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto", help=REWARD_TYPE_HELP)
     p.add_argument("--skip-step", type=int, default=9, help="reverse-chain stride (9 -> 11 network evaluations)")
     p.add_argument("--num-samples", type=int, default=1, help="chains averaged per frame")
     p.add_argument("--no-noise", action="store_true", help="argmax chain instead of Gumbel sampling (parity checks)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..outputs import check_output
-from ..reward_types import REWARD_TYPE_CHOICES
+from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,9 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="EXPERT_DATA",
                    help="HDF5 dataset (successful episodes are used) or authors' PNG video folder")
     p.add_argument("--task", help="task name (default: the dataset's task, if it holds only one)")
-    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto",
-                   help="entropy (the paper's Eq. 3), likelihood, or auto: the model's own (likelihood for the "
-                        "shipped models, entropy for files that do not say)")
+    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto", help=REWARD_TYPE_HELP)
     p.add_argument("--skip-step", type=int, default=9)
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
