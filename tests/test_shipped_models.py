@@ -2,9 +2,10 @@
 the evaluated tasks, are what every command falls back to, and rank expert behaviour above random actions.
 
 The ranking check is the fast-tier guard the reward-quality issue asks for: fresh reset seeds (disjoint from
-training and from the benchmark's evaluation seeds), the expert and epsilon=1 episode of the same seed compared
-on the rows while the task is being done. The full per-task picture, with confidence intervals and the tasks
-where the reward does not separate, is the README's table from bench/bench_reward_quality.py.
+training and from the benchmark's evaluation seeds), the expert compared on the rows while the task is being done
+with the epsilon=1 episode of the same seed and with a frozen robot (its own reset frame repeated), in the shipped
+models' own reward type (likelihood). The full per-task picture, with confidence intervals, is the README's table
+from bench/bench_reward_quality.py.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def test_shipped_model_loads_with_statistics_and_is_the_default(domain, task):
     assert path.name == f"{domain}.safetensors" and path.stat().st_size <= 25 * 2**20
     model = RewardModel.load(path)
     assert model.config.preset == "base" and model.provenance["weights_dtype"] == "bfloat16"
-    mean, std = model.get_stats(task, "entropy", 9, 1)
+    assert model.reward_type == "likelihood" and model.config.video.frame_skip == 4
+    mean, std = model.get_stats(task, "likelihood", 9, 1)
     assert np.isfinite(mean) and std > 0
     assert resolve_model_path(None, task) == str(path)
     assert resolve_model_path("mine.safetensors", task) == "mine.safetensors"
@@ -35,15 +37,19 @@ def test_shipped_model_loads_with_statistics_and_is_the_default(domain, task):
         resolve_model_path(None, "franka-wipe")
 
 
-@pytest.mark.parametrize("task", ["assembly-v3", "coffee-push-v3"])
-def test_shipped_model_ranks_expert_above_random_on_fresh_seeds_paired(task):
+@pytest.mark.parametrize("task", ["assembly-v3", "door-close-v3"])
+def test_shipped_model_ranks_expert_above_random_and_frozen_on_fresh_seeds_paired(task):
     model = RewardModel.load(shipped_model_path(task))
     scorer = RewardScorer(model, ScoreConfig(task=task, seed=SEEDS))  # float32: the same numbers on every CPU
+    assert scorer.cfg.reward_type == "likelihood"
     episodes = collect(task, 3, seed=SEEDS, epsilons=(0.0, 1.0), max_steps=60, progress=False)
     rows = task_rows(episodes)
     means = {}
     for e in episodes:
-        frames = e.frames[:rows[e.seed] + 1]  # the task rows (+1 frame, their last successor)
-        means[(e.epsilon, e.seed)] = scorer.score_episode(frames).reward[:rows[e.seed]].mean()
+        means[(e.epsilon, e.seed)] = scorer.score_episode(e.frames).reward[:rows[e.seed]].mean()
+        if e.epsilon == 0.0:  # the frozen control: the reset frame for the episode's length
+            frozen = np.repeat(e.frames[:1], len(e.frames), axis=0)
+            means[("frozen", e.seed)] = scorer.score_episode(frozen).reward[:rows[e.seed]].mean()
     for seed in rows:
         assert means[(0.0, seed)] > means[(1.0, seed)], (seed, means)
+        assert means[(0.0, seed)] > means[("frozen", seed)], (seed, means)
