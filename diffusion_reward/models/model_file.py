@@ -120,6 +120,11 @@ class RewardModel(nn.Module):
         return entry["mean"], entry["std"]
 
     # --------------------------------------------------------------------------------------------- weights I/O
+    def parameter_names(self) -> set[str]:
+        """Names of the trained tensors in `weight_tensors()` (the rest are buffers, e.g. the diffusion schedule)."""
+        return {f"{prefix}.{k}" for prefix, m in (("codec", self.codec), ("video", self.video))
+                for k, _ in m.named_parameters()}
+
     def weight_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"codec.{k}": v for k, v in self.codec.state_dict().items()}
         tensors.update({f"video.{k}": v for k, v in self.video.state_dict().items()})
@@ -151,8 +156,7 @@ class RewardModel(nn.Module):
         }
         tensors = self.weight_tensors()
         if weights_dtype == "bfloat16":
-            params = {f"{prefix}.{k}" for prefix, m in (("codec", self.codec), ("video", self.video))
-                      for k, _ in m.named_parameters()}
+            params = self.parameter_names()
             tensors = {k: v.to(torch.bfloat16) if k in params and v.is_floating_point() else v
                        for k, v in tensors.items()}
         blob = save(tensors, metadata=metadata)
@@ -207,8 +211,7 @@ class RewardModel(nn.Module):
             raise UserError(f"{source} has tensors of the wrong shape: {_short(bad)}")
         # a diverged training or a damaged file would make every reward NaN (buffers such as the diffusion
         # schedule's log(0) may hold -inf; trained parameters never)
-        params = {f"{prefix}.{k}" for prefix, m in (("codec", self.codec), ("video", self.video))
-                  for k, _ in m.named_parameters()}
+        params = self.parameter_names()
         not_finite = sorted(k for k, v in tensors.items() if v.is_floating_point() and (
             v.isnan().any() or (k in params and v.isinf().any())))
         if not_finite:
@@ -241,7 +244,10 @@ def atomic_write(path: Path, blob: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then os.replace: readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)  # a normal file's mode, not mkstemp's owner-only 0600
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
