@@ -141,6 +141,8 @@ CASES = {
     "export --out inside the policy folder": (["export", "--policy", "{policy}", "--out", "{policy}/export",
                                                "--force"], f"{INTO} --policy"),
     "export --out existing folder": (["export", "--policy", "{policy}", "--out", "{existing_dir}"], EXISTS),
+    "export --force onto an existing file": (["export", "--policy", "{policy}", "--out", "{existing_json}", "--force"],
+                                             "is a file; export writes a folder"),
     "export --checkpoint ../outside": (["export", "--policy", "{policy}", "--out", "{root}/e",
                                         "--checkpoint", "../outside.pt"], "outside the policy folder"),
     "export --checkpoint /absolute/outside": (["export", "--policy", "{policy}", "--out", "{root}/e",

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 
+from ..errors import UserError
 from ..outputs import check_output
 
 
@@ -20,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
     from ..offline.train_policy import quiet_d3rlpy_logs
 
     check_output(args.out, {"--policy": args.policy}, force=args.force)
+    if os.path.lexists(args.out) and not os.path.isdir(args.out):  # --force replaces a folder's files, not a file
+        raise UserError(f"--out {args.out} is a file; export writes a folder (choose a folder path)")
     quiet_d3rlpy_logs()
     out = export_policy(args.policy, args.out, onnx=args.onnx, checkpoint=args.checkpoint)
     print(f"exported {out / 'policy.ts'}" + (f" and {out / 'policy.onnx'}" if args.onnx else ""))
