@@ -346,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.ship:
             from diffusion_reward.models.pretrained import PRETRAINED_DIR
 
-            summary[f"ship/{domain}"] = ship(model, domain, seen + unseen, work, PRETRAINED_DIR / f"{domain}.safetensors",
+            summary[f"ship/{domain}"] = ship(model, domain, seen + unseen, work,
+                                             PRETRAINED_DIR / f"{domain}.safetensors",
                                              None if args.steps_after_success < 0 else args.steps_after_success,
                                              args.reward_types.split(","))
     print("\ncolumns: AUROC(expert vs epsilon=1) [bootstrap 95 %] on the task rows and whole episodes; paired = "

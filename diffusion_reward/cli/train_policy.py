@@ -12,8 +12,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="POLICY_DIR", help="new policy folder (never overwritten)")
     p.add_argument("--algo", choices=ALGOS, default="iql")
     p.add_argument("--reward", default="diffusion",
-                   help="diffusion (the dataset's diffusion-reward label, entropy or likelihood) | entropy | likelihood | "
-                        "sparse | <label name> (default: diffusion)")
+                   help="diffusion (the dataset's diffusion-reward label, entropy or likelihood) | entropy | "
+                        "likelihood | sparse | <label name> (default: diffusion)")
     p.add_argument("--alpha", type=float, default=0.95,
                    help="Eq. 5 weight of the RND term; the diffusion term gets (1 - alpha). RND itself is off "
                         "offline (r_rnd = 0). Use 0 for pen-like tasks (default: 0.95)")
