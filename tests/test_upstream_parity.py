@@ -1,6 +1,7 @@
-"""Parity with the authors' code on the upstream fixtures (tests/fixtures/upstream_parity) (checkpoints in their on-disk format + reference
-outputs of their code). Everything is discovered from the fixture folder and its manifest: no sizes, names or values
-are hard-coded, so a different fixture set (DIFFUSION_REWARD_PARITY_FIXTURES=...) is checked the same way."""
+"""Parity with the authors' code on the upstream fixtures in tests/fixtures/upstream_parity (checkpoints in their
+on-disk format + reference outputs of their code). Everything is discovered from the fixture folder and its
+manifest: no sizes, names or values are hard-coded, so a different fixture set (DIFFUSION_REWARD_PARITY_FIXTURES=...)
+is checked the same way."""
 from __future__ import annotations
 
 import json

@@ -111,7 +111,8 @@ class RewardLabellerNode:
         if not p.synchronous:
             self._worker = threading.Thread(target=self._work, name=f"{transport.name}-model", daemon=True)
             self._worker.start()
-        transport.log("info", f"scoring {p.image_topic} with {p.model_path} (task {p.task}, {self.scorer.cfg.reward_type}, "
+        transport.log("info", f"scoring {p.image_topic} with {p.model_path} (task {p.task}, "
+                              f"{self.scorer.cfg.reward_type}, "
                               f"skip {p.skip_step}, {p.num_samples} sample(s), "
                               f"{'synchronous' if p.synchronous else f'queue {p.queue_size}'})")
 

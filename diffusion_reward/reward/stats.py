@@ -40,7 +40,8 @@ def compute_stats(model, episodes: list[np.ndarray], task: str, reward_type: str
     std = float(scores.std())
     if not np.isfinite(std) or std <= 0:
         raise UserError(f"the scores of task {task!r} have no spread (std {std}); give more or longer episodes.")
-    return RewardStats(task, scorer.cfg.reward_type, skip_step, num_samples, float(scores.mean()), std, len(episodes), len(scores))
+    return RewardStats(task, scorer.cfg.reward_type, skip_step, num_samples, float(scores.mean()), std,  # "auto"
+                       len(episodes), len(scores))  # resolved to the type actually scored
 
 
 def store_stats(model, stats: RewardStats, source: str) -> None:
