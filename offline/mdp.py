@@ -167,6 +167,7 @@ def build_mdp(path: str | Path, spec: MDPSpec, mask: str | None = None) -> tuple
 
 
 def _build(dataset, path, spec: MDPSpec, mask: str | None) -> tuple[ReplayBuffer, MDPInfo]:
+    dataset.require_complete()
     names = dataset.episode_names
     if mask is not None:
         if mask not in dataset.masks:

@@ -109,9 +109,13 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
     started = time.perf_counter()
     episodes = open_source(src, cfg.image_topic, cfg.state_topic, cfg.action_topic, cfg.rate_hz,
                            cfg.episode_topic, cfg.gap_s, cfg.tolerance_s)
+    resume_command = f"diffusion-reward relabel --input {cfg.input} --out {cfg.out} --resume (same options)"
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.closing(episodes))
-        writer = bar = None
+        bar = stack.enter_context(_progress(cfg.progress))
+        writer = stack.enter_context(DatasetWriter(dst)) if dst.exists() else None
+        if writer is not None:
+            writer.begin_job("relabel", resume_command)
         for ep in episodes:
             if ep.name in done:
                 summary.skipped.append(ep.name)
@@ -119,7 +123,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
             model_frames = _model_frames(scorer, ep)  # validates the size before anything is written
             if writer is None:  # first episode that passed every check: only now create the output
                 writer = stack.enter_context(DatasetWriter(dst, env_args=_env_args(src, kind, task, model, ep)))
-                bar = stack.enter_context(_progress(cfg.progress))
+                writer.begin_job("relabel", resume_command)  # until the last episode: marked incomplete
             bar.set_postfix_str(ep.name)
             result = scorer.score_token_episode(model.tokenize(model_frames), progress=bar.update)
             if not (np.isfinite(result.raw).all() and np.isfinite(result.reward).all()):
@@ -127,6 +131,8 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
                                 f"episode was written (the {len(summary.written)} before it are kept)")
             summary.written.append(_write(writer, ep, model_frames, result, label, provenance))
             summary.frames += len(model_frames)
+        if writer is not None:
+            writer.end_job()
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -397,3 +397,40 @@ def test_round_trip_any_lengths_and_flush_sizes(lengths, flush_every, seed):
             for ep, expected in zip(ds, episodes):
                 with ep:
                     assert_episode_equal(ep, expected)
+
+
+def test_appending_to_a_dataset_with_a_damaged_episode_warns_and_keeps_it_indexed(tmp_path):
+    """A committed episode damaged on disk (here: truncated) is never silently dropped by the next writer."""
+    path = tmp_path / "d.hdf5"
+    corrupt(path, lambda f: None)
+    damaged = tmp_path / "d.hdf5.episodes" / "demo_1.h5"
+    damaged.write_bytes(damaged.read_bytes()[:600])
+    with pytest.warns(UserWarning, match="committed episode demo_1 cannot be read"):
+        with DatasetWriter(path) as writer:
+            assert writer.damaged == ["demo_1"]
+            assert writer.write_episode(**make_episode(np.random.default_rng(1))) == "demo_2"
+    assert damaged.exists() and not (tmp_path / "d.hdf5.episodes" / "interrupted").exists()
+    with Dataset(path) as ds:
+        assert ds.episode_names == ["demo_0", "demo_1", "demo_2"]
+        with pytest.raises(UserError, match="demo_1: cannot open episode file"):
+            ds.verify()
+
+
+def test_a_job_marks_the_dataset_incomplete_until_it_ends_even_across_appends(tmp_path):
+    path = tmp_path / "d.hdf5"
+    with DatasetWriter(path, env_args=ENV_ARGS) as writer:
+        writer.begin_job("relabel", "diffusion-reward relabel ... --resume")
+        writer.write_episode(**make_episode(np.random.default_rng(0)))
+    with DatasetWriter(path) as writer:  # another writer appends: the unfinished job's mark stays
+        writer.write_episode(**make_episode(np.random.default_rng(1)))
+    with Dataset(path) as ds:
+        assert ds.incomplete == {"job": "relabel", "resume": "diffusion-reward relabel ... --resume"}
+        assert ds.summary()["incomplete"] == ds.incomplete
+        with pytest.raises(UserError, match=r"is incomplete: its relabel stopped .* `diffusion-reward relabel"):
+            ds.verify()
+    with DatasetWriter(path) as writer:
+        writer.begin_job("relabel", "again")
+        writer.end_job()
+    with Dataset(path) as ds:
+        assert ds.incomplete is None
+        ds.verify()

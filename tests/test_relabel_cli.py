@@ -208,3 +208,70 @@ def test_nan_rewards_are_never_written(tmp_path, capsys, model_path, monkeypatch
     assert rc == 2 and len(errors) == 1 and "demo_1: the model gave NaN / infinite rewards" in errors[0], err
     with Dataset(tmp_path / "out.hdf5") as ds:
         assert len(ds) == 1 and np.isfinite(ds[0].reward_labels["entropy"]["datasets"]["raw"]).all()
+
+
+def test_a_stopped_relabel_is_marked_incomplete_until_resumed(tmp_path, capsys, model_path, monkeypatch):
+    """Stopped by a bad episode: `info` marks the output, `info --verify` and `train-policy` refuse it with the
+    resume hint; `relabel --resume` finishes the job and clears the mark."""
+    real = RewardScorer.score_token_episode
+    calls = []
+
+    def second_is_nan(self, tokens, progress=None):
+        result = real(self, tokens, progress)
+        calls.append(1)
+        if len(calls) == 2:
+            result.raw[0] = np.nan
+        return result
+
+    monkeypatch.setattr(RewardScorer, "score_token_episode", second_is_nan)
+    src, out = write_source(tmp_path / "src.hdf5", episodes=3), tmp_path / "out.hdf5"
+    assert relabel(capsys, "--model", model_path, "--input", src, "--out", out)[0] == 2
+    with Dataset(out) as ds:
+        assert len(ds) == 1 and ds.incomplete["job"] == "relabel"
+    assert main(["info", str(out)]) == 0 and "INCOMPLETE" in capsys.readouterr().out
+    for argv in (["info", str(out), "--verify"], ["train-policy", "--data", str(out), "--out", str(tmp_path / "p")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is incomplete" in err and "relabel" in err and "--resume" in err, err
+    monkeypatch.setattr(RewardScorer, "score_token_episode", real)
+    rc, _, err = relabel(capsys, "--model", model_path, "--input", src, "--out", out, "--resume")
+    assert rc == 0, err
+    with Dataset(out) as ds:
+        assert len(ds) == 3 and ds.incomplete is None
+        ds.verify()
+
+
+def test_sigkill_during_relabel_leaves_an_incomplete_output_that_resume_finishes(tmp_path, model_path):
+    """A real relabel process killed once its first episode is committed: nothing committed is lost, the output
+    is marked incomplete, and the resumed run labels exactly what one uninterrupted run would."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src, out = write_source(tmp_path / "src.hdf5", episodes=12, steps=24), tmp_path / "out.hdf5"
+    argv = [sys.executable, "-m", "diffusion_reward", "relabel", "--model", str(model_path), "--input", str(src),
+            "--out", str(out)]
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300  # generous: only a hung child reaches it
+    while not (out.with_name(out.name + ".episodes") / "demo_0.h5").exists():
+        assert child.poll() is None and time.monotonic() < deadline, "relabel ended before its first commit"
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+    with Dataset(out) as ds:
+        assert 1 <= len(ds) < 12 and ds.incomplete is not None
+        kept = {ep.name: np.asarray(ep.reward_labels["entropy"]["datasets"]["raw"]) for ep in ds}
+    assert subprocess.run(argv + ["--resume"], capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+                          ).returncode == 0
+    with Dataset(out) as ds, Dataset(src) as source:
+        assert len(ds) == 12 and ds.incomplete is None
+        ds.verify()
+        for name, raw in kept.items():
+            np.testing.assert_array_equal(ds.episode(name).reward_labels["entropy"]["datasets"]["raw"], raw)
+        by_source = {ep.attrs["source_episode"]: ep.reward_labels["entropy"]["datasets"]["raw"][()] for ep in ds}
+        for ep in source:
+            np.testing.assert_allclose(by_source[ep.name], direct_scores(model_path, ep.obs["image"][()]).raw,
+                                       atol=1e-4)

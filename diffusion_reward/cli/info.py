@@ -68,6 +68,9 @@ def _table(summary: dict, verified: bool) -> Table:
         "masks": ", ".join(f"{k} ({n})" for k, n in summary["masks"].items()) or "-",
         "interrupted": "\n".join(summary["interrupted"]) or "none",
     }
+    if summary["incomplete"]:
+        job = summary["incomplete"]
+        rows["INCOMPLETE"] = f"{job.get('job')} stopped before it finished; finish it with `{job.get('resume')}`"
     if summary["recording"]:
         rows["recording"] = "a writer has this dataset open now"
     if summary["unindexed"]:

@@ -20,6 +20,7 @@ EPISODES_SUFFIX = ".episodes"
 PARTIAL_SUFFIX = ".h5.partial"
 INTERRUPTED_DIR = "interrupted"
 LOCK_FILE = ".lock"
+INCOMPLETE_ATTR = "incomplete"  # index attr while a multi-episode job (relabel) has not finished: JSON {job, resume}
 LABELS_GROUP = "reward_labels"
 STAMPS_GROUP = "stamps"
 

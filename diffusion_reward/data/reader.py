@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import UserError
 from .format import (
     FORMAT_NAME,
+    INCOMPLETE_ATTR,
     INTERRUPTED_DIR,
     LABELS_GROUP,
     LAYOUT_LINKED,
@@ -228,6 +229,20 @@ class Dataset:
         return sorted(str(p.relative_to(self.path.parent)) for p in found)
 
     @property
+    def incomplete(self) -> dict[str, str] | None:
+        """`{"job", "resume"}` of a multi-episode job that wrote into this dataset and has not finished (it was
+        killed, ran out of disk or stopped on a bad source episode); None when the dataset is complete."""
+        job = decode_attr(self._file.attrs.get(INCOMPLETE_ATTR))
+        return job if isinstance(job, dict) else None
+
+    def require_complete(self) -> None:
+        """UserError naming the unfinished job and the command that finishes it."""
+        job = self.incomplete
+        if job is not None:
+            raise UserError(f"{self.path} is incomplete: its {job.get('job', 'writer')} stopped before it finished; "
+                            f"finish it with `{job.get('resume', 'the same command with --resume')}`")
+
+    @property
     def unindexed(self) -> list[str]:
         """Committed episode files a crash left out of the index; the next append links them."""
         folder = episodes_dir(self.path)
@@ -260,10 +275,13 @@ class Dataset:
             "interrupted": self.interrupted,
             "recording": self.recording,
             "unindexed": self.unindexed,
+            "incomplete": self.incomplete,
         }
 
     def verify(self) -> dict[str, Any]:
-        """Read every episode fully; raise UserError naming the first inconsistency. Returns `summary()`."""
+        """Read every episode fully; raise UserError naming the first inconsistency (or the unfinished job
+        of an incomplete dataset). Returns `summary()`."""
+        self.require_complete()
         first_spec, total = None, 0
         for name in self.episode_names:
             with self.episode(name) as ep:

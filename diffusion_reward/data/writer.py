@@ -12,6 +12,7 @@ import json
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,6 +24,7 @@ from ..errors import UserError
 from .format import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    INCOMPLETE_ATTR,
     INTERRUPTED_DIR,
     LAYOUT_LINKED,
     LOCK_FILE,
@@ -213,6 +215,8 @@ class DatasetWriter:
         self._linked: set[str] = set()  # episodes the index on disk links when this writer opened
         self.interrupted: list[Path] = []  # partial episodes moved aside when this writer opened
         self.recovered: list[str] = []  # committed episodes that a crash had left out of the index
+        self.damaged: list[str] = []  # committed episodes that cannot be read: kept in the index, with a warning
+        self._job: dict[str, str] | None = None  # the unfinished job that marks the dataset incomplete
 
         self._prepare_output_folder()
         defaults = {"image_key": "image", "software_version": __version__}
@@ -307,6 +311,20 @@ class DatasetWriter:
                 self.discard_episode(episode)
             raise
 
+    def begin_job(self, job: str, resume: str) -> None:
+        """Mark the dataset incomplete until `end_job`: a multi-episode job that is killed, runs out of disk
+        or stops on a bad source episode leaves the mark, which `info` shows, `Dataset.verify` fails on and
+        `train-policy` refuses. `resume`: the command that finishes the job."""
+        self._require_lock()
+        self._job = {"job": job, "resume": resume}
+        self._write_index()
+
+    def end_job(self) -> None:
+        """The job finished: the dataset is complete again."""
+        self._require_lock()
+        self._job = None
+        self._write_index()
+
     def set_mask(self, name: str, demo_names: list[str]) -> None:
         """Store a robomimic filter key `mask/<name>` (a list of episode names)."""
         unknown = sorted(set(demo_names) - self._episodes.keys())
@@ -373,6 +391,7 @@ class DatasetWriter:
             if "mask" in f:
                 self._masks = {k: [decode_attr(n) for n in v[()]] for k, v in f["mask"].items() if k != "success"}
             self._linked = set(f["data"].keys())
+            self._job = decode_attr(f.attrs.get(INCOMPLETE_ATTR)) or None  # appending keeps an unfinished mark
         missing = sort_demo_names(n for n in self._linked if not (self.episodes_path / f"{n}.h5").exists())
         if missing:
             raise UserError(f"{self.path} links {len(missing)} episode(s) missing from {self.episodes_path} "
@@ -405,8 +424,14 @@ class DatasetWriter:
             try:
                 with h5py.File(episode_file, "r") as f:
                     self._episodes[name] = (int(f.attrs["num_samples"]), bool(f.attrs["success"]))
-            except (OSError, KeyError):  # cannot happen for files we committed; keep it for forensics
-                self.interrupted.append(self._move_aside(episode_file))
+            except (OSError, KeyError) as exc:  # damaged on disk after its commit (bad sector, a copy cut short)
+                if name not in self._linked:  # never indexed: nobody counts on it; keep it for forensics
+                    self.interrupted.append(self._move_aside(episode_file))
+                    continue
+                self._episodes[name] = (0, False)  # stays linked: `info --verify` names it until it is repaired
+                self.damaged.append(name)
+                warnings.warn(f"{self.path}: committed episode {name} cannot be read ({exc}); it stays in the "
+                              "index and `info --verify` fails on it until it is repaired or removed", stacklevel=3)
                 continue
             if name not in self._linked:
                 self.recovered.append(name)
@@ -436,6 +461,8 @@ class DatasetWriter:
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["layout"] = LAYOUT_LINKED
             f.attrs["software_version"] = __version__
+            if self._job is not None:
+                f.attrs[INCOMPLETE_ATTR] = json.dumps(self._job, sort_keys=True)
             data = f.create_group("data")
             data.attrs["env_args"] = json.dumps(self.env_args, sort_keys=True)
             data.attrs["total"] = sum(self._episodes[n][0] for n in names)
