@@ -87,6 +87,7 @@ def generate_launch_description():
         DeclareLaunchArgument("image_topic", default_value="", description=LABELLER["image_topic"]),
         DeclareLaunchArgument("queue_size", default_value="", description=LABELLER["queue_size"]),
         DeclareLaunchArgument("synchronous", default_value="", description=LABELLER["synchronous"]),
+        DeclareLaunchArgument("replay_queue_size", default_value="", description=LABELLER["replay_queue_size"]),
         DeclareLaunchArgument("late_after_s", default_value="", description=LABELLER["late_after_s"]),
         DeclareLaunchArgument("diagnostics_period_s", default_value="", description=LABELLER["diagnostics_period_s"]),
         # camera (realsense-ros takes width, height, fps, serial_no; our node all of these)

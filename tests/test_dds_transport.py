@@ -270,3 +270,22 @@ def test_rosbag2_bytes_replay_unchanged(make_transport):
     assert got[0].header.frame_id == "bag" and got[0].header.stamp == msgs.Time(9, 1)
     np.testing.assert_array_equal(np.frombuffer(got[0].data, np.uint8).reshape(7, 5, 3), frame)
     assert cdr.serialize(got[0]) == raw
+
+
+def test_a_full_reader_cache_rejects_and_counts_instead_of_overwriting(make_transport):
+    """Beyond the reader cache (32 samples for depth 5) DDS rejects new samples; every one of a burst is
+    accounted for: delivered, dropped by keep-last, or lost."""
+    talker, listener = make_transport("talker"), make_transport("listener")
+    got = []
+    sub = listener.create_subscription(msgs.String, "/burst", got.append, SENSOR_DATA_QOS)
+    pub = talker.create_publisher(msgs.String, "/burst")
+    wait_matched(pub)
+    time.sleep(0.2)
+    for i in range(50):
+        pub.publish(msgs.String(str(i)))
+    deadline = time.monotonic() + 30
+    while sub.lost < 18 and time.monotonic() < deadline:  # the listener does not spin until all arrived
+        time.sleep(0.01)
+    listener.spin_until(lambda: False, 0.3)
+    assert (sub.received, sub.dropped, sub.lost) == (5, 27, 18)
+    assert [m.data for m in got] == [str(i) for i in range(27, 32)]  # the newest 5 of the 32 the cache kept

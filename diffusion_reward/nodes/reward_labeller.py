@@ -10,8 +10,11 @@ the image to publishing its reward.
 Live mode (default): the model runs in a worker thread behind a bounded queue of `queue_size` newest
 frames. When the model is slower than the camera the oldest waiting frames are dropped, counted and
 reported (warning + `/diagnostics`); each reward then conditions on the previous *processed* frame.
-`synchronous: true` processes every frame inside its callback instead (no drops): use it for replays
-and for rewards that must equal offline relabelling exactly.
+`synchronous: true` processes every frame inside its callback instead, in order: use it for replays and
+for rewards that must equal offline relabelling exactly. While the model catches up, up to
+`replay_queue_size` frames wait in the subscription's queue (sized for bursts and stalls of a loaded
+machine; the replay must still be no faster than the model on average); a frame arriving at a full queue
+or lost on the way is counted (`lost_in_transport` in `/diagnostics`, and a warning), never silently gone.
 
 Episode boundaries (`/episode/start`, `/episode/stop`, `~/reset`: std_msgs/Empty; `/episode/result`:
 std_msgs/Bool) restart the temporal context, so the first frame of an episode is scored on (f0, f0) like
@@ -63,6 +66,8 @@ class RewardLabellerParams:
                              metadata={"help": "colour image topic (…/compressed: CompressedImage)"})
     queue_size: int = field(default=1, metadata={"help": "newest frames waiting for the model; older are dropped"})
     synchronous: bool = field(default=False, metadata={"help": "score every frame in its callback (replays, no drops)"})
+    replay_queue_size: int = field(default=300, metadata={
+        "help": "synchronous: frames that may wait for the model (300 = 10 s at 30 Hz); more are lost, counted"})
     late_after_s: float = field(default=0.2, metadata={"help": "a reward published later than this is counted late"})
     diagnostics_period_s: float = field(default=1.0, metadata={"help": "period of /diagnostics updates"})
 
@@ -72,7 +77,7 @@ class RewardLabellerParams:
         if self.reward_type not in REWARD_TYPE_CHOICES:
             raise UserError(f"parameter reward_type must be one of {', '.join(REWARD_TYPE_CHOICES)}, "
                             f"got '{self.reward_type}'")
-        for name in ("skip_step", "num_samples", "queue_size"):
+        for name in ("skip_step", "num_samples", "queue_size", "replay_queue_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"parameter {name} must be >= 1, got {getattr(self, name)}")
         if self.late_after_s <= 0 or self.diagnostics_period_s <= 0:
@@ -91,7 +96,7 @@ class RewardLabellerNode:
 
         self.received = self.processed = self.skipped = self.late = self.errors = 0
         self._latencies: deque[float] = deque(maxlen=1000)
-        self._skipped_reported = 0
+        self._skipped_reported = self._lost_reported = 0
         self._error_messages: set[str] = set()
         self._queue: deque = deque()  # (image message, receive time) or EPISODE_END, in arrival order
         self._cond = threading.Condition()
@@ -102,8 +107,8 @@ class RewardLabellerNode:
         self.diagnostics_pub = transport.create_publisher(DiagnosticArray, "/diagnostics", DEFAULT_QOS)
         image_type = CompressedImage if p.image_topic.rstrip("/").endswith("/compressed") else Image
         # synchronous replays must not lose frames to a short keep-last queue
-        image_qos = QoS(reliable=False, depth=100) if p.synchronous else SENSOR_DATA_QOS
-        transport.create_subscription(image_type, p.image_topic, self._on_image, image_qos)
+        image_qos = QoS(reliable=False, depth=p.replay_queue_size) if p.synchronous else SENSOR_DATA_QOS
+        self.image_subscription = transport.create_subscription(image_type, p.image_topic, self._on_image, image_qos)
         for topic, msg_type in EPISODE_BOUNDARIES.items():
             transport.create_subscription(msg_type, topic, self._on_reset, DEFAULT_QOS)
         transport.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
@@ -208,16 +213,23 @@ class RewardLabellerNode:
         with self._cond:
             counts = dict(received=self.received, processed=self.processed, skipped=self.skipped,
                           late=self.late, errors=self.errors,
-                          queued=sum(item is not EPISODE_END for item in self._queue))
+                          queued=sum(item is not EPISODE_END for item in self._queue),
+                          lost_in_transport=self.image_subscription.dropped + self.image_subscription.lost)
             latencies = np.array(self._latencies) if self._latencies else np.zeros(1)
             new_skips = self.skipped - self._skipped_reported
             self._skipped_reported = self.skipped
+            new_losses = counts["lost_in_transport"] - self._lost_reported
+            self._lost_reported = counts["lost_in_transport"]
         p50, p99 = np.percentile(latencies, [50, 99]) * 1000
         if new_skips:
             self.transport.log("warn", f"dropped {new_skips} frame(s) in the last {self.params.diagnostics_period_s:g} s: "
                                        f"the model (p50 {p50:.0f} ms/frame) is slower than the camera")
-        level = DiagnosticStatus.WARN if (new_skips or counts["errors"]) else DiagnosticStatus.OK
-        message = (f"{counts['processed']} frames scored, {counts['skipped']} dropped, {counts['errors']} unreadable; "
+        if new_losses:
+            self.transport.log("warn", f"{new_losses} frame(s) never reached the labeller (its subscription queue "
+                                       "was full, or they were lost on the way)")
+        level = DiagnosticStatus.WARN if (new_skips or new_losses or counts["errors"]) else DiagnosticStatus.OK
+        message = (f"{counts['processed']} frames scored, {counts['skipped']} dropped, "
+                   f"{counts['lost_in_transport']} lost in transport, {counts['errors']} unreadable; "
                    f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms")
         values = {**counts, "latency_p50_ms": f"{p50:.2f}", "latency_p99_ms": f"{p99:.2f}", **self.provenance}
         self.diagnostics_pub.publish(DiagnosticArray(

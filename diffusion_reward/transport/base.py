@@ -23,6 +23,18 @@ DEFAULT_QOS = QoS(reliable=True, depth=10)  # rclpy default profile
 SENSOR_DATA_QOS = QoS(reliable=False, depth=5)  # rclpy.qos.qos_profile_sensor_data
 
 
+class Subscription:
+    """What `create_subscription` returns: how many messages the callback got and how many it never saw.
+
+    `received`: delivered to the callback. `dropped`: overwritten in the keep-last queue of `qos.depth` before
+    the callback could run (the node fell behind). `lost`: never reached that queue (DDS: arrived at a full
+    reader cache, or a best-effort sample lost on the way). A transport that cannot see a loss reports 0."""
+
+    received: int = 0
+    dropped: int = 0
+    lost: int = 0
+
+
 class Publisher(abc.ABC):
     @abc.abstractmethod
     def publish(self, msg: Any) -> None: ...
@@ -46,7 +58,7 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def create_subscription(
         self, msg_type: type, topic: str, callback: Callable[[Any], None], qos: QoS = DEFAULT_QOS
-    ) -> None: ...
+    ) -> Subscription: ...
 
     @abc.abstractmethod
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer: ...

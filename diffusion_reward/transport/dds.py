@@ -47,7 +47,7 @@ from cyclonedds.util import duration
 from .. import msgs
 from ..errors import UserError
 from . import cdr
-from .base import DEFAULT_QOS, OverrideParameters, Publisher, QoS, Timer, Transport
+from .base import DEFAULT_QOS, OverrideParameters, Publisher, QoS, Subscription, Timer, Transport
 
 LOOPBACK_CONFIG = Path(__file__).with_name("dds_loopback.xml")
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
@@ -81,11 +81,16 @@ def idl_type(msgtype: str) -> type:
     return make_idl_struct(msgtype.rsplit("/", 1)[-1] + "_", cdr.dds_type_name(msgtype), fields)
 
 
-def dds_qos(qos: QoS, history: int | None = None) -> Qos:
-    """The DDS QoS for a ROS QoS; `history` overrides the keep-last depth of the DDS cache."""
+def dds_qos(qos: QoS, reader_cache: int | None = None) -> Qos:
+    """The DDS QoS for a ROS QoS. A reader gets `reader_cache` instead of keep-last: keep-all bounded to that
+    many samples, so that a sample arriving at a full cache is never overwritten silently: DDS rejects it
+    (counted) and a reliable writer sends it again later (back-pressure), a best-effort one loses it (counted)."""
     reliability = Policy.Reliability.Reliable(duration(milliseconds=100)) if qos.reliable \
         else Policy.Reliability.BestEffort
-    return Qos(reliability, Policy.History.KeepLast(history or qos.depth), Policy.Durability.Volatile,
+    history = Policy.History.KeepLast(qos.depth) if reader_cache is None else Policy.History.KeepAll
+    limits = [] if reader_cache is None else [Policy.ResourceLimits(max_samples=reader_cache, max_instances=1,
+                                                                     max_samples_per_instance=reader_cache)]
+    return Qos(reliability, history, *limits, Policy.Durability.Volatile,
                Policy.DataRepresentation(use_cdrv0_representation=True))
 
 
@@ -153,13 +158,13 @@ class DdsPublisher(Publisher):
         return len(self.writer.get_matched_subscriptions())
 
 
-class _Subscription:
+class _Subscription(Subscription):
     def __init__(self, reader: DataReader, msg_type: type, topic: str, callback: Callable[[Any], None],
                  depth: int):
         self.reader, self.msg_type, self.topic, self.callback, self.depth = reader, msg_type, topic, callback, depth
         self.received = 0
         self.dropped = 0  # older than the newest `depth` waiting when the node got to them (keep-last)
-        self.dropped_reported = 0
+        self.missed_reported = 0  # dropped + lost already warned about
         self.malformed = 0
         self.foreign = 0  # samples from writers of another message type (dropped, as ROS 2 never connects them)
         self.incompatible_qos_seen = 0
@@ -174,6 +179,13 @@ class _Subscription:
             ok = endpoint is None or endpoint.type_name == self.reader.topic.typename
             self._writer_type_ok[publication_handle] = ok
         return ok
+
+    @property
+    def lost(self) -> int:
+        """Samples that never reached the reader cache: rejected by the full cache (`dds_qos`), or best-effort
+        samples lost on the way (a gap in the writer's sequence numbers)."""
+        return (self.reader.get_sample_rejected_status().total_count
+                + self.reader.get_sample_lost_status().total_count)
 
     @property
     def publisher_count(self) -> int:
@@ -258,7 +270,7 @@ class DdsTransport(OverrideParameters, Transport):
         # a deeper DDS cache than the QoS depth, so that messages the node falls behind on are counted when
         # `_dispatch_messages` keeps the newest `depth` of them (in ROS they vanish silently)
         reader = DataReader(self.participant, self._topic(msg_type, topic),
-                            dds_qos(qos, history=max(qos.depth, _READER_HISTORY)))
+                            dds_qos(qos, reader_cache=max(qos.depth, _READER_HISTORY)))
         condition = ReadCondition(reader, _ANY_SAMPLE)
         self._waitset.attach(condition)
         self._entities += [reader, condition]
@@ -395,10 +407,12 @@ class DdsTransport(OverrideParameters, Transport):
                 self.log("warn", f"a peer uses topic {topic[2:]} with type {their_type}, but this node uses "
                                  f"{ours.typename}; they do not exchange messages")
         for sub in self._subs:
-            if sub.dropped > sub.dropped_reported:
-                self.log("warn", f"dropped {sub.dropped - sub.dropped_reported} message(s) on {sub.topic}: the node "
-                                 f"fell behind the publisher (keep-last depth {sub.depth})")
-                sub.dropped_reported = sub.dropped
+            missed = sub.dropped + sub.lost
+            if missed > sub.missed_reported:
+                self.log("warn", f"dropped {missed - sub.missed_reported} message(s) on {sub.topic}: the node "
+                                 f"fell behind the publisher (keep-last depth {sub.depth}) or they were lost "
+                                 f"on the way ({sub.dropped} dropped, {sub.lost} lost in all)")
+                sub.missed_reported = missed
             status = sub.reader.get_requested_incompatible_qos_status()
             if status.total_count > sub.incompatible_qos_seen:
                 sub.incompatible_qos_seen = status.total_count

@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .base import DEFAULT_QOS, OverrideParameters, Publisher, QoS, Timer, Transport
+from .base import DEFAULT_QOS, OverrideParameters, Publisher, QoS, Subscription, Timer, Transport
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 _PY_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR,
@@ -39,7 +39,7 @@ START_NS = 1_700_000_000 * 1_000_000_000  # manual clock origin: a fixed, realis
 
 
 @dataclass(eq=False)
-class _Subscription:
+class _Subscription(Subscription):
     transport: "InProcessTransport"
     msg_type: type
     topic: str
@@ -48,6 +48,7 @@ class _Subscription:
     queue: deque = field(default_factory=deque)  # (sequence number, message)
     received: int = 0
     dropped: int = 0  # overwritten in the keep-last queue before the callback could run
+    lost: int = 0  # nothing is lost between in-process nodes
 
 
 @dataclass(eq=False)
@@ -231,10 +232,12 @@ class InProcessTransport(OverrideParameters, Transport):
         return _Publisher(self.bus, msg_type, self.resolve(topic), qos)
 
     def create_subscription(self, msg_type: type, topic: str, callback: Callable[[Any], None],
-                            qos: QoS = DEFAULT_QOS) -> None:
+                            qos: QoS = DEFAULT_QOS) -> Subscription:
         if qos.depth < 1:
             raise ValueError("QoS depth must be >= 1")
-        self.bus._add_subscription(_Subscription(self, msg_type, self.resolve(topic), callback, qos))
+        sub = _Subscription(self, msg_type, self.resolve(topic), callback, qos)
+        self.bus._add_subscription(sub)
+        return sub
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
         if not period_s > 0:

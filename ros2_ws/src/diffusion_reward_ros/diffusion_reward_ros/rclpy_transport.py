@@ -19,7 +19,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosidl_runtime_py.utilities import get_message
 
 from diffusion_reward.msgs import BY_TYPE_NAME
-from diffusion_reward.transport.base import DEFAULT_QOS, Publisher, QoS, Timer, Transport
+from diffusion_reward.transport.base import DEFAULT_QOS, Publisher, QoS, Subscription, Timer, Transport
 
 # rosidl element type -> (array.array typecode, numpy dtype)
 _NUMERIC = {
@@ -132,10 +132,16 @@ class RclpyTransport(Transport):
         return _RclpyPublisher(self.node.create_publisher(ros_type, topic, qos_profile(qos)))
 
     def create_subscription(self, msg_type: type, topic: str, callback: Callable[[Any], None],
-                            qos: QoS = DEFAULT_QOS) -> None:
+                            qos: QoS = DEFAULT_QOS) -> Subscription:
         ros_type = get_message(msg_type.__msgtype__)
-        self._subscriptions.append(self.node.create_subscription(
-            ros_type, topic, lambda m: callback(from_ros(m, msg_type)), qos_profile(qos)))
+        counts = Subscription()  # rclpy does not report messages dropped or lost: those stay 0
+
+        def deliver(ros_msg) -> None:
+            counts.received += 1
+            callback(from_ros(ros_msg, msg_type))
+
+        self._subscriptions.append(self.node.create_subscription(ros_type, topic, deliver, qos_profile(qos)))
+        return counts
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
         return _RclpyTimer(self.node.create_timer(period_s, callback))  # runs on the node clock (sim time aware)
