@@ -1,11 +1,12 @@
 """Label recorded episodes with learned rewards, into a NEW dataset (the source is never modified).
 
-Every episode of the source (HDF5, rosbag2, RealSense, PNG folders; see `sources`) is scored with
-`RewardScorer` and written with `DatasetWriter.write_episode`: observations (`image` at the model's
-resolution, `image_full` when frames were resized, `state` when present), actions, sparse rewards,
-dones, timestamps, per-stream stamps, and the label group `reward_labels/<name>/` holding `reward`
-(standardised diffusion term), `raw` (model score) and `sparse` (the source's task reward), with the
-provenance as attributes. `resume=True` continues an interrupted run: episodes already labelled with
+Every episode of the source (HDF5, rosbag2, RealSense, PNG folders; see `sources`) streams through in
+chunks: read, scored with `RewardScorer.chunked()` and written with `DatasetWriter.write_episode_chunks`
+as the rewards come out, so memory does not grow with the episode's length. Written: observations
+(`image` at the model's resolution, `image_full` when frames were resized, `state` when present), actions,
+sparse rewards, dones, timestamps, per-stream stamps, and the label group `reward_labels/<name>/` holding
+`reward` (standardised diffusion term), `raw` (model score) and `sparse` (the source's task reward), with
+the provenance as attributes. `resume=True` continues an interrupted run: episodes already labelled with
 the same provenance are skipped, a different provenance is refused.
 
 >>> summary = relabel(RelabelConfig(model="reward.safetensors", input="bags/ep_001", out="labelled.hdf5",
@@ -17,13 +18,16 @@ import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from .. import __version__
 from ..data import Dataset, DatasetWriter
+from ..data.writer import episode_columns
 from ..errors import UserError
 from ..models import RewardModel
+from ..models.model_file import TOKENIZE_BATCH
 from ..outputs import refuse_writing_into_inputs
 from ..data.format import REWARD_ALIGNMENT
 from ..reward import RewardScorer, ScoreConfig
@@ -31,7 +35,7 @@ from .sources import SourceEpisode, detect_kind, open_source
 from .sources.folder import png_folders
 from .sources.rosbag import DEFAULT_GAP_S
 
-TOKENIZE_CHUNK = 256  # frames resized + tokenised at a time: bounds memory on long episodes
+READ_CHUNK = TOKENIZE_BATCH  # source rows read, resized and scored at a time: memory does not grow with T
 # provenance keys that must agree for --resume (paths and software version may change between runs)
 SAME_LABEL_KEYS = ("model_hash", "task", "reward_type", "skip_step", "num_samples", "noise", "seed", "stats_mean",
                    "stats_std", "resize", "image_size", "source_kind", "source_options")
@@ -112,52 +116,80 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
     resume_command = f"diffusion-reward relabel --input {cfg.input} --out {cfg.out} --resume (same options)"
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.closing(episodes))
-        bar = stack.enter_context(_progress(cfg.progress))
-        writer = stack.enter_context(DatasetWriter(dst)) if dst.exists() else None
-        if writer is not None:
-            writer.begin_job("relabel", resume_command)
+        writer = bar = None
+
+        def open_output(env_args: dict | None):  # marked incomplete until the last episode is written
+            output = stack.enter_context(DatasetWriter(dst, env_args=env_args))
+            output.begin_job("relabel", resume_command)
+            return output, stack.enter_context(_progress(cfg.progress))
+
+        if dst.exists():
+            writer, bar = open_output(None)
         for ep in episodes:
             if ep.name in done:
                 summary.skipped.append(ep.name)
                 continue
-            model_frames = _model_frames(scorer, ep)  # validates the size before anything is written
+            _model_frames(scorer, ep.name, ep.frames[:1])  # checks the size before anything is written
             if writer is None:  # first episode that passed every check: only now create the output
-                writer = stack.enter_context(DatasetWriter(dst, env_args=_env_args(src, kind, task, model, ep)))
-                writer.begin_job("relabel", resume_command)  # until the last episode: marked incomplete
+                writer, bar = open_output(_env_args(src, kind, task, model, ep))
             bar.set_postfix_str(ep.name)
-            result = scorer.score_token_episode(model.tokenize(model_frames), progress=bar.update)
-            if not (np.isfinite(result.raw).all() and np.isfinite(result.reward).all()):
+            try:
+                summary.written.append(writer.write_episode_chunks(
+                    _labelled_rows(scorer, ep, label, bar.update), success=bool(ep.success), attrs=ep.attrs,
+                    extra_attrs={f"reward_labels/{label}": provenance}))
+            except _NonFiniteRewards:
                 raise UserError(f"episode {ep.name}: the model gave NaN / infinite rewards; nothing of this "
-                                f"episode was written (the {len(summary.written)} before it are kept)")
-            summary.written.append(_write(writer, ep, model_frames, result, label, provenance))
-            summary.frames += len(model_frames)
+                                f"episode was written (the {len(summary.written)} before it are kept)") from None
+            summary.frames += len(ep.frames)
         if writer is not None:
             writer.end_job()
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _model_frames(scorer: RewardScorer, ep: SourceEpisode) -> np.ndarray:
-    """Frames at the model's resolution (center-cropped and resized with --resize), a chunk at a time."""
+class _NonFiniteRewards(Exception):
+    pass
+
+
+def _labelled_rows(scorer: RewardScorer, ep: SourceEpisode, label: str, progress) -> Iterator[dict[str, np.ndarray]]:
+    """The output rows of one episode, `{dataset path: rows}` a chunk at a time, each row written once its
+    reward is out. Layout (FORMAT.md): `obs/image` = the frames at the model's resolution, `obs/image_full` =
+    the source frames when they were resized, the source's other observations, actions, sparse rewards, dones,
+    timestamps, stamps, and `reward_labels/<label>/{reward, raw, sparse}`. Memory: one chunk of source rows
+    plus the rows waiting for their rewards (fewer than a network batch and the frame skip)."""
+    steps = len(ep.frames)
+    columns = episode_columns(steps, ep.obs, ep.actions, ep.rewards, ep.dones, ep.timestamps, ep.stamps)
+    scoring = scorer.chunked(progress)
+    waiting: dict[str, np.ndarray] = {}  # source rows whose rewards are not out yet
+    for start in range(0, steps, READ_CHUNK):
+        rows = {k: np.asarray(v[start:start + READ_CHUNK]) for k, v in columns.items()}
+        frames = np.asarray(ep.frames[start:start + READ_CHUNK])
+        rows["obs/image"] = _model_frames(scorer, ep.name, frames)
+        if frames.shape[1:3] != rows["obs/image"].shape[1:3]:
+            rows["obs/image_full"] = frames
+        waiting = {k: np.concatenate([waiting[k], v]) if waiting else v for k, v in rows.items()}
+        labelled, waiting = _label(waiting, scoring.push(rows["obs/image"]), label)
+        yield labelled
+    yield _label(waiting, scoring.finish(), label)[0]
+
+
+def _label(waiting: dict[str, np.ndarray], result, label: str) -> tuple[dict, dict]:
+    """(the first rows of `waiting` with the rewards in `result`, the rows still waiting)."""
+    if not (np.isfinite(result.raw).all() and np.isfinite(result.reward).all()):
+        raise _NonFiniteRewards
+    n = len(result.raw)
+    labelled = {k: v[:n] for k, v in waiting.items()}
+    labelled.update({f"reward_labels/{label}/reward": result.reward, f"reward_labels/{label}/raw": result.raw,
+                     f"reward_labels/{label}/sparse": labelled["rewards"]})
+    return labelled, {k: v[n:] for k, v in waiting.items()}
+
+
+def _model_frames(scorer: RewardScorer, name: str, frames) -> np.ndarray:
+    """Frames at the model's resolution (center-cropped and resized with --resize)."""
     try:
-        return np.concatenate([scorer.prepare_frames(ep.frames[i:i + TOKENIZE_CHUNK])
-                               for i in range(0, len(ep.frames), TOKENIZE_CHUNK)])
+        return scorer.prepare_frames(frames)
     except UserError as exc:
-        raise UserError(f"episode {ep.name}: {exc}") from None
-
-
-def _write(writer: DatasetWriter, ep: SourceEpisode, model_frames, result, label: str, provenance: dict) -> str:
-    steps = len(model_frames)
-    obs = {**ep.obs, "image": model_frames}
-    if ep.frames.shape[1:3] != model_frames.shape[1:3]:
-        obs["image_full"] = ep.frames
-    sparse = np.zeros(steps, np.float32) if ep.rewards is None else np.asarray(ep.rewards, np.float32)
-    return writer.write_episode(
-        obs=obs, actions=ep.actions, rewards=sparse, dones=ep.dones, timestamps=ep.timestamps,
-        success=bool(ep.success), stamps=ep.stamps, attrs=ep.attrs,
-        extra={f"reward_labels/{label}/reward": result.reward, f"reward_labels/{label}/raw": result.raw,
-               f"reward_labels/{label}/sparse": sparse},
-        extra_attrs={f"reward_labels/{label}": provenance})
+        raise UserError(f"episode {name}: {exc}") from None
 
 
 def _already_labelled(dst: Path, label: str, provenance: dict) -> set[str]:

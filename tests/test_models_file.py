@@ -112,8 +112,21 @@ def _rewrite(path, out, *, metadata=None, tensors=None):
     header_len = struct.unpack("<Q", path.read_bytes()[:8])[0]
     meta = json.loads(path.read_bytes()[8:8 + header_len])["__metadata__"]
     meta.update(metadata or {})
+    if tensors is not None:  # other weights: as another tool would write them, without our integrity hash
+        meta.pop("tensors_sha256", None)
     save_file(t, out, metadata=meta)
     return out
+
+
+def test_a_changed_weight_byte_fails_the_integrity_hash(saved, tmp_path):
+    """A bit flip that keeps every weight finite (so the NaN check cannot see it) is still refused."""
+    data = bytearray(saved.read_bytes())
+    data[-3] ^= 0x01  # inside the last tensor's bytes
+    flipped = tmp_path / "flipped.safetensors"
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="do not match the integrity hash"):
+        RewardModel.load(flipped)
+    assert RewardModel.load(saved).weights_hash  # the intact file still loads
 
 
 def test_bad_files_raise_one_clear_user_error(saved, tmp_path):

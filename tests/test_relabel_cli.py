@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
-from test_sources_files import write_png_folder
+from test_sources_files import read_episodes, write_png_folder
 from test_sources_rosbag import bag_messages, make_frames, write_bag
 
 from diffusion_reward.cli import main
 from diffusion_reward.data import Dataset, DatasetWriter
 from diffusion_reward.models import RewardModel
-from diffusion_reward.offline.sources import open_source
-from diffusion_reward.reward import RewardScorer, ScoreConfig
+from diffusion_reward.reward import ChunkedScore, RewardScorer, ScoreConfig
 
 TASK = "button-press-v3"
 
@@ -131,7 +130,7 @@ def test_bag_relabel_with_resize(tmp_path, capsys, model_path):
     rc, _, err = relabel(capsys, "--model", model_path, "--input", bag, "--out", out, "--resize")
     assert rc == 0, err
     assert tree_hash(bag) == before
-    [source_ep] = list(open_source(bag))
+    [source_ep] = read_episodes(bag)
     expected = direct_scores(model_path, source_ep.frames, resize=True)
     with Dataset(out) as ds:
         [ep] = list(ds)
@@ -191,17 +190,17 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, model_path,
 
 def test_nan_rewards_are_never_written(tmp_path, capsys, model_path, monkeypatch):
     """A model that gives NaN on the second episode: one error line, the first episode stays labelled."""
-    real = RewardScorer.score_token_episode
+    real = ChunkedScore.finish  # short episodes: every row comes out when the episode is finished
     calls = []
 
-    def second_is_nan(self, tokens, progress=None):
-        result = real(self, tokens, progress)
+    def second_is_nan(self):
+        result = real(self)
         calls.append(1)
         if len(calls) == 2:
             result.raw[2] = np.nan
         return result
 
-    monkeypatch.setattr(RewardScorer, "score_token_episode", second_is_nan)
+    monkeypatch.setattr(ChunkedScore, "finish", second_is_nan)
     src = write_source(tmp_path / "src.hdf5", episodes=2)
     rc, _, err = relabel(capsys, "--model", model_path, "--input", src, "--out", tmp_path / "out.hdf5")
     errors = [line for line in err.splitlines() if line.startswith("error:")]  # after the progress bar
@@ -213,17 +212,17 @@ def test_nan_rewards_are_never_written(tmp_path, capsys, model_path, monkeypatch
 def test_a_stopped_relabel_is_marked_incomplete_until_resumed(tmp_path, capsys, model_path, monkeypatch):
     """Stopped by a bad episode: `info` marks the output, `info --verify` and `train-policy` refuse it with the
     resume hint; `relabel --resume` finishes the job and clears the mark."""
-    real = RewardScorer.score_token_episode
+    real = ChunkedScore.finish  # short episodes: every row comes out when the episode is finished
     calls = []
 
-    def second_is_nan(self, tokens, progress=None):
-        result = real(self, tokens, progress)
+    def second_is_nan(self):
+        result = real(self)
         calls.append(1)
         if len(calls) == 2:
             result.raw[0] = np.nan
         return result
 
-    monkeypatch.setattr(RewardScorer, "score_token_episode", second_is_nan)
+    monkeypatch.setattr(ChunkedScore, "finish", second_is_nan)
     src, out = write_source(tmp_path / "src.hdf5", episodes=3), tmp_path / "out.hdf5"
     assert relabel(capsys, "--model", model_path, "--input", src, "--out", out)[0] == 2
     with Dataset(out) as ds:
@@ -233,7 +232,7 @@ def test_a_stopped_relabel_is_marked_incomplete_until_resumed(tmp_path, capsys, 
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "is incomplete" in err and "relabel" in err and "--resume" in err, err
-    monkeypatch.setattr(RewardScorer, "score_token_episode", real)
+    monkeypatch.setattr(ChunkedScore, "finish", real)
     rc, _, err = relabel(capsys, "--model", model_path, "--input", src, "--out", out, "--resume")
     assert rc == 0, err
     with Dataset(out) as ds:
@@ -256,7 +255,14 @@ def test_sigkill_during_relabel_leaves_an_incomplete_output_that_resume_finishes
     child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 300  # generous: only a hung child reaches it
-    while not (out.with_name(out.name + ".episodes") / "demo_0.h5").exists():
+    def committed() -> int:  # episodes the index links (a reader never disturbs the writer)
+        try:
+            with Dataset(out) as ds:
+                return len(ds)
+        except Exception:  # the index does not exist yet
+            return 0
+
+    while committed() == 0:
         assert child.poll() is None and time.monotonic() < deadline, "relabel ended before its first commit"
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)

@@ -1,6 +1,7 @@
 """HDF5 (ours and robomimic-layout), PNG-folder and RealSense sources, from files the tests write."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import cv2
@@ -14,6 +15,13 @@ from diffusion_reward.offline.sources import detect_kind, open_source
 from realsense_recording import record_realsense
 
 
+def read_episodes(path, **options):
+    """Every episode of a source with its frames and observations in memory (sources read them lazily, valid
+    only while the episode is the iterator's current one)."""
+    return [dataclasses.replace(ep, frames=ep.frames[:], obs={k: v[:] for k, v in ep.obs.items()})
+            for ep in open_source(path, **options)]
+
+
 def test_our_hdf5_passes_every_stream_through(tmp_path):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
@@ -22,7 +30,7 @@ def test_our_hdf5_passes_every_stream_through(tmp_path):
         w.write_episode(obs={"image": frames, "state": state}, actions=np.ones((5, 4), np.float32),
                         rewards=np.eye(5, dtype=np.float32)[4], timestamps=np.arange(5) * 0.1, success=True,
                         stamps={"image": np.arange(5) * 0.1 + 0.01}, attrs={"reset_seed": 17, "epsilon": 0.5})
-    [ep] = list(open_source(tmp_path / "d.hdf5"))
+    [ep] = read_episodes(tmp_path / "d.hdf5")
     assert ep.name == "demo_0" and ep.success is True and ep.attrs["source_kind"] == "hdf5"
     assert np.array_equal(ep.frames, frames) and np.array_equal(ep.obs["state"], state) and "image" not in ep.obs
     assert np.array_equal(ep.rewards, np.eye(5)[4]) and np.allclose(ep.stamps["image"], np.arange(5) * 0.1 + 0.01)
@@ -50,7 +58,7 @@ def write_robomimic(path, episodes=2, steps=4, size=84):
 
 def test_robomimic_layout(tmp_path):
     path = write_robomimic(tmp_path / "low_dim.hdf5")
-    episodes = list(open_source(path))
+    episodes = read_episodes(path)
     assert [e.name for e in episodes] == ["demo_0", "demo_1"]
     with h5py.File(path) as f:
         assert np.array_equal(episodes[1].frames, f["data/demo_1/obs/agentview_image"][()])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+from test_sources_files import read_episodes
 
 from diffusion_reward.errors import UserError
 from diffusion_reward.offline.sources import detect_kind, open_source
@@ -144,7 +145,7 @@ def test_bag_directory_decodes_and_synchronises(tmp_path, store, storage, versio
     frames = make_frames()
     bag = write_bag(tmp_path / "ep_001", bag_messages(ts, frames, encoding, pad), ts, storage, version)
     assert detect_kind(bag) == "rosbag2"
-    [ep] = list(open_source(bag))
+    [ep] = read_episodes(bag)
     check_episode(ep, frames, mono=encoding == "mono8")
     assert ep.name == "ep_001" and ep.attrs["source_kind"] == "rosbag2"
 
@@ -161,7 +162,7 @@ def test_bare_mcap_from_other_tools(tmp_path, profile, summary):
     status = ts.types["acme_msgs/msg/Status"](text="ok", code=1)
     messages = bag_messages(ts, frames, "bgr8", 2) + [("/acme/status", "acme_msgs/msg/Status", int(T0 * 1e9), status)]
     path = write_bare_mcap(tmp_path / "take.mcap", messages, ts, profile, summary)
-    [ep] = list(open_source(path))
+    [ep] = read_episodes(path)
     check_episode(ep, frames)
 
 
@@ -169,7 +170,7 @@ def test_rate_resamples_to_control_rate(tmp_path):
     ts = get_typestore(Stores.ROS2_HUMBLE)
     frames = make_frames()
     bag = write_bag(tmp_path / "b", bag_messages(ts, frames, drop=-1, duplicate=-1), ts)
-    [ep] = list(open_source(bag, rate_hz=5.0))
+    [ep] = read_episodes(bag, rate_hz=5.0)
     assert ep.attrs["rate_hz"] == 5.0 and len(ep.frames) == FRAMES // 2
     assert np.array_equal(ep.frames, frames[::2]) and ep.attrs["dropped_frames"] == 0
 
@@ -179,19 +180,19 @@ def test_episode_markers_and_time_gaps_split(tmp_path):
     frames = make_frames()
     # two takes 30 s apart in one bag: the gap splits them
     gap = bag_messages(ts, frames, drop=-1, duplicate=-1) + bag_messages(ts, frames, drop=-1, duplicate=-1, t0=T0 + 30)
-    episodes = list(open_source(write_bag(tmp_path / "gap", sorted(gap, key=lambda m: m[2]), ts)))
+    episodes = read_episodes(write_bag(tmp_path / "gap", sorted(gap, key=lambda m: m[2]), ts))
     assert [e.name for e in episodes] == ["gap_ep0", "gap_ep1"] and [len(e.frames) for e in episodes] == [12, 12]
     # start/stop markers: frames 0-1 before the start and 10-11 after the stop are not part of an episode;
     # a second start at 0.55 s splits the rest into two episodes
     marked = bag_messages(ts, frames, drop=-1, duplicate=-1, markers=[
         ("/episode/start", T0 + 0.15), ("/episode/start", T0 + 0.55), ("/episode/stop", T0 + 0.95)])
-    episodes = list(open_source(write_bag(tmp_path / "marked", marked, ts)))
+    episodes = read_episodes(write_bag(tmp_path / "marked", marked, ts))
     assert [len(e.frames) for e in episodes] == [4, 4]
     assert np.array_equal(episodes[0].frames, frames[2:6]) and np.array_equal(episodes[1].frames, frames[6:10])
     # a Bool topic named with episode_topic: true starts, false stops
     marked = bag_messages(ts, frames, drop=-1, duplicate=-1, markers=[
         ("/recorder/active", T0 + 0.25, True), ("/recorder/active", T0 + 0.75, False)])
-    [episode] = list(open_source(write_bag(tmp_path / "bool", marked, ts), episode_topic="/recorder/active"))
+    [episode] = read_episodes(write_bag(tmp_path / "bool", marked, ts), episode_topic="/recorder/active")
     assert np.array_equal(episode.frames, frames[3:8])
 
 

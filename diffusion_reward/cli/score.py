@@ -59,9 +59,8 @@ def run(args: argparse.Namespace) -> int:
     episodes.validate(scorer.prepare_frames)  # bad frames fail before any work or progress output
     results: dict[str, np.ndarray] = {}
     with tqdm(total=episodes.total_frames, unit="frame", desc="scoring") as bar:
-        for name, frames in episodes:
-            tokens = model.tokenize(scorer.prepare_frames(frames))
-            res = scorer.score_token_episode(tokens, progress=bar.update)
+        for name, chunks in episodes:
+            res = scorer.score_chunks(chunks, progress=bar.update)
             results[name] = res.raw if args.raw else res.reward
     if episodes.single:
         _atomic_save(args.out, next(iter(results.values())), npz=False)
@@ -73,22 +72,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Episodes:
-    """(name, frames) pairs from a .npy (in memory) or a dataset (loaded one episode at a time)."""
+    """(name, frame chunks) pairs from a .npy (in memory) or a dataset (read a chunk of frames at a time)."""
 
     def __init__(self, items, task: str | None, single: bool):
-        self.items, self.task, self.single = items, task, single  # items: (name, shape, dtype, load)
+        self.items, self.task, self.single = items, task, single  # items: (name, shape, dtype, chunks)
         self.total_frames = sum(shape[0] if shape else 0 for _, shape, _, _ in items)
 
     def validate(self, prepare) -> None:
-        for _, shape, dtype, load in self.items:
-            if self.single:
-                prepare(load())
+        for _, shape, dtype, chunks in self.items:
+            if self.single:  # the .npy, or the dataset episode's first chunk
+                prepare(next(iter(chunks())))
             else:  # dataset episodes: check shape and dtype without reading the frames
                 prepare(np.zeros((1, *shape[1:]) if len(shape) == 4 else shape, dtype))
 
     def __iter__(self):
-        for name, _, _, load in self.items:
-            yield name, load()
+        for name, _, _, chunks in self.items:
+            yield name, chunks()
 
 
 def _load_episodes(args) -> _Episodes:
@@ -105,7 +104,7 @@ def _load_episodes(args) -> _Episodes:
             raise UserError(f"{args.frames} is not a readable .npy array ({exc})") from None
         if args.out.suffix != ".npy":
             raise UserError("one episode of frames is written as .npy; use an --out ending in .npy")
-        return _Episodes([(args.frames.stem, frames.shape, frames.dtype, lambda: frames)], None, single=True)
+        return _Episodes([(args.frames.stem, frames.shape, frames.dtype, lambda: [frames])], None, single=True)
 
     from ..data import Dataset
 
@@ -125,10 +124,14 @@ def _load_episodes(args) -> _Episodes:
                         "or pick one with --episode")
 
     def loader(n):
-        def load():
+        def chunks():  # at least one, possibly empty: an empty episode fails like an empty .npy
+            from ..models.model_file import TOKENIZE_BATCH
+
             with ds.episode(n) as ep:
-                return np.asarray(ep.obs[ds.image_key][()])
-        return load
+                frames = ep.obs[ds.image_key]
+                for start in range(0, max(1, len(frames)), TOKENIZE_BATCH):
+                    yield frames[start:start + TOKENIZE_BATCH]
+        return chunks
 
     items = []
     for n in names:

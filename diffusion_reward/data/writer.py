@@ -11,10 +11,11 @@ import fcntl
 import json
 import os
 import random
+import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import h5py
 import numpy as np
@@ -44,6 +45,7 @@ from .format import (
 IMAGE_CHUNK_NDIM = 2  # per-step arrays with at least this many dims are frames: one chunk per frame, compressed
 LOCK_ATTEMPTS = 20
 WRITE_SLAB = 256
+DISK_MARGIN = 1 << 20  # free bytes kept beyond a write: HDF5 metadata, the index, the chunk cache's write-back
 VECTOR_CHUNK_BYTES = 16 << 10  # small: HDF5 allocates whole chunks, and short episodes are common
 
 
@@ -110,14 +112,21 @@ class EpisodeStream:
             return
         start = self.num_samples
         try:
+            _require_free_space(self.partial_path.parent, sum(p.nbytes for v in self._pending.values() for p in v),
+                                f"{self.name} step {start}")
+        except UserError as exc:
+            self.error = str(exc)
+            raise
+        try:
             for path, parts in self._pending.items():
                 rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
                 dataset = self._datasets.get(path) or self._create_dataset(path, rows)
                 dataset.resize(start + len(rows), axis=0)
                 dataset[start:] = rows
-        except OSError as exc:  # disk full, I/O error: this episode is lost, earlier ones are not
-            self.error = f"cannot write {self.partial_path}: {exc}"
-            raise UserError(self.error) from None
+        except (OSError, RuntimeError) as exc:  # disk full, I/O error: this episode is lost, earlier ones are not
+            self._fail(exc)
+            raise UserError(f"{self.error}; this episode is lost, the episodes committed before it are intact") \
+                from None
         self.num_samples += self._pending_rows
         self._pending = {}
         self._pending_rows = 0
@@ -171,13 +180,20 @@ class EpisodeStream:
                             f"env_args image_size is {self._image_size}")
 
     def _finish(self, attrs: Mapping[str, Any], group_attrs: Mapping[str, Mapping[str, Any]]) -> None:
-        for key, value in attrs.items():
-            self._file.attrs[key] = encode_attr(value)
-        for group_path, values in group_attrs.items():
-            group = self._file.require_group(group_path)
-            for key, value in values.items():
-                group.attrs[key] = encode_attr(value)
+        """Write the attributes and close the file; UserError (the episode is then closed, not committed) when
+        the disk refuses the last writes."""
+        try:
+            for key, value in attrs.items():
+                self._file.attrs[key] = encode_attr(value)
+            for group_path, values in group_attrs.items():
+                group = self._file.require_group(group_path)
+                for key, value in values.items():
+                    group.attrs[key] = encode_attr(value)
+        except (OSError, RuntimeError) as exc:
+            self._fail(exc)
         self._close()
+        if self.error:
+            raise UserError(self.error)
 
     def _require_open(self) -> None:
         if self._file is None:
@@ -185,10 +201,18 @@ class EpisodeStream:
         if self.error:
             raise UserError(f"{self.name} failed to write ({self.error}); discard it")
 
+    def _fail(self, exc: BaseException) -> None:
+        self.error = f"cannot write {self.partial_path}: {_reason(exc)}"
+
     def _close(self) -> None:
+        """Close the file; a failure of HDF5's final metadata writes (disk full) is recorded in `error`."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            self._datasets = {}  # no handle into the file may outlive it
+            try:
+                file.close()
+            except (OSError, RuntimeError) as exc:  # h5py reports a failed flush on close as RuntimeError
+                self.error = self.error or f"cannot write {self.partial_path}: {_reason(exc)}"
 
 
 class DatasetWriter:
@@ -256,22 +280,30 @@ class DatasetWriter:
         episode.flush()
         if episode.num_samples == 0:
             raise UserError(f"{episode.name} has no steps; discard it instead of ending it")
-        episode._finish({**(attrs or {}), "num_samples": episode.num_samples, "success": bool(success),
-                         "env_args": self.session_env_args, "format_version": FORMAT_VERSION},
-                        extra_attrs or {})
         final = self.episodes_path / f"{episode.name}.h5"
-        fsync_file(episode.partial_path)
-        os.rename(episode.partial_path, final)
-        fsync_dir(self.episodes_path)
+        try:
+            episode._finish({**(attrs or {}), "num_samples": episode.num_samples, "success": bool(success),
+                             "env_args": self.session_env_args, "format_version": FORMAT_VERSION},
+                            extra_attrs or {})
+            fsync_file(episode.partial_path)
+            os.rename(episode.partial_path, final)
+            fsync_dir(self.episodes_path)
+        except (UserError, OSError) as exc:  # disk full at the last writes: nothing of this episode is kept
+            self.discard_episode(episode)
+            raise UserError(f"{exc if isinstance(exc, UserError) else _reason(exc)}; episode {episode.name} was "
+                            "not committed, the episodes committed before it are intact") from None
         self._episodes[episode.name] = (episode.num_samples, bool(success))
         self._open = None
         self._write_index()
         return episode.name
 
     def discard_episode(self, episode: EpisodeStream) -> None:
-        self._require_current(episode)
+        """Drop the episode being recorded (also one whose file a failed write has already closed)."""
+        self._require_lock()
+        if episode is not self._open:
+            raise UserError(f"{episode.name} is not the episode being recorded by this writer")
         episode._close()
-        episode.partial_path.unlink()
+        episode.partial_path.unlink(missing_ok=True)
         self._open = None
 
     def write_episode(self, obs: Mapping[str, np.ndarray], actions: np.ndarray | None = None,
@@ -282,29 +314,24 @@ class DatasetWriter:
                       extra_attrs: Mapping[str, Mapping[str, Any]] | None = None) -> str:
         """Write a whole episode from arrays with T rows each. `extra`: more per-step datasets by path,
         e.g. `{"reward_labels/entropy/reward": f32[T]}`; `extra_attrs`: attributes of groups by path."""
-        columns = {f"obs/{k}": _rows(v) for k, v in obs.items()}
-        if not columns:
+        if not obs:
             raise UserError("write_episode needs at least one observation key")
-        steps = len(next(iter(columns.values())))
-        if actions is not None:
-            columns["actions"] = np.asarray(actions, dtype=np.float32)
-        columns["rewards"] = np.zeros(steps, np.float32) if rewards is None else np.asarray(rewards, np.float32)
-        columns["dones"] = (np.arange(steps) == steps - 1) if dones is None else np.asarray(dones)
-        columns["dones"] = columns["dones"].astype(np.uint8)
-        columns["timestamps"] = (np.arange(steps, dtype=np.float64) if timestamps is None
-                                 else np.asarray(timestamps, np.float64))
-        for stream, values in (stamps or {}).items():
-            columns[f"stamps/{stream}"] = np.asarray(values, np.float64)
-        for path, values in (extra or {}).items():
-            columns[path] = _rows(values)
-        lengths = {k: len(v) for k, v in columns.items()}
-        if len(set(lengths.values())) != 1:
-            raise UserError("write_episode: arrays have different lengths: "
-                            + ", ".join(f"{k}={n}" for k, n in lengths.items()))
+        steps = len(next(iter(obs.values())))
+        columns = episode_columns(steps, obs, actions, rewards, dones, timestamps, stamps, extra)
+        slabs = ({k: np.asarray(v[start:start + WRITE_SLAB]) for k, v in columns.items()}  # bounded: inputs may
+                 for start in range(0, steps, WRITE_SLAB))  # be h5py datasets or memmaps
+        return self.write_episode_chunks(slabs, success=success, attrs=attrs, extra_attrs=extra_attrs)
+
+    def write_episode_chunks(self, chunks: Iterable[Mapping[str, np.ndarray]], success: bool = False,
+                             attrs: Mapping[str, Any] | None = None,
+                             extra_attrs: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+        """Write an episode from consecutive `{path: rows}` chunks (every chunk the same paths, e.g. slabs of
+        `episode_columns`) as they come: a generator may compute them while earlier rows are already on disk.
+        Committed only after the last chunk; an exception on the way (from the generator too) discards it."""
         episode = self.begin_episode()
         try:
-            for start in range(0, steps, WRITE_SLAB):  # bounded slabs: inputs may be h5py datasets or memmaps
-                episode.append({k: np.asarray(v[start:start + WRITE_SLAB]) for k, v in columns.items()})
+            for columns in chunks:
+                episode.append(columns)
             return self.end_episode(episode, success=success, attrs=attrs, extra_attrs=extra_attrs)
         except BaseException:
             if episode.is_open:
@@ -454,7 +481,20 @@ class DatasetWriter:
     # -- index -----------------------------------------------------------------------------------
 
     def _write_index(self) -> None:
+        """Replace the index atomically; on a full disk the previous index stays (UserError)."""
         tmp = self.path.with_name(f".{self.path.name}.tmp")
+        _require_free_space(self.path.parent, 0, f"the index {self.path}")
+        try:
+            self._write_index_file(tmp)
+            fsync_file(tmp)
+            os.replace(tmp, self.path)
+            fsync_dir(self.path.parent)
+        except (OSError, RuntimeError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot write the index {self.path}: {_reason(exc)}; the previous index is intact "
+                            "(an episode committed just now is linked by the next writer)") from None
+
+    def _write_index_file(self, tmp: Path) -> None:
         names = sort_demo_names(self._episodes)
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT_NAME
@@ -472,9 +512,6 @@ class DatasetWriter:
             masks = {"success": [n for n in names if self._episodes[n][1]], **self._masks}
             for key, members in masks.items():
                 mask.create_dataset(key, data=np.array(members, dtype="S"))
-        fsync_file(tmp)
-        os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
 
     def _require_lock(self) -> None:
         if self._lock_fd is None:
@@ -486,6 +523,50 @@ class DatasetWriter:
             raise UserError(f"{episode.name} is not the episode being recorded by this writer")
 
 
+def episode_columns(steps: int, obs: Mapping[str, Any], actions: Any = None, rewards: Any = None,
+                    dones: Any = None, timestamps: Any = None, stamps: Mapping[str, Any] | None = None,
+                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The per-step datasets of one episode of `steps` rows by path (FORMAT.md), with the defaults: rewards 0,
+    dones 1 on the last step, timestamps 0, 1, 2, ... Observations and `extra` stay as given when they can be
+    sliced lazily (h5py datasets, memmaps), so frames are read a slab at a time."""
+    columns = {f"obs/{k}": _rows(v) for k, v in obs.items()}
+    if actions is not None:
+        columns["actions"] = np.asarray(actions, dtype=np.float32)
+    columns["rewards"] = np.zeros(steps, np.float32) if rewards is None else np.asarray(rewards, np.float32)
+    columns["dones"] = (np.arange(steps) == steps - 1) if dones is None else np.asarray(dones)
+    columns["dones"] = columns["dones"].astype(np.uint8)
+    columns["timestamps"] = (np.arange(steps, dtype=np.float64) if timestamps is None
+                             else np.asarray(timestamps, np.float64))
+    for stream, values in (stamps or {}).items():
+        columns[f"stamps/{stream}"] = np.asarray(values, np.float64)
+    for path, values in (extra or {}).items():
+        columns[path] = _rows(values)
+    lengths = {k: len(v) for k, v in columns.items()}
+    if set(lengths.values()) != {steps}:
+        raise UserError("write_episode: arrays have different lengths: "
+                        + ", ".join(f"{k}={n}" for k, n in lengths.items()))
+    return columns
+
+
 def _rows(values: Any) -> Any:
     """Per-step rows as given when they can be sliced lazily (h5py datasets, memmaps), else as an array."""
     return values if isinstance(values, (h5py.Dataset, np.ndarray)) else np.asarray(values)
+
+
+def _require_free_space(folder: Path, nbytes: int, what: str) -> None:
+    """UserError unless `folder`'s disk has room for `nbytes` (uncompressed, so an over-estimate) plus
+    DISK_MARGIN. Checked before HDF5 writes: HDF5 cannot recover a file from a failed write (a full disk
+    left it unclosable and crashed the interpreter at exit), so the writer stops while it still can."""
+    free = shutil.disk_usage(folder).free
+    if free < nbytes + DISK_MARGIN:
+        raise UserError(f"{what}: not enough disk space in {folder} ({free / 2**20:.1f} MiB free, "
+                        f"{(nbytes + DISK_MARGIN) / 2**20:.1f} MiB needed); the episodes committed before are intact")
+
+
+def _reason(exc: BaseException) -> str:
+    """The OS reason of a failed HDF5 write ("No space left on device"), not HDF5's multi-line report."""
+    text = str(exc)
+    for marker in ("error message = '", "errno = "):
+        if marker in text:
+            return text.split(marker, 1)[1].split("'", 1)[0].split(",", 1)[0]
+    return text.splitlines()[0] if text else type(exc).__name__

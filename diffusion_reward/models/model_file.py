@@ -27,6 +27,7 @@ from .video import VideoModel
 FORMAT_NAME = "diffusion_reward.model"
 FORMAT_VERSION = 1
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
+TOKENIZE_BATCH = 256  # frames the codec encodes at once: bounds its activations (about 300 MB for `tiny`)
 
 
 def stats_key(task: str, reward_type: str, skip_step: int, num_samples: int, likelihood_compat: bool = False) -> str:
@@ -88,7 +89,7 @@ class RewardModel(nn.Module):
 
     # -------------------------------------------------------------------------------------------------- tokens
     @torch.no_grad()
-    def tokenize(self, frames_u8, batch_size: int = 256) -> torch.Tensor:
+    def tokenize(self, frames_u8, batch_size: int = TOKENIZE_BATCH) -> torch.Tensor:
         """uint8 frames (T, H, W, 3) (numpy or torch) -> tokens (T, L) int64 on the model's device."""
         frames = torch.as_tensor(np.asarray(frames_u8) if not torch.is_tensor(frames_u8) else frames_u8)
         out = [self.codec.encode(frames_to_input(frames[i:i + batch_size].to(self.device)))
@@ -159,6 +160,8 @@ class RewardModel(nn.Module):
             params = self.parameter_names()
             tensors = {k: v.to(torch.bfloat16) if k in params and v.is_floating_point() else v
                        for k, v in tensors.items()}
+        # integrity: the sha256 of the tensor bytes (which do not depend on the metadata), checked at load
+        metadata["tensors_sha256"] = _tensor_bytes_sha256(save(tensors, metadata=metadata))
         blob = save(tensors, metadata=metadata)
         atomic_write(path, blob)
         self.path = str(path)
@@ -187,6 +190,9 @@ class RewardModel(nn.Module):
         if version > FORMAT_VERSION:
             raise UserError(f"{path} uses model format version {version}, newer than this software supports "
                             f"({FORMAT_VERSION}); upgrade diffusion-reward")
+        if "tensors_sha256" in meta and meta["tensors_sha256"] != _tensor_bytes_sha256(data):
+            raise UserError(f"{path} is damaged: its weights do not match the integrity hash stored when it was "
+                            "saved (a changed or corrupted file); retrain it or restore a good copy")
         try:
             tensors = load(data)
         except Exception as exc:  # safetensors raises its own error types for damaged files
@@ -218,6 +224,12 @@ class RewardModel(nn.Module):
             raise UserError(f"{source} has NaN or infinite weights in {_short(not_finite)}")
         for prefix, module in (("codec.", self.codec), ("video.", self.video)):
             module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+
+
+def _tensor_bytes_sha256(blob: bytes) -> str:
+    """sha256 of a safetensors blob's tensor data (everything after the JSON header)."""
+    (n,) = struct.unpack("<Q", blob[:8])
+    return hashlib.sha256(blob[8 + n:]).hexdigest()
 
 
 def _read_header(path: Path, data: bytes) -> dict[str, Any]:

@@ -1,4 +1,4 @@
 """Reward scoring (entropy / likelihood chains; batch, chunked, streaming), statistics and the Eq. 5 combination."""
-from .scorer import RewardScorer, ScoreConfig, ScoreResult, ScoreStream
+from .scorer import ChunkedScore, RewardScorer, ScoreConfig, ScoreResult, ScoreStream
 
-__all__ = ["RewardScorer", "ScoreConfig", "ScoreResult", "ScoreStream"]
+__all__ = ["ChunkedScore", "RewardScorer", "ScoreConfig", "ScoreResult", "ScoreStream"]

@@ -14,19 +14,22 @@ on (f[i-2k], f[i-k], f[i]) and score f[i] itself (which is then part of its own 
 
 Sampling noise is reproducible and independent of batching: every row draws its uniforms from its own generator
 seeded by (seed, row index in the episode, sample index), so batch == chunked == streaming.
+
+Long episodes stream through `chunked()` (`score_chunks`): pieces of frames in, rows out, memory bounded by the
+chunk sizes and not by the episode, with the same numbers bit for bit as scoring the whole episode at once.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
 from ..errors import UserError
-from ..models.model_file import RewardModel
+from ..models.model_file import TOKENIZE_BATCH, RewardModel
 from ..models.video import context_window, gather_context, index_to_log_onehot, multinomial_kl
 from ..precision import resolve_dtype
 
@@ -91,24 +94,21 @@ class RewardScorer:
     # ------------------------------------------------------------------------------------------------ public API
     def score_episode(self, frames) -> ScoreResult:
         """uint8 frames (T, H, W, 3) -> ScoreResult with row i = the transition that starts at frame i."""
-        tokens = self.model.tokenize(self.prepare_frames(frames))  # the codec always runs in float32
-        return self.score_token_episode(tokens)
+        return self.score_chunks([frames])
+
+    def score_chunks(self, chunks: Iterable, progress: Callable[[int], None] | None = None) -> ScoreResult:
+        """One episode given as consecutive pieces of frames (e.g. slices of an HDF5 dataset): the same numbers
+        as `score_episode` on the whole episode, holding one piece and a bounded window (`ChunkedScore`)."""
+        scoring = self.chunked(progress)
+        return concat_results([scoring.push(frames) for frames in chunks] + [scoring.finish()])
 
     def score_token_episode(self, tokens: torch.Tensor, progress: Callable[[int], None] | None = None) -> ScoreResult:
         """Episode already tokenised (T, L): rows are scored in chunks of `chunk_size`."""
-        t = len(tokens)
-        scored = self.num_scored_rows(t)
-        raw = np.zeros(t, np.float32)
-        for start in range(0, scored, self.cfg.chunk_size):
-            rows = np.arange(start, min(start + self.cfg.chunk_size, scored))
-            raw[rows] = self.score_tokens(*self.condition_rows(tokens, rows), rows)
-            if progress:
-                progress(len(rows))
-        if t > scored:  # likelihood: rows without a successor frame carry the last scored row
-            raw[scored:] = raw[scored - 1]
-            if progress:
-                progress(t - scored)
-        return ScoreResult(raw=raw, reward=self.standardize(raw))
+        scoring = self.chunked(progress)
+        return concat_results([scoring.push_tokens(tokens), scoring.finish()])
+
+    def chunked(self, progress: Callable[[int], None] | None = None) -> "ChunkedScore":
+        return ChunkedScore(self, progress)
 
     def stream(self) -> "ScoreStream":
         return ScoreStream(self)
@@ -120,12 +120,19 @@ class RewardScorer:
         return ((raw - np.float32(mean)) / np.float32(std)).astype(np.float32)
 
     # ------------------------------------------------------------------------------------------------ row layout
+    @property
+    def lookahead(self) -> int:
+        """Frames after row i that its score needs: the successor frame i+k in (non-compat) likelihood mode."""
+        return self.frame_skip if self.cfg.reward_type == "likelihood" and not self.cfg.likelihood_compat else 0
+
+    @property
+    def context_reach(self) -> int:
+        """Frames before row i that its condition may use."""
+        return self.frame_skip * (self.num_frames if self.cfg.likelihood_compat else self.num_frames - 1)
+
     def num_scored_rows(self, num_frames: int) -> int:
         """Rows with their own score; likelihood rows after that (no successor frame) carry the last one."""
-        k = self.frame_skip
-        if self.cfg.reward_type == "likelihood" and not self.cfg.likelihood_compat and num_frames > k:
-            return num_frames - k
-        return num_frames
+        return num_frames - self.lookahead if num_frames > self.lookahead else num_frames
 
     def row_frames(self, rows: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Episode frame indices of the condition (B, F; -1 = [PAD]) and the target (B,) or None of scored `rows`."""
@@ -238,6 +245,92 @@ class RewardScorer:
         return contextlib.nullcontext()
 
 
+class ChunkedScore:
+    """One episode pushed in consecutive pieces of frames of any size; holds a bounded window, not the episode.
+
+    `push(frames)` returns the rows it completed (in order), `finish()` the rest; together they equal the whole
+    episode scored at once, bit for bit, however the frames were cut: the codec always encodes the same aligned
+    batches of TOKENIZE_BATCH frames (0-255, 256-511, ...) and the network the same aligned batches of
+    `chunk_size` rows, so every network call sees the same inputs. Held: fewer than TOKENIZE_BATCH frames
+    waiting for the codec, the tokens of rows not scored yet plus the `context_reach` frames behind them
+    (< chunk_size + lookahead + context_reach frames after each push), and one network batch.
+    """
+
+    def __init__(self, scorer: RewardScorer, progress: Callable[[int], None] | None = None):
+        self.scorer, self.progress = scorer, progress
+        self.num_frames = 0  # frames encoded so far
+        self.num_rows = 0  # rows returned so far
+        self._waiting: list[np.ndarray] = []  # prepared frames not encoded yet, oldest first
+        self._tokens = torch.zeros(0, scorer.video.num_tokens, dtype=torch.long, device=scorer.model.device)
+        self._first_frame = 0  # episode frame index of _tokens[0]
+        self._last_raw = np.zeros(0, np.float32)  # the last scored row, which likelihood mode's last rows carry
+
+    @property
+    def frames_held(self) -> int:
+        """Frames held now: waiting for the codec, plus the token window."""
+        return sum(map(len, self._waiting)) + len(self._tokens)
+
+    def push(self, frames) -> ScoreResult:
+        self._waiting.append(self.scorer.prepare_frames(frames))
+        waiting = sum(map(len, self._waiting))
+        self._encode(waiting - waiting % TOKENIZE_BATCH)
+        return self._score_until(self._ready_rows())
+
+    def push_tokens(self, tokens: torch.Tensor) -> ScoreResult:
+        """Frames already tokenised (n, L), e.g. a whole episode; not mixed with `push` in one episode."""
+        self._add_tokens(tokens)
+        return self._score_until(self._ready_rows())
+
+    def finish(self) -> ScoreResult:
+        """The remaining rows, once the episode has no more frames (likelihood: the last rows carry the last score)."""
+        self._encode(sum(map(len, self._waiting)))
+        if self.num_frames == 0:
+            raise UserError("no frames to score")
+        scored = self._score_until(self.scorer.num_scored_rows(self.num_frames))
+        carried = np.repeat(self._last_raw[-1:], self.num_frames - self.num_rows)
+        self.num_rows = self.num_frames
+        if self.progress and len(carried):
+            self.progress(len(carried))
+        return concat_results([scored, ScoreResult(raw=carried, reward=self.scorer.standardize(carried))])
+
+    def _encode(self, count: int) -> None:
+        """Tokenise the first `count` waiting frames (a multiple of TOKENIZE_BATCH, or all when finishing)."""
+        if count == 0:
+            return
+        frames = self._waiting[0] if len(self._waiting) == 1 else np.concatenate(self._waiting)
+        self._waiting = [frames[count:]] if count < len(frames) else []
+        self._add_tokens(self.scorer.model.tokenize(frames[:count]))
+
+    def _add_tokens(self, tokens: torch.Tensor) -> None:
+        self._tokens = torch.cat([self._tokens, tokens.to(self._tokens.device)])
+        self.num_frames += len(tokens)
+
+    def _ready_rows(self) -> int:
+        """Rows up to which whole network batches have every frame they need."""
+        ready = self.num_frames - self.scorer.lookahead - self.num_rows
+        return self.num_rows + max(0, ready) // self.scorer.cfg.chunk_size * self.scorer.cfg.chunk_size
+
+    def _score_until(self, end: int) -> ScoreResult:
+        s, raw = self.scorer, []
+        for start in range(self.num_rows, end, s.cfg.chunk_size):
+            rows = np.arange(start, min(start + s.cfg.chunk_size, end))
+            raw.append(s.score_tokens(*s.condition_rows(self._tokens, rows, self._first_frame, self.num_frames), rows))
+            if self.progress:
+                self.progress(len(rows))
+        raw = np.concatenate(raw) if raw else np.zeros(0, np.float32)
+        self._last_raw = raw[-1:] if len(raw) else self._last_raw
+        self.num_rows = end
+        keep_from = max(self._first_frame, self.num_rows - s.context_reach)  # older frames condition no row left
+        self._tokens = self._tokens[keep_from - self._first_frame:]
+        self._first_frame = keep_from
+        return ScoreResult(raw=raw, reward=s.standardize(raw))
+
+
+def concat_results(parts: list[ScoreResult]) -> ScoreResult:
+    raw = np.concatenate([p.raw for p in parts])
+    return ScoreResult(raw=raw, reward=None if parts[0].reward is None else np.concatenate([p.reward for p in parts]))
+
+
 class ScoreStream:
     """Push one frame at a time; returns the same numbers as `score_episode` on the whole episode.
 
@@ -263,8 +356,7 @@ class ScoreStream:
         self.tokens = self.tokens[-((s.num_frames + 1) * s.frame_skip + 1):]
         self.num_pushed += 1
         i = self.num_pushed
-        lag = s.frame_skip if s.cfg.reward_type == "likelihood" and not s.cfg.likelihood_compat else 0
-        row = i - 1 - lag
+        row = i - 1 - s.lookahead
         if row < 0:
             return None
         return self._score_row(row, i)

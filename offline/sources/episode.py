@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 
 @dataclass
 class SourceEpisode:
+    """`frames` and `obs` values are per-step arrays or, for long sources, read lazily: `len(x)` and forward
+    slices `x[a:b]` -> array (h5py datasets; `rosbag.BagFrames` decodes bag messages as it is sliced). Read them
+    while the episode is the source iterator's current one, a chunk at a time: the whole episode may not fit."""
+
     name: str  # unique within its source
-    frames: np.ndarray  # u8[T,H,W,3] RGB, the camera that gets scored
-    obs: dict[str, np.ndarray] = field(default_factory=dict)  # other observations, T rows each ("state", ...)
+    frames: Any  # u8[T,H,W,3] RGB, the camera that gets scored
+    obs: dict[str, Any] = field(default_factory=dict)  # other observations, T rows each ("state", ...)
     actions: np.ndarray | None = None  # f32[T,A]
     rewards: np.ndarray | None = None  # sparse task reward f32[T], when the source has one
     dones: np.ndarray | None = None  # bool[T], when the source has them

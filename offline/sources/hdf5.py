@@ -14,7 +14,8 @@ STRUCTURAL_ATTRS = ("num_samples", "success", "env_args", "format_version")
 
 
 def read_hdf5(path: Path, image_key: str | None = None) -> Iterator[SourceEpisode]:
-    """One SourceEpisode per `data/demo_N`; `image_key` picks the camera (default: the dataset's image key)."""
+    """One SourceEpisode per `data/demo_N`; `image_key` picks the camera (default: the dataset's image key).
+    Frames and observations stay lazy h5py datasets, open until the next episode is asked for."""
     with Dataset(path) as ds:
         key = image_key or ds.image_key
         if key is None:
@@ -23,12 +24,12 @@ def read_hdf5(path: Path, image_key: str | None = None) -> Iterator[SourceEpisod
             with ep:
                 if key not in ep.obs:
                     raise UserError(f"{path}:{ep.name} has no observation {key!r}; obs keys: {sorted(ep.obs)}")
-                frames = ep.obs[key][()]
+                frames = ep.obs[key]  # h5py datasets: read a chunk at a time by the consumer
                 if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
                     raise UserError(f"{path}:{ep.name} obs {key!r} is {frames.dtype}{list(frames.shape)}, "
                                     "not RGB frames u8[T,H,W,3]")
                 yield SourceEpisode(
-                    name=ep.name, frames=frames, obs={k: ep.obs[k][()] for k in ep.obs if k != key},
+                    name=ep.name, frames=frames, obs={k: ep.obs[k] for k in ep.obs if k != key},
                     actions=ep.actions, rewards=ep.rewards, dones=ep.dones, timestamps=ep.timestamps,
                     success=ep.success, stamps=ep.stamps, attrs={**carried_attrs(ep.attrs), "image_key": key})
 

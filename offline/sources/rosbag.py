@@ -198,8 +198,9 @@ def _split_gaps(stamps: np.ndarray, gap_s: float) -> list[np.ndarray]:
 
 def read_rosbag(path: Path, image_topic=None, state_topic=None, action_topic=None, rate_hz=None,
                 episode_topic=None, gap_s: float = DEFAULT_GAP_S, tolerance_s=None) -> Iterator[SourceEpisode]:
-    """Episodes of a recording. Two passes keep memory to about one episode of frames: the first reads
-    stamps, robot vectors and markers; the second decodes only the frames the episodes use."""
+    """Episodes of a recording. Two passes keep memory to about one slice of frames: the first reads
+    stamps, robot vectors and markers; the second decodes only the frames the episodes use, as the
+    consumer slices each episode's `frames` (`BagFrames`)."""
     bag = BagMessages(path)
     try:
         image_topic = bag.pick(image_topic, DEFAULT_IMAGE_TOPICS, IMAGE_TYPES, "image", "--image-topic", True)
@@ -272,17 +273,55 @@ def _plan_episodes(path: Path, stamps, markers, gap_s, rate_hz, tolerance_s) -> 
     return plans
 
 
+class _FrameReader:
+    """Second pass over the image messages, once, in log order, for every episode of the recording. A decoded
+    frame is kept until a read starts after the last step that uses it (the steps of one slice, plus frames
+    recorded out of order), so memory holds about one slice, not an episode."""
+
+    def __init__(self, bag: BagMessages, image_topic: str, picks: list[np.ndarray]):
+        self._messages = enumerate(msg for _, _, msg in bag.messages({image_topic}))
+        self._position = -1  # ordinal of the last image message read
+        self._cache: dict[int, np.ndarray] = {}  # ordinal -> decoded frame still to be used
+        self._last_use: dict[int, tuple[int, int]] = {}  # ordinal -> (episode, step) of its last use
+        for episode, pick in enumerate(picks):
+            self._last_use.update((int(ordinal), (episode, step)) for step, ordinal in enumerate(pick))
+
+    def read(self, episode: int, pick: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Frames of steps [start, stop) of `episode`, whose steps show image messages `pick`; `start` must not
+        be before the previous read's."""
+        self._cache = {o: f for o, f in self._cache.items() if self._last_use[o] >= (episode, start)}
+        ordinals = pick[start:stop]
+        while self._position < ordinals.max():
+            self._position, msg = next(self._messages)
+            if self._last_use.get(self._position, (-1, -1)) >= (episode, start):
+                self._cache[self._position] = image_to_rgb(msg)
+        try:
+            return np.stack([self._cache[int(o)] for o in ordinals])
+        except KeyError:
+            raise UserError("bag frames are read forward: a slice cannot start before the previous one") from None
+
+
+class BagFrames:
+    """The frames of one bag episode, decoded as they are sliced (`frames[a:b]`, each slice starting at or
+    after the previous one's start)."""
+
+    def __init__(self, reader: _FrameReader, episode: int, pick: np.ndarray):
+        self._reader, self._episode, self._pick = reader, episode, pick
+
+    def __len__(self) -> int:
+        return len(self._pick)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        start, stop, step = index.indices(len(self))
+        if step != 1 or start >= stop:
+            raise IndexError(f"bag frames are read in forward slices, got {index}")
+        return self._reader.read(self._episode, self._pick, start, stop)
+
+
 def _with_frames(bag: BagMessages, image_topic: str, plans: list[dict]) -> Iterator[dict]:
-    """Second pass: decode the frames the plans use; yield each plan as soon as its frames are in."""
-    pending = sorted(plans, key=lambda p: p["pick"]["image"].max())
-    needed = {int(i) for p in plans for i in p["pick"]["image"]}
-    frames: dict[int, np.ndarray] = {}
-    for ordinal, (_, _, msg) in enumerate(bag.messages({image_topic})):
-        if ordinal in needed:
-            frames[ordinal] = image_to_rgb(msg)
-        while pending and ordinal >= pending[0]["pick"]["image"].max():
-            plan = pending.pop(0)
-            plan["frames"] = np.stack([frames[int(i)] for i in plan["pick"]["image"]])
-            for i in set(plan["pick"]["image"].tolist()):
-                del frames[i]
-            yield plan
+    """The plans in the order their frames end in the recording, each with lazily decoded `frames`."""
+    plans = sorted(plans, key=lambda p: p["pick"]["image"].max())
+    reader = _FrameReader(bag, image_topic, [p["pick"]["image"] for p in plans])
+    for episode, plan in enumerate(plans):
+        plan["frames"] = BagFrames(reader, episode, plan["pick"]["image"])
+        yield plan
