@@ -97,7 +97,8 @@ def test_synchronous_replay_scores_every_frame_in_order_and_counts_what_it_canno
             images.publish(rgb_to_image(frames[0], 10**9, "cam"))
             while node.received == 0:  # frame 0 is in the callback, held there until `release`
                 assert time.monotonic() < deadline, "frame 0 never reached the labeller"
-                images.publish(rgb_to_image(frames[0], 10**9, "cam")) if images.subscription_count == 0 else None
+                if images.subscription_count == 0:  # not matched yet: that copy went nowhere, send it again
+                    images.publish(rgb_to_image(frames[0], 10**9, "cam"))
                 time.sleep(0.01)
             for i, frame in enumerate(frames[1:], start=2):
                 images.publish(rgb_to_image(frame, 10**9 * i, "cam"))

@@ -188,19 +188,26 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, model_path,
         assert "/franka/joint_states (sensor_msgs/msg/JointState)" in err
 
 
-def test_nan_rewards_are_never_written(tmp_path, capsys, model_path, monkeypatch):
-    """A model that gives NaN on the second episode: one error line, the first episode stays labelled."""
-    real = ChunkedScore.finish  # short episodes: every row comes out when the episode is finished
+def nan_on_the_second_episode(monkeypatch, row: int):
+    """Make the model give NaN at `row` of the second episode it scores; returns the real
+    `ChunkedScore.finish` (short episodes: every row comes out when the episode is finished)."""
+    real = ChunkedScore.finish
     calls = []
 
     def second_is_nan(self):
         result = real(self)
         calls.append(1)
         if len(calls) == 2:
-            result.raw[2] = np.nan
+            result.raw[row] = np.nan
         return result
 
     monkeypatch.setattr(ChunkedScore, "finish", second_is_nan)
+    return real
+
+
+def test_nan_rewards_are_never_written(tmp_path, capsys, model_path, monkeypatch):
+    """A model that gives NaN on the second episode: one error line, the first episode stays labelled."""
+    nan_on_the_second_episode(monkeypatch, row=2)
     src = write_source(tmp_path / "src.hdf5", episodes=2)
     rc, _, err = relabel(capsys, "--model", model_path, "--input", src, "--out", tmp_path / "out.hdf5")
     errors = [line for line in err.splitlines() if line.startswith("error:")]  # after the progress bar
@@ -212,17 +219,7 @@ def test_nan_rewards_are_never_written(tmp_path, capsys, model_path, monkeypatch
 def test_a_stopped_relabel_is_marked_incomplete_until_resumed(tmp_path, capsys, model_path, monkeypatch):
     """Stopped by a bad episode: `info` marks the output, `info --verify` and `train-policy` refuse it with the
     resume hint; `relabel --resume` finishes the job and clears the mark."""
-    real = ChunkedScore.finish  # short episodes: every row comes out when the episode is finished
-    calls = []
-
-    def second_is_nan(self):
-        result = real(self)
-        calls.append(1)
-        if len(calls) == 2:
-            result.raw[0] = np.nan
-        return result
-
-    monkeypatch.setattr(ChunkedScore, "finish", second_is_nan)
+    real = nan_on_the_second_episode(monkeypatch, row=0)
     src, out = write_source(tmp_path / "src.hdf5", episodes=3), tmp_path / "out.hdf5"
     assert relabel(capsys, "--model", model_path, "--input", src, "--out", out)[0] == 2
     with Dataset(out) as ds:

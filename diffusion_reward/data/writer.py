@@ -212,7 +212,8 @@ class EpisodeStream:
             try:
                 file.close()
             except (OSError, RuntimeError) as exc:  # h5py reports a failed flush on close as RuntimeError
-                self.error = self.error or f"cannot write {self.partial_path}: {_reason(exc)}"
+                if not self.error:
+                    self._fail(exc)
 
 
 class DatasetWriter:
