@@ -165,7 +165,7 @@ class LaunchSet:
             raise UserError(f"live config not found: {path}")
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:  # UnicodeDecodeError: a binary file
             raise UserError(f"live config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or not doc["nodes"]:
             raise UserError(f"live config {path} needs a non-empty 'nodes' list")

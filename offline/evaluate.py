@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from diffusion_reward.checks import check_int, check_seed
 from diffusion_reward.errors import UserError
 
 from .export import load_exported
@@ -68,6 +69,10 @@ class SimEvalConfig:
     max_steps: int | None = None  # default: the task's episode length
     show_progress: bool = True
 
+    def __post_init__(self):
+        check_int("--episodes", self.episodes, 1)
+        check_seed("--seed", self.seed)
+
 
 @dataclass
 class SimEvalResult:
@@ -111,8 +116,6 @@ class FrameWindow:
 def evaluate_in_sim(config: SimEvalConfig) -> SimEvalResult:
     from diffusion_reward.sim import make_env
 
-    if config.episodes < 1:
-        raise UserError("--episodes must be >= 1.")
     policy, meta = load_exported(config.policy)
     task = config.task or meta.get("task")
     if not task:

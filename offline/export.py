@@ -105,5 +105,18 @@ def load_exported(export_dir: str | Path) -> tuple[torch.jit.ScriptModule, dict]
         export_dir = export_dir / "export"
     if not (export_dir / "policy.ts").is_file():
         raise UserError(f"{export_dir} has no policy.ts; run `diffusion-reward export`.")
-    meta = json.loads((export_dir / "policy.json").read_text())
+    meta = read_json_object(export_dir / "policy.json")
     return torch.jit.load(str(export_dir / "policy.ts"), map_location="cpu").eval(), meta
+
+
+def read_json_object(path: Path) -> dict:
+    """A policy folder's JSON file (policy.json, params.json) as a dict; UserError when it is missing or damaged."""
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} is damaged: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} is damaged: not a JSON object")
+    return value

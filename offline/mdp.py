@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from d3rlpy.constants import ActionSpace
 from d3rlpy.dataset import Episode, InfiniteBuffer, ReplayBuffer
 
+from diffusion_reward.checks import check_int, check_memory
 from diffusion_reward.errors import UserError
 from diffusion_reward.reward.combine import RewardMix
 
@@ -45,8 +47,7 @@ class MDPSpec:
     def __post_init__(self):
         if self.obs not in OBS_MODES:
             raise UserError(f"--obs must be one of {', '.join(OBS_MODES)}, got {self.obs!r}.")
-        if self.frame_stack < 1:
-            raise UserError(f"--frame-stack must be >= 1, got {self.frame_stack}.")
+        check_int("--frame-stack", self.frame_stack, 1)
         RewardMix(self.alpha, self.beta)  # validates
 
 
@@ -177,6 +178,8 @@ def _build(dataset, path, spec: MDPSpec, mask: str | None) -> tuple[ReplayBuffer
         raise UserError(f"{path} has no episodes" + (f" under mask {mask!r}." if mask else "."))
     if spec.obs != "state" and dataset.image_key is None:
         raise UserError(f"{path} has no image observations; use --obs state.")
+    check_memory(_stacked_image_bytes(dataset, names, spec), f"--frame-stack {spec.frame_stack} over {len(names)} "
+                 "episodes", "use a smaller --frame-stack (or train on fewer episodes with --mask)")
     label, label_attrs = resolve_label(dataset, spec.reward, path)
     mix = RewardMix(spec.alpha, spec.beta)
     episodes, clipped, steps, terminal, seeds = [], 0, 0, 0, []
@@ -194,7 +197,8 @@ def _build(dataset, path, spec: MDPSpec, mask: str | None) -> tuple[ReplayBuffer
             clipped += int(np.count_nonzero(np.abs(ep.actions) > 1.0))
         steps += episodes[-1].actions.shape[0]
         terminal += int(episodes[-1].terminated)
-    buffer = ReplayBuffer(InfiniteBuffer(), episodes=episodes)
+    buffer = ReplayBuffer(InfiniteBuffer(), episodes=episodes, action_space=ActionSpace.CONTINUOUS,
+                          action_size=action_dim)  # never guessed from the values: all-integer actions are no code
     expected = steps - (len(episodes) - terminal)
     assert buffer.transition_count == expected, (buffer.transition_count, expected)  # no step silently dropped
     info = MDPInfo(
@@ -213,7 +217,19 @@ def _build(dataset, path, spec: MDPSpec, mask: str | None) -> tuple[ReplayBuffer
     return buffer, info
 
 
+def _stacked_image_bytes(dataset, names: list[str], spec: MDPSpec) -> int:
+    """Bytes of the stacked image observations the replay buffer will hold (0 for state observations)."""
+    if spec.obs == "state":
+        return 0
+    steps = 0
+    for name in names:
+        with dataset.episode(name) as ep:
+            steps += ep.num_samples
+    return steps * spec.frame_stack * int(np.prod(dataset.obs_keys[dataset.image_key]["shape"]))
+
+
 def _episode(ep, spec: MDPSpec, label: str | None, mix: RewardMix, image_key: str | None) -> Episode:
+    ep.require_steps()
     actions = np.asarray(ep.actions, dtype=np.float32)
     if not len(actions) == len(ep.rewards) == ep.num_samples:
         raise UserError(f"episode {ep.name} has {ep.num_samples} steps but {len(actions)} actions and "

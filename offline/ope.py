@@ -17,6 +17,8 @@ import numpy as np
 from d3rlpy.logging import NoopAdapterFactory
 from d3rlpy.models.encoders import VectorEncoderFactory
 
+from diffusion_reward.checks import check_float, check_int, check_seed
+
 from .encoders import DrQPixelEncoderFactory
 from .mdp import MDPSpec, build_mdp
 from .train_policy import load_policy
@@ -33,6 +35,12 @@ class OPEConfig:
     gamma: float = 0.99
     seed: int = 0
     show_progress: bool = True
+
+    def __post_init__(self):
+        check_int("--fqe-steps", self.fqe_steps, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_float("gamma", self.gamma, 0.0, 1.0)
+        check_seed("--seed", self.seed)
 
 
 @dataclass

@@ -23,17 +23,19 @@ from typing import Iterator
 import numpy as np
 
 from .. import __version__
+from ..checks import check_float
 from ..data import Dataset, DatasetWriter
 from ..data.writer import episode_columns
 from ..errors import UserError
 from ..models import RewardModel
 from ..models.model_file import TOKENIZE_BATCH
-from ..outputs import refuse_writing_into_inputs
+from ..outputs import check_writable, refuse_writing_into_inputs
 from ..data.format import REWARD_ALIGNMENT
 from ..reward import RewardScorer, ScoreConfig
 from .sources import SourceEpisode, detect_kind, open_source
 from .sources.folder import png_folders
 from .sources.rosbag import DEFAULT_GAP_S
+from .sync import check_rate
 
 READ_CHUNK = TOKENIZE_BATCH  # source rows read, resized and scored at a time: memory does not grow with T
 # provenance keys that must agree for --resume (paths and software version may change between runs)
@@ -67,6 +69,13 @@ class RelabelConfig:
     device: str = "cpu"
     progress: bool = True
 
+    def __post_init__(self):  # bad numbers fail before the model loads or anything is read
+        ScoreConfig(skip_step=self.skip_step, num_samples=self.num_samples, seed=self.seed, chunk_size=self.chunk_size)
+        check_rate(self.rate_hz)
+        if self.tolerance_s is not None:
+            check_float("--tolerance", self.tolerance_s, 0.0)
+        check_float("--gap", self.gap_s, 0.0, above=True)
+
 
 @dataclass
 class RelabelSummary:
@@ -81,6 +90,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
     src, dst = Path(cfg.input).resolve(), Path(cfg.out).resolve()
     kind = detect_kind(src)
     refuse_writing_into_inputs(cfg.out, {"--input": cfg.input, "--model": cfg.model})
+    check_writable(cfg.out)
     if dst.exists() and not cfg.resume:
         raise UserError(f"{cfg.out} already exists; pass --resume to continue labelling it, or choose another --out")
     source_task = None if cfg.task else _source_task(src, kind)

@@ -1,9 +1,9 @@
 """Resample time-stamped streams onto one control-rate grid by their header stamps.
 
 The reference stream (the camera) defines the grid: t_k = t_0 + k / rate, where t_0 is the camera's
-phase and rate defaults to the camera's frame rate (both fitted to its stamps). At every step each stream contributes its message nearest in time; a step
-where a stream has nothing within `tolerance_s` (default half a period) is *missing* for that stream and
-reuses the nearest message anyway. Leading and trailing steps where any stream is missing are trimmed.
+phase and rate defaults to the camera's frame rate (both fitted to its stamps). At every step each stream
+contributes its message nearest in time; a step where a stream has nothing within `tolerance_s` (default
+half a period) is *missing* for that stream and reuses the nearest message anyway. Leading and trailing steps where any stream is missing are trimmed.
 Messages repeating the previous message's stamp are dropped as duplicates before matching.
 """
 from __future__ import annotations
@@ -12,9 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_float, check_memory
 from ..errors import UserError
 
 REPEAT_EPS_S = 1e-6  # stamps closer than this are the same frame recorded twice
+GRID_BYTES_PER_STREAM = 64  # per grid step and stream while matching: 8 float64 / int64 arrays
+
+
+def check_rate(rate_hz: float | None) -> None:
+    """`--rate`: None (the camera's rate) or a positive finite number of Hz."""
+    if rate_hz is not None:
+        check_float("--rate", rate_hz, 0.0, above=True)
 
 
 @dataclass
@@ -59,13 +67,15 @@ def synchronise(streams: dict[str, np.ndarray], reference: str, rate_hz: float |
                 tolerance_s: float | None = None) -> SyncResult:
     """Match every stream (name -> f64[N] stamps in s) to a grid at `rate_hz` spanning the reference stream."""
     ref = np.asarray(streams[reference], dtype=np.float64)
-    if rate_hz is not None and rate_hz <= 0:
-        raise UserError(f"--rate must be positive, got {rate_hz}")
+    check_rate(rate_hz)
     t0, camera_rate = camera_clock(ref) if np.ptp(ref) > REPEAT_EPS_S else (float(ref.min()), rate_hz or 1.0)
     rate = float(rate_hz or camera_rate)
     tolerance = float(tolerance_s) if tolerance_s is not None else 0.5 / rate
     t1 = float(ref.max())
-    times = t0 + np.arange(int(np.floor((t1 - t0) * rate + 0.5)) + 1) / rate  # [T]
+    steps = int(np.floor((t1 - t0) * rate + 0.5)) + 1
+    check_memory(steps * GRID_BYTES_PER_STREAM * len(streams), f"--rate {rate:g} Hz over {t1 - t0:.3g} s of recording "
+                 f"({steps} control steps)", f"choose a rate near the camera's ({camera_rate:.3g} Hz)")
+    times = t0 + np.arange(steps) / rate  # [T]
 
     matched, skews, repeats = {}, {}, {}
     for name, stamps in streams.items():

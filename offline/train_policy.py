@@ -33,14 +33,21 @@ from d3rlpy.preprocessing import (MinMaxActionScaler, PixelObservationScaler, St
 from d3rlpy.torch_utility import map_location
 
 from diffusion_reward import __version__
+from diffusion_reward.checks import check_device, check_int, check_memory, check_seed
 from diffusion_reward.errors import UserError
-from diffusion_reward.outputs import refuse_writing_into_inputs
+from diffusion_reward.outputs import check_writable, refuse_writing_into_inputs
 
 from .encoders import DrQPixelEncoderFactory
-from .mdp import MDPSpec, build_mdp
+from .export import read_json_object
+from .mdp import MDPInfo, MDPSpec, build_mdp
 
 ALGOS = ("iql", "cql", "td3plusbc", "bc")
+# memory of one training sample (d3rlpy on CPU, measured for iql): float32 observation copies, gradients and
+# encoder activations per observation value, plus the 256-unit MLP heads
+SAMPLE_BYTES_PER_OBS_VALUE, SAMPLE_BYTES_FIXED = 64, 16 << 10
 POLICY_FORMAT = "diffusion_reward.policy"
+POLICY_KEYS = ("algo", "obs", "frame_stack", "image_size", "state_dim", "action_dim", "train_config", "params",
+               "model")  # what evaluating and exporting read from policy.json
 ACTION_SPACE = "ee_delta_xyz_gripper"
 
 
@@ -66,11 +73,23 @@ class TrainPolicyConfig:
     def __post_init__(self):
         if self.algo not in ALGOS:
             raise UserError(f"--algo must be one of {', '.join(ALGOS)}, got {self.algo!r}.")
-        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
-            raise UserError("--steps, --batch-size and --checkpoint-every must be positive.")
+        for flag, value in (("--steps", self.steps), ("--batch-size", self.batch_size),
+                            ("--checkpoint-every", self.checkpoint_every)):
+            check_int(flag, value, 1)
         if self.steps > self.checkpoint_every and self.steps % self.checkpoint_every:
             raise UserError(f"--steps ({self.steps}) must be a multiple of --checkpoint-every "
                             f"({self.checkpoint_every}).")
+        check_seed("--seed", self.seed)
+        check_device("--device", self.device)
+        self.mdp_spec  # validates --obs, --frame-stack, --alpha, --beta
+
+    def check_batch_memory(self, info: MDPInfo) -> None:
+        """UserError when one batch of `batch_size` samples of this data would not fit in memory."""
+        image_values = 3 * self.frame_stack * info.image_size ** 2 if self.obs != "state" else 0
+        state_values = (info.state_dim or 0) if self.obs != "image" else 0
+        sample_bytes = SAMPLE_BYTES_PER_OBS_VALUE * (image_values + state_values) + SAMPLE_BYTES_FIXED
+        check_memory(self.batch_size * sample_bytes,
+                     f"--batch-size {self.batch_size}", "use a smaller --batch-size", self.device)
 
     @property
     def mdp_spec(self) -> MDPSpec:
@@ -155,7 +174,9 @@ def train_policy(config: TrainPolicyConfig) -> Path:
         refuse_writing_into_inputs(path, {"--data": config.data})
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out (nothing was overwritten).")
+    check_writable(out)
     dataset, info = build_mdp(config.data, config.mdp_spec, config.mask)
+    config.check_batch_memory(info)
     print(f"dataset: {info.episodes} episodes, {info.steps} steps -> {info.transitions} transitions "
           f"({info.terminal_episodes} success-terminated, {info.timeout_episodes} time-limited: their last step "
           f"has no next observation)")
@@ -198,9 +219,12 @@ def read_policy_meta(policy_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{policy_dir} is not a policy folder (no policy.json); train one with "
                         "`diffusion-reward train-policy`.")
-    meta = json.loads(path.read_text())
+    meta = read_json_object(path)
     if meta.get("format") != POLICY_FORMAT:
         raise UserError(f"{path} is not a diffusion_reward policy file.")
+    missing = [key for key in POLICY_KEYS if key not in meta]
+    if missing:
+        raise UserError(f"{path} is damaged: it lacks {', '.join(missing)}")
     return meta
 
 
@@ -217,7 +241,12 @@ def load_policy(policy_dir: str | Path, device: str = "cpu", checkpoint: str | N
                         "give a path inside it, e.g. --checkpoint checkpoints/step_1000.pt")
     if not weights.is_file():
         raise UserError(f"{weights} does not exist.")
-    config = LearnableConfigWithShape.deserialize_from_file(str(policy_dir / meta["params"]))
+    params = policy_dir / meta["params"]
+    try:
+        config = LearnableConfigWithShape.deserialize_from_dict(read_json_object(params))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{params} is damaged: not the d3rlpy parameters of a policy ({type(exc).__name__}: "
+                        f"{exc})") from None
     algo = config.create(d3rlpy_device(device))
     _load_weights(algo, weights)
     return algo, meta

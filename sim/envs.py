@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 
+from diffusion_reward.checks import check_int, check_seed
 from diffusion_reward.errors import UserError
 
 from .tasks import TaskSpec, task_spec
@@ -21,6 +22,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 # Offscreen buffer big enough for the full-resolution stream of the sim bridge.
 MAX_RENDER_WIDTH, MAX_RENDER_HEIGHT = 1280, 960
+MAX_PHYSICS_STEPS = 10**6  # per episode (action repeat x agent steps): minutes of CPU, far above any task's
 
 
 def _quiet_import(domain: str):
@@ -51,17 +53,23 @@ class SimEnv:
     def __init__(self, spec: TaskSpec, seed: int = 0, image_size: int = 64, action_repeat: int = 2,
                  max_episode_steps: int | None = None, terminate_on_success: bool = False,
                  render: bool = True, steps_after_success: int | None = None):
-        if image_size < 8 or action_repeat < 1 or (max_episode_steps is not None and max_episode_steps < 1):
-            raise UserError("image_size must be >= 8, action_repeat >= 1 and max_episode_steps >= 1")
-        if steps_after_success is not None and steps_after_success < 0:
-            raise UserError(f"steps_after_success must be >= 0, got {steps_after_success}")
+        check_seed("--seed", seed)
+        check_int("--image-size", image_size, 8, MAX_RENDER_HEIGHT)  # the offscreen framebuffer's bound
+        check_int("--action-repeat", action_repeat, 1)
+        if max_episode_steps is not None:
+            check_int("--max-steps", max_episode_steps, 1)
+        if steps_after_success is not None:
+            check_int("--steps-after-success", steps_after_success, 0)
+        self.max_episode_steps = max_episode_steps or spec.episode_steps
+        if self.max_episode_steps * action_repeat > MAX_PHYSICS_STEPS:
+            raise UserError(f"--max-steps {self.max_episode_steps} x --action-repeat {action_repeat} physics steps "
+                            f"per episode is more than {MAX_PHYSICS_STEPS:.0e} (hours of simulation per episode)")
         gym, self._mujoco = _quiet_import(spec.domain)
         self.spec = spec
         self.task = spec.name
         self.seed = seed
         self.image_size = image_size
         self.action_repeat = action_repeat
-        self.max_episode_steps = max_episode_steps or spec.episode_steps
         self.steps_after_success = 0 if terminate_on_success else steps_after_success
         self.renders = render
         self._seeds = np.random.default_rng(seed)  # episode seeds when reset() gets none

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusion_reward.checks import check_float
 from diffusion_reward.errors import UserError
 
 from .envs import SimEnv
@@ -22,8 +23,7 @@ class EpsilonPolicy:
     """`policy(obs) -> f32[A]`: expert action, or with probability epsilon a uniform random one."""
 
     def __init__(self, expert, action_dim: int, epsilon: float, seed: int = 0, name: str = "random"):
-        if not 0.0 <= epsilon <= 1.0:
-            raise UserError(f"epsilon must be in [0, 1], got {epsilon}")
+        check_float("--epsilon", epsilon, 0.0, 1.0)
         if expert is None and epsilon < 1.0:
             raise UserError("this task has no expert policy; use epsilon 1 (random actions)")
         self.expert = expert

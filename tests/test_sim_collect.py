@@ -51,7 +51,8 @@ def test_unwritable_or_foreign_output_is_refused_and_untouched(tmp_path, capsys)
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
     assert _collect(blocker / "bp.hdf5") == 2
-    assert capsys.readouterr().err.startswith("error: cannot create output folder")
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {blocker / 'bp.hdf5'} cannot be written: {blocker} is a file"), err
     foreign = tmp_path / "foreign.hdf5"
     foreign.write_bytes(b"precious bytes")
     assert _collect(foreign) == 2

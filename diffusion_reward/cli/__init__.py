@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from ..errors import UserError
@@ -31,8 +32,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's own errors (unknown flag, bad value, missing argument) as a UserError: one `error:` line and
+    exit 2 like every other bad input, instead of a usage block. Subparsers inherit the class."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="diffusion-reward",
         description="Diffusion Reward: dense rewards from expert videos, from simulation to real robots.",
     )
@@ -60,13 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         args = build_parser().parse_args()
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # a reader that stopped early (`info --json | head`) shows up here, not at exit
+        return code
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away: nothing to report, as for other Unix tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit flush must not fail again
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

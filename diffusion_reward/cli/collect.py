@@ -35,27 +35,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..checks import check_int
     from ..data import DatasetWriter
-    from ..errors import UserError
+    from ..outputs import check_writable
     from ..sim import episode_seed, make_env, make_policy, task_spec
 
-    task_spec(args.task)  # unknown task: fail before touching the output
-    if args.episodes < 1:
-        raise UserError("--episodes must be >= 1")
+    task_spec(args.task)  # unknown task, bad numbers, unwritable output: fail before touching the output
+    check_int("--episodes", args.episodes, 1)
+    check_writable(args.out)
     env = make_env(args.task, seed=args.seed, image_size=args.image_size, action_repeat=args.action_repeat,
                    max_episode_steps=args.max_steps, terminate_on_success=args.stop_on_success,
                    steps_after_success=args.steps_after_success)
-    with env, DatasetWriter(args.out, env_args=env.env_args()) as writer:
+    with env:
         policy = make_policy(args.task, env, epsilon=args.epsilon, seed=args.seed)
-        successes, lengths = 0, []
-        progress = tqdm(range(args.episodes), desc=f"collect {args.task} eps={args.epsilon:g}", unit="episode")
-        for index in progress:
-            seed = episode_seed(args.seed, index)
-            success, steps = _collect_episode(env, policy, writer, seed, args.epsilon)
-            successes += success
-            lengths.append(steps)
-            progress.set_postfix(success=f"{successes}/{index + 1}")
-        total = len(writer.episode_names)
+        with DatasetWriter(args.out, env_args=env.env_args()) as writer:
+            successes, lengths = 0, []
+            progress = tqdm(range(args.episodes), desc=f"collect {args.task} eps={args.epsilon:g}", unit="episode")
+            for index in progress:
+                seed = episode_seed(args.seed, index)
+                success, steps = _collect_episode(env, policy, writer, seed, args.epsilon)
+                successes += success
+                lengths.append(steps)
+                progress.set_postfix(success=f"{successes}/{index + 1}")
+            total = len(writer.episode_names)
     print(f"collected {args.episodes} episodes of {args.task} (epsilon {args.epsilon:g}, seed {args.seed}): "
           f"success {successes}/{args.episodes} ({successes / args.episodes:.0%}), "
           f"mean length {np.mean(lengths):.1f} steps -> {args.out} ({total} episodes in total)")

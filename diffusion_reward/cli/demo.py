@@ -61,7 +61,8 @@ def stages(a: argparse.Namespace) -> list[tuple[str, Path, list[str]]]:
         ("collect a teleop-like dataset (expert + degraded)", mixed,
          ["collect", "--task", t, "--episodes", "3", "--epsilon", "0", "--seed", str(s + 1000), "--out", str(mixed)]),
         ("", mixed.with_suffix(".degraded.done"),
-         ["collect", "--task", t, "--episodes", "3", "--epsilon", "0.75", "--seed", str(s + 2000), "--out", str(mixed)]),
+         ["collect", "--task", t, "--episodes", "3", "--epsilon", "0.75", "--seed", str(s + 2000),
+          "--out", str(mixed)]),
         ("relabel it with the learned reward", labelled,
          ["relabel", "--model", str(model), "--input", str(mixed), "--out", str(labelled), "--task", t,
           "--dtype", "auto"]),
@@ -75,8 +76,10 @@ def stages(a: argparse.Namespace) -> list[tuple[str, Path, list[str]]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..outputs import check_writable
     from . import main as cli_main
 
+    check_writable(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     plan = stages(args)
     started = time.monotonic()

@@ -5,6 +5,7 @@ Row i of the output scores the transition that starts at frame i (it conditions 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 from pathlib import Path
 
@@ -49,13 +50,14 @@ def run(args: argparse.Namespace) -> int:
     from ..reward import RewardScorer, ScoreConfig
 
     check_output(args.out, {"--model": args.model, "--frames": args.frames, "--data": args.data}, force=args.force)
+    config = ScoreConfig(
+        reward_type=args.reward_type, skip_step=args.skip_step, num_samples=args.num_samples,
+        noise=not args.no_noise, seed=args.seed, task=args.task, standardize=not args.raw, chunk_size=args.chunk_size,
+        dtype=args.dtype, likelihood_compat=args.likelihood_compat, resize=args.resize)
     episodes = _load_episodes(args)  # validate inputs before the (slower) model load
     model = RewardModel.load(resolve_model_path(args.model, args.task or episodes.task), device=args.device)
     task = args.task or (episodes.task if not args.raw else None)
-    scorer = RewardScorer(model, ScoreConfig(
-        reward_type=args.reward_type, skip_step=args.skip_step, num_samples=args.num_samples,
-        noise=not args.no_noise, seed=args.seed, task=task, standardize=not args.raw, chunk_size=args.chunk_size,
-        dtype=args.dtype, likelihood_compat=args.likelihood_compat, resize=args.resize))
+    scorer = RewardScorer(model, dataclasses.replace(config, task=task))
     episodes.validate(scorer.prepare_frames)  # bad frames fail before any work or progress output
     results: dict[str, np.ndarray] = {}
     with tqdm(total=episodes.total_frames, unit="frame", desc="scoring") as bar:
@@ -100,7 +102,7 @@ def _load_episodes(args) -> _Episodes:
             frames = np.load(args.frames, allow_pickle=False)
         except FileNotFoundError:
             raise UserError(f"{args.frames} does not exist") from None
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
             raise UserError(f"{args.frames} is not a readable .npy array ({exc})") from None
         if args.out.suffix != ".npy":
             raise UserError("one episode of frames is written as .npy; use an --out ending in .npy")
@@ -136,6 +138,7 @@ def _load_episodes(args) -> _Episodes:
     items = []
     for n in names:
         with ds.episode(n) as ep:
+            ep.require_steps()
             stream = ep.obs[ds.image_key]
             items.append((n, stream.shape, stream.dtype, loader(n)))
     return _Episodes(items, ds.env_args.get("task"), single=args.episode is not None)

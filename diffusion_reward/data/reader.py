@@ -32,12 +32,51 @@ from .format import (
 VERIFY_SLAB = 256  # rows read at a time by verify(), so episodes larger than RAM can be checked
 
 
+class CheckedDataset(h5py.Dataset):
+    """An h5py dataset whose reads fail with a UserError naming the episode, the dataset and the rows when the
+    file is damaged (a chunk that does not decompress, a truncated file), instead of h5py's OSError."""
+
+    def __init__(self, dataset: h5py.Dataset, episode: str, episode_root: str):
+        super().__init__(dataset.id)
+        self.episode, self.path = episode, dataset.name[len(episode_root):].lstrip("/")
+
+    def __getitem__(self, args, **new_dtype):  # new_dtype: what h5py's astype() views pass
+        try:
+            return super().__getitem__(args, **new_dtype)
+        except (OSError, RuntimeError) as exc:
+            rows = f" rows {args.start or 0}+" if isinstance(args, slice) else ""
+            raise UserError(f"{self.episode}: cannot read {self.path!r}{rows}: {exc}") from None
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[()], dtype=dtype)
+
+
+class CheckedGroup(h5py.Group):
+    """An episode's h5py group (or a group inside it) whose datasets are `CheckedDataset`s."""
+
+    def __init__(self, group: h5py.Group, episode: str, episode_root: str | None = None):
+        super().__init__(group.id)
+        self.episode, self.episode_root = episode, group.name if episode_root is None else episode_root
+
+    def __getitem__(self, name):
+        item = super().__getitem__(name)
+        if isinstance(item, h5py.Dataset):
+            return CheckedDataset(item, self.episode, self.episode_root)
+        return CheckedGroup(item, self.episode, self.episode_root) if isinstance(item, h5py.Group) else item
+
+    def get(self, name, default=None, **options):  # items() and values() read through get()
+        if options:
+            return super().get(name, default, **options)
+        return self[name] if name in self else default
+
+
 class Episode:
-    """One episode. `obs[key]` are lazy h5py datasets; the small per-step vectors load on access."""
+    """One episode. `obs[key]` are lazy h5py datasets (reads of damaged chunks raise a UserError); the small
+    per-step vectors load on access."""
 
     def __init__(self, name: str, group: h5py.Group, owned_file: h5py.File | None = None):
         self.name = name
-        self.group = group
+        self.group = CheckedGroup(group, name)
         self._owned_file = owned_file
 
     @property
@@ -49,6 +88,12 @@ class Episode:
         if "num_samples" in self.group.attrs:
             return int(self.group.attrs["num_samples"])
         return len(self.group["actions"]) if "actions" in self.group else len(next(iter(self.obs.values())))
+
+    def require_steps(self) -> int:
+        """`num_samples`; UserError for an episode without steps (the writer never commits one: damaged)."""
+        if self.num_samples == 0:
+            raise UserError(f"episode {self.name} has no steps (a damaged or edited dataset); remove or re-record it")
+        return self.num_samples
 
     @property
     def success(self) -> bool | None:
@@ -370,16 +415,14 @@ def _verify_episode(ep: Episode) -> dict[str, dict[str, Any]]:
         raise UserError(f"{name}: has no observations (no datasets under 'obs')")
     reference = "actions" if "actions" in datasets else next(p for p in datasets if p.startswith("obs/"))
     steps = len(datasets[reference])
+    ep.require_steps()
     for path, dataset in datasets.items():
         if not isinstance(dataset, h5py.Dataset):
             raise UserError(f"{name}: {path!r} is a group, expected a per-step dataset")
         if len(dataset) != steps:
             raise UserError(f"{name}: {path!r} has {len(dataset)} rows but {reference!r} has {steps}")
         for start in range(0, steps, VERIFY_SLAB):
-            try:
-                rows = dataset[start:start + VERIFY_SLAB]
-            except (OSError, RuntimeError) as exc:
-                raise UserError(f"{name}: cannot read {path!r} rows {start}+: {exc}") from None
+            rows = dataset[start:start + VERIFY_SLAB]
             if path == "actions" and not np.isfinite(rows).all():
                 bad = start + int(np.argwhere(~np.isfinite(rows))[0][0])
                 raise UserError(f"{name}: actions contain NaN or inf at step {bad}")

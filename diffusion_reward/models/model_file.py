@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
+import numbers
 import os
 import struct
 import tempfile
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checks import check_device
 from ..errors import UserError
 from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPES
 from .codec import Codec, frames_to_input
@@ -27,6 +30,7 @@ from .video import VideoModel
 FORMAT_NAME = "diffusion_reward.model"
 FORMAT_VERSION = 1
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
+STATS_FIELDS = ("task", "reward_type", "skip_step", "num_samples", "mean", "std")  # what scoring reads of an entry
 TOKENIZE_BATCH = 256  # frames the codec encodes at once: bounds its activations (about 300 MB for `tiny`)
 
 
@@ -101,8 +105,7 @@ class RewardModel(nn.Module):
                   *, likelihood_compat: bool = False, source: str | None = None) -> None:
         if reward_type not in REWARD_TYPES:
             raise UserError(f"reward type must be one of {REWARD_TYPES}, got {reward_type!r}")
-        if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
-            raise UserError(f"statistics for {task!r} need a finite mean and a positive std, got {mean}, {std}")
+        _check_mean_std(f"statistics for {task!r}", mean, std)
         self.stats[stats_key(task, reward_type, skip_step, num_samples, likelihood_compat)] = {
             "task": task, "reward_type": reward_type, "skip_step": int(skip_step), "num_samples": int(num_samples),
             "likelihood_compat": bool(likelihood_compat), "mean": float(mean), "std": float(std),
@@ -172,6 +175,7 @@ class RewardModel(nn.Module):
         from safetensors.torch import load
 
         path = Path(path)
+        check_device("--device", str(device))
         if not path.is_file():
             raise UserError(f"model file {path} does not exist")
         data = path.read_bytes()
@@ -187,6 +191,11 @@ class RewardModel(nn.Module):
             provenance = json.loads(meta.get("provenance", "{}"))
         except (ValueError, KeyError) as exc:
             raise UserError(f"{path} has damaged model metadata ({exc})") from None
+        except UserError as exc:  # a config whose sizes no model has (n_head 0, string channels, ...)
+            raise UserError(f"{path} has an invalid model config: {exc}") from None
+        if not isinstance(provenance, dict):
+            raise UserError(f"{path} has damaged model metadata (provenance is not a mapping)")
+        _check_stats(path, stats)
         if version > FORMAT_VERSION:
             raise UserError(f"{path} uses model format version {version}, newer than this software supports "
                             f"({FORMAT_VERSION}); upgrade diffusion-reward")
@@ -224,6 +233,24 @@ class RewardModel(nn.Module):
             raise UserError(f"{source} has NaN or infinite weights in {_short(not_finite)}")
         for prefix, module in (("codec.", self.codec), ("video.", self.video)):
             module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+
+
+def _check_mean_std(what: str, mean, std) -> None:
+    numbers_ok = all(isinstance(x, numbers.Real) and math.isfinite(x) for x in (mean, std))
+    if not (numbers_ok and std > 0):
+        raise UserError(f"{what} need a finite mean and a positive std, got {mean!r}, {std!r}")
+
+
+def _check_stats(path: Path, stats) -> None:
+    """The statistics metadata: {key: {task, reward_type, skip_step, num_samples, mean, std, ...}}."""
+    if not isinstance(stats, dict) or not all(isinstance(entry, dict) for entry in stats.values()):
+        raise UserError(f"{path} has damaged model metadata (statistics are not {{key: {{task, mean, std, ...}}}})")
+    for key, entry in stats.items():
+        missing = [name for name in STATS_FIELDS if name not in entry]
+        if missing:
+            raise UserError(f"{path} has damaged statistics {key!r}: no {', '.join(missing)}; recompute them with "
+                            "`diffusion-reward stats`")
+        _check_mean_std(f"{path}: statistics {key!r}", entry["mean"], entry["std"])
 
 
 def _tensor_bytes_sha256(blob: bytes) -> str:

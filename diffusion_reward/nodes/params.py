@@ -129,7 +129,7 @@ def load_parameter_file(path: str | os.PathLike, node_name: str, namespace: str 
     try:
         with open(path, encoding="utf-8") as fh:
             doc = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:  # UnicodeDecodeError: a binary file
         raise UserError(f"parameter file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if doc is None:
         return {}

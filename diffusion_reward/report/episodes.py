@@ -101,6 +101,7 @@ def read_dataset(path: str, task: str | None = None) -> list[ScoredEpisode]:
         eps = ep.attrs.get("epsilon", 0.0 if ep.success else None)
         if eps is None:
             continue
+        ep.require_steps()
         rewards = ep.rewards
         hits = np.flatnonzero(np.asarray(rewards) > 0) if rewards is not None else np.zeros(0, int)
         out.append(ScoredEpisode(float(eps), int(ep.attrs.get("seed", i)), bool(ep.success),

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..checks import check_int
 from ..errors import UserError
 from . import plots
 from .episodes import ScoredEpisode, collect, frozen_first_frame, read_dataset
@@ -43,14 +44,19 @@ class ReportConfig:
     lpips_weights: str | None = None  # adds LPIPS to the diversity table
     progress: bool = True
 
+    def __post_init__(self):
+        from ..reward import ScoreConfig
+
+        check_int("--episodes", self.episodes, 1)
+        check_int("--diversity-samples", self.diversity_samples, 2)
+        ScoreConfig(skip_step=self.skip_step, num_samples=self.num_samples, seed=self.seed)  # its checks
+
 
 def build_report(cfg: ReportConfig) -> dict:
     from ..models import RewardModel
 
     from ..models.pretrained import resolve_model_path
 
-    if cfg.episodes < 1:
-        raise UserError("--episodes must be at least 1.")
     cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task))
     models = {"model": RewardModel.load(cfg.model, device=cfg.device)}
     if cfg.compare_model:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_float
 from ..errors import UserError
 
 
@@ -25,10 +26,8 @@ class RewardMix:
     beta: float = 1.0  # weight of the sparse success reward
 
     def __post_init__(self):
-        if not 0.0 <= self.alpha <= 1.0:
-            raise UserError(f"alpha must be in [0, 1], got {self.alpha}.")
-        if self.beta < 0.0:
-            raise UserError(f"beta must be >= 0, got {self.beta}.")
+        check_float("alpha", self.alpha, 0.0, 1.0)
+        check_float("beta", self.beta, 0.0)
 
     def combine(self, diffusion, sparse, rnd=None) -> np.ndarray:
         """Per-step reward (float32[T]) from r_ce_bar[T], r_sparse[T] and optionally r_rnd[T]."""

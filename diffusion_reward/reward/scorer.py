@@ -28,6 +28,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from ..checks import check_int, check_memory, check_seed
 from ..errors import UserError
 from ..models.model_file import TOKENIZE_BATCH, RewardModel
 from ..models.video import context_window, gather_context, index_to_log_onehot, multinomial_kl
@@ -50,6 +51,12 @@ class ScoreConfig:
     dtype: str = "float32"  # float32 | bfloat16 | auto (autocast for the networks; diffusion math stays float32)
     likelihood_compat: bool = False
     resize: bool = False  # center-crop to square and INTER_AREA-resize frames of another size
+
+    def __post_init__(self):
+        check_int("--skip-step", self.skip_step, 0)
+        check_int("--num-samples", self.num_samples, 1)
+        check_int("--chunk-size", self.chunk_size, 1)
+        check_seed("--seed", self.seed)
 
 
 @dataclass
@@ -74,8 +81,6 @@ class RewardScorer:
         vc = model.config.video
         if not 0 <= cfg.skip_step < self.video.num_timesteps - 1:
             raise UserError(f"skip step must be in [0, {self.video.num_timesteps - 2}], got {cfg.skip_step}")
-        if cfg.num_samples < 1 or cfg.chunk_size < 1:
-            raise UserError("num_samples and chunk_size must be at least 1")
         self.cfg = cfg = dataclasses.replace(cfg, reward_type=model.resolve_reward_type(cfg.reward_type),
                                              dtype=resolve_dtype(cfg.dtype, model.device))  # "auto"s resolved
         if cfg.likelihood_compat and (cfg.reward_type != "likelihood" or vc.context_embedding != "upstream"):
@@ -83,6 +88,10 @@ class RewardScorer:
                             "context embedding (e.g. an imported checkpoint)")
         self.num_frames, self.frame_skip = vc.num_cond_frames, vc.frame_skip
         self.timesteps = eval_timesteps(self.video.num_timesteps, cfg.skip_step)
+        row_bytes = 4 * (3 * len(self.timesteps) + 4) * self.video.num_classes * self.video.num_tokens  # the chain
+        check_memory(cfg.chunk_size * row_bytes, f"--chunk-size {cfg.chunk_size} (rows per network batch)",
+                     "use a smaller --chunk-size (it bounds memory and does not change the rewards)",
+                     str(model.device))
         self.noise_source = noise_source or self._seeded_noise
         self.stats = None
         if cfg.standardize:
@@ -351,7 +360,8 @@ class ScoreStream:
         s = self.scorer
         frame = np.asarray(frame)
         if frame.ndim != 3:
-            raise UserError(f"a frame must have shape ({s.model.image_size}, {s.model.image_size}, 3), got {frame.shape}")
+            size = s.model.image_size
+            raise UserError(f"a frame must have shape ({size}, {size}, 3), got {frame.shape}")
         self.tokens.append(s.model.tokenize(s.prepare_frames(frame[None]))[0])
         self.tokens = self.tokens[-((s.num_frames + 1) * s.frame_skip + 1):]
         self.num_pushed += 1

@@ -48,14 +48,15 @@ class RewardTrainer:
         from ..models import RewardModel
 
         self.cfg = cfg = cfg.resolved()
-        if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError(f"--device {cfg.device}: this torch build / machine has no CUDA device.")
         self.dist = distributed.setup(cfg.device)
         for name in ("codec_batch_size", "batch_size"):
             if getattr(cfg, name) % self.dist.world_size:
                 raise UserError(f"{name} {getattr(cfg, name)} is not divisible by the {self.dist.world_size} ranks.")
         self.device = torch.device(self.dist.device)
         self.model = RewardModel.from_config(cfg.model_config(), seed=cfg.seed)
+        self.codec_source = RewardModel.load(cfg.codec_from) if cfg.codec_from else None  # read before writing
+        if self.codec_source is not None and self.codec_source.config.codec != self.model.config.codec:
+            raise UserError(f"--codec-from {cfg.codec_from}: its codec config differs from preset {cfg.preset!r}'s.")
         self.model.codec.to(self.device)
         self.model.video.to(self.device)
         torch.manual_seed(cfg.seed * 1000 + self.dist.rank)  # diffusion times / noise differ between ranks
@@ -83,8 +84,8 @@ class RewardTrainer:
         if resume is not None and resume["phase"] == "video":
             self.model.codec.load_state_dict(resume["codec"])
             self.summary = dict(resume["summary"])
-        elif cfg.codec_from:
-            self._load_codec(cfg.codec_from)
+        elif self.codec_source is not None:
+            self._load_codec(self.codec_source)
         else:
             self._train_codec(resume)
         self._train_video(resume if resume is not None and resume["phase"] == "video" else None)
@@ -115,15 +116,10 @@ class RewardTrainer:
             print(f"warning: checkpoint was written by {len(state['rng'])} ranks; RNG streams restart from the seed")
 
     # ---- phase 1: codec ------------------------------------------------------------------------------------
-    def _load_codec(self, path: str) -> None:
+    def _load_codec(self, source) -> None:
         """Reuse a trained codec (a new video model on the same tokens, e.g. another context layout)."""
-        from ..models import RewardModel
-
-        source = RewardModel.load(path)
-        if source.config.codec != self.model.config.codec:
-            raise UserError(f"--codec-from {path}: its codec config differs from preset {self.cfg.preset!r}'s.")
         self.model.codec.load_state_dict(source.codec.state_dict())
-        self.summary = {"codec_from": str(path), "codec_from_hash": source.weights_hash,
+        self.summary = {"codec_from": str(source.path), "codec_from_hash": source.weights_hash,
                         **{k: source.provenance.get(k) for k in ("codec_steps", "codec_val_rec_l1")}}
 
     def _train_codec(self, resume: dict | None) -> None:

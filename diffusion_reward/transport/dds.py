@@ -31,6 +31,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
+from xml.etree import ElementTree
 
 from cyclonedds._clayer import ddspy_take, ddspy_write
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication, BuiltinTopicDcpsSubscription
@@ -114,6 +115,10 @@ def config_uri(config: str | os.PathLike | None) -> str | None:
     path = Path(config)
     if not path.is_file():
         raise UserError(f"DDS configuration file not found: {config}")
+    try:
+        ElementTree.parse(path)
+    except ElementTree.ParseError as exc:  # Cyclone DDS would print its own parser error and fail vaguely
+        raise UserError(f"DDS configuration file {config} is not XML ({exc})") from None
     return path.resolve().as_uri()
 
 

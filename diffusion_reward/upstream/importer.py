@@ -100,8 +100,9 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors of every kind; weights_only refuses code objects
-        raise UserError(f"{path} is not a loadable torch checkpoint with weights only "
-                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        # torch's own message advises weights_only=False (running the file's code): never quoted
+        raise UserError(f"{path} is not a loadable torch checkpoint with weights only (damaged, empty, or it holds "
+                        f"pickled objects other than tensors: {type(exc).__name__}); refusing to load it") from None
 
 
 def read_upstream_stats(path: Path, task: str | None) -> dict[str, dict[int, tuple[float, float]]]:

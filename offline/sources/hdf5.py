@@ -22,6 +22,7 @@ def read_hdf5(path: Path, image_key: str | None = None) -> Iterator[SourceEpisod
             raise UserError(f"{path} has no uint8 image observation; pass --image-topic with the obs key")
         for ep in ds:
             with ep:
+                ep.require_steps()
                 if key not in ep.obs:
                     raise UserError(f"{path}:{ep.name} has no observation {key!r}; obs keys: {sorted(ep.obs)}")
                 frames = ep.obs[key]  # h5py datasets: read a chunk at a time by the consumer

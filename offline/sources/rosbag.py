@@ -86,7 +86,14 @@ class BagMessages:
         return topics
 
     def messages(self, topics: set[str]) -> Iterator[tuple[str, int, object]]:
-        """(topic, log time ns, message) in log order for the requested topics."""
+        """(topic, log time ns, message) in log order for the requested topics; UserError on a damaged chunk."""
+        try:
+            yield from self._messages(topics)
+        except Exception as exc:  # rosbags, mcap and the decompressors raise many error types on damaged bytes
+            raise UserError(f"{self.path} is damaged: cannot read its messages ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})") from None
+
+    def _messages(self, topics: set[str]) -> Iterator[tuple[str, int, object]]:
         if self._reader is not None:
             cons = [c for c in self._reader.connections if c.topic in topics]
             for con, log_ns, raw in self._reader.messages(connections=cons):
