@@ -28,6 +28,8 @@ Every stage writes into --work and is skipped when its output exists, so an inte
     python bench/bench_reward_quality.py --work runs/quality --domains metaworld --reward-types likelihood,entropy
     python bench/bench_reward_quality.py --work runs/quality --model-metaworld M.safetensors   # evaluate a given model
     python bench/bench_reward_quality.py --work runs/quality --codec-metaworld M.safetensors   # train on M's codec
+    python bench/bench_reward_quality.py --work runs/viper --video-model videogpt --reward-types likelihood,entropy \
+        --codec-metaworld M.safetensors   # the VIPER baseline on Diffusion Reward's codec
 """
 from __future__ import annotations
 
@@ -260,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("runs/reward_quality"))
     p.add_argument("--domains", default="metaworld,adroit")
     p.add_argument("--preset", default="base")
+    p.add_argument("--video-model", default="vqdiffusion", choices=("vqdiffusion", "videogpt"),
+                   help="videogpt: train and evaluate the VIPER baseline (with --codec-*: on the same codec)")
     p.add_argument("--steps-after-success", type=int, default=1,
                    help="expert training episodes end this many agent steps after success (-1: full length)")
     p.add_argument("--frame-skip", type=int, help="video-model frame skip (default: the preset's)")
@@ -322,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                 data.append(str(path))
             if not model.exists():
                 ckpt, codec = Path(str(model) + ".ckpt"), getattr(args, f"codec_{domain}")
-                cfg = TrainConfig(data=data, out=str(model), preset=args.preset, codec_steps=args.codec_steps,
+                cfg = TrainConfig(data=data, out=str(model), preset=args.preset, video_model=args.video_model,
+                                  codec_steps=args.codec_steps,
                                   video_steps=args.video_steps, frame_skip=args.frame_skip, seed=TRAIN_SEED,
                                   codec_from=str(codec) if codec else None,
                                   checkpoint_dir=str(ckpt), resume=ckpt.is_dir() and any(ckpt.glob("ckpt-*.pt")))

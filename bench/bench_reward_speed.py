@@ -1,6 +1,7 @@
-"""Reward scoring speed per preset and dtype (random weights; entropy mode, skip 9 = 11 network evaluations).
+"""Reward scoring speed per preset, video model and dtype (random weights). Diffusion Reward (vqdiffusion):
+entropy mode, skip 9 = 11 network evaluations; VIPER (videogpt): its likelihood, one teacher-forced pass per frame.
 
-    .venv/bin/python bench/bench_reward_speed.py                 # tiny, small, paper; float32 and bfloat16
+    .venv/bin/python bench/bench_reward_speed.py                 # tiny, small, paper; both models; fp32 and bf16
     .venv/bin/python bench/bench_reward_speed.py --presets paper --frames 32 --device cuda
 
 Prints a table: batch frames/s (one episode of --frames frames scored in one call), streaming ms/frame (push API),
@@ -75,6 +76,9 @@ def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 512, reps: int = 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", nargs="+", default=["tiny", "small", "paper"])
+    p.add_argument("--video-models", nargs="+", default=["vqdiffusion", "videogpt"])
+    p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
+                   help="float32 only on a CPU without native bf16 (emulated bf16 is ~20x slower)")
     p.add_argument("--frames", type=int, default=24, help="episode length for the batch measurement")
     p.add_argument("--stream-frames", type=int, default=6)
     p.add_argument("--device", default="cpu")
@@ -87,24 +91,26 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = False
     frames = episode(args.frames)
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, load average "
-          f"{os.getloadavg()[0]:.1f}, episode {args.frames} frames, entropy skip 9, noise on")
+          f"{os.getloadavg()[0]:.1f}, episode {args.frames} frames; vqdiffusion: entropy skip 9, noise on; "
+          "videogpt: likelihood (VIPER)")
     if args.device == "cpu":
         print(f"calibration: 512x512 matmul {matmul_gflops():.0f} GFLOP/s fp32, "
               f"{matmul_gflops(torch.bfloat16):.0f} GFLOP/s bf16")
-    header = f"{'preset':<7} {'params':>7} {'GFLOP/frame':>11} {'dtype':>8} {'batch frames/s':>14} " \
+    header = f"{'preset':<7} {'model':<11} {'params':>7} {'GFLOP/frame':>11} {'dtype':>8} {'batch frames/s':>14} " \
              f"{'stream ms/frame':>15} {'bf16 max err / spread':>22}"
     print(header)
     print("-" * len(header))
     for name in args.presets:
-        model = RewardModel.from_preset(name, seed=0).to(args.device)
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        gflop = flops_per_frame(model, frames)
-        err, spread = bf16_error(model, frames[:8])
-        for dtype in ("float32", "bfloat16"):
-            r = measure(model, frames, dtype, args.stream_frames)
-            note = f"{err:.3g} / {spread:.3g}" if dtype == "bfloat16" else ""
-            print(f"{name:<7} {params:>6.1f}M {gflop:>11.1f} {dtype:>8} {r['batch_fps']:>14.2f} "
-                  f"{r['stream_ms']:>15.1f} {note:>22}")
+        for video_model in args.video_models:
+            model = RewardModel.from_preset(name, seed=0, video_model=video_model).to(args.device)
+            params = sum(p.numel() for p in model.parameters()) / 1e6
+            gflop = flops_per_frame(model, frames)
+            err, spread = bf16_error(model, frames[:8]) if "bfloat16" in args.dtypes else (float("nan"),) * 2
+            for dtype in args.dtypes:
+                r = measure(model, frames, dtype, args.stream_frames)
+                note = f"{err:.3g} / {spread:.3g}" if dtype == "bfloat16" else ""
+                print(f"{name:<7} {video_model:<11} {params:>6.1f}M {gflop:>11.1f} {dtype:>8} {r['batch_fps']:>14.2f} "
+                      f"{r['stream_ms']:>15.1f} {note:>22}")
 
 
 if __name__ == "__main__":

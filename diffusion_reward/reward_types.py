@@ -2,9 +2,12 @@
 
 entropy: the paper's Eq. 3, negative conditional entropy of the next frame (sampled chain).
 likelihood: the same chain scoring the observed next frame (variational bound of its log-likelihood).
-auto: the model's own type, `RewardModel.reward_type` (recorded in the model file; entropy where it is not).
+auto: the model's own type, `RewardModel.reward_type` (recorded in the model file; where it is not, the paper's:
+  entropy for a VQ-Diffusion model, likelihood for a VideoGPT one).
+viper: VIPER's reward, log p(f_i | f_{i-2k}, f_{i-k}) of a VideoGPT model: another name for likelihood there.
+A VideoGPT model scores likelihood and entropy as its authors do (models/videogpt.py).
 """
 REWARD_TYPES = ("entropy", "likelihood")
-REWARD_TYPE_CHOICES = ("auto",) + REWARD_TYPES
-REWARD_TYPE_HELP = ("entropy (the paper's Eq. 3), likelihood, or auto: the model's own (likelihood for the shipped "
-                    "models, entropy for files that do not say)")
+REWARD_TYPE_CHOICES = ("auto",) + REWARD_TYPES + ("viper",)
+REWARD_TYPE_HELP = ("entropy (the paper's Eq. 3), likelihood, viper (a VideoGPT model's likelihood), or auto: the "
+                    "model's own (likelihood for the shipped models, entropy for files that do not say)")

@@ -74,6 +74,21 @@ def test_synchronous_rewards_carry_image_stamps_and_equal_offline_scoring(model_
     g.labeller.close()
 
 
+def test_a_videogpt_model_file_labels_with_the_viper_reward(tmp_path):
+    model = RewardModel.from_preset("tiny", seed=0, video_model="videogpt")
+    model.set_stats("button-press-v3", "likelihood", 0, 1, mean=-300.0, std=20.0)
+    path = str(model.save(tmp_path / "viper.safetensors"))
+    g = Graph(path, synchronous=True, reward_type="viper")
+    frames = _frames(5)
+    g.publish(frames)
+    g.settle()
+    offline = RewardScorer(RewardModel.load(path), ScoreConfig(reward_type="viper", task="button-press-v3"))
+    offline = offline.score_episode(resize_frames(frames, 64))
+    np.testing.assert_allclose([r.vector.y for r in g.rewards], offline.raw, rtol=1e-5)
+    np.testing.assert_allclose([r.vector.x for r in g.rewards], offline.reward, rtol=1e-4, atol=1e-5)
+    g.labeller.close()
+
+
 def test_compressed_topic_gives_the_same_rewards_as_raw(model_path):
     frames = _frames(3, seed=5)
     raw_graph = Graph(model_path, synchronous=True)

@@ -1,4 +1,5 @@
-"""`diffusion-reward train-reward`: train the reward model (codec, then video model) on expert videos.
+"""`diffusion-reward train-reward`: train the reward model (codec, then video model) on expert videos; the video model
+is VQ-Diffusion (Diffusion Reward) or, with --video-model videogpt, VIPER's VideoGPT.
 
 Multi-GPU / multi-node: launch the same command with torchrun, e.g.
     torchrun --nproc_per_node 4 -m diffusion_reward train-reward --data expert.h5 --preset small --out m.safetensors --device cuda
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..models.presets import VIDEO_MODELS
 from ..outputs import check_output, refuse_writing_into_inputs
 from ..training import PRESET_DEFAULTS, TrainConfig
 
@@ -15,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", action="append", required=True, metavar="DATASET_OR_VIDEO_DIR",
                    help="HDF5 dataset or authors' PNG video folder; repeat for several tasks")
     p.add_argument("--preset", default="tiny", help=f"model preset: {', '.join(PRESET_DEFAULTS)} (default tiny)")
+    p.add_argument("--video-model", choices=VIDEO_MODELS, default="vqdiffusion",
+                   help="vqdiffusion (Diffusion Reward, default) or videogpt (the VIPER baseline), on the preset's codec")
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
     p.add_argument("--force", action="store_true", help="replace an existing --out (never an input)")
     p.add_argument("--codec-steps", type=int, help="codec training steps (default: per preset)")
@@ -50,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint_dir:
         refuse_writing_into_inputs(args.checkpoint_dir, inputs, flag="--checkpoint-dir")
     cfg = TrainConfig(
-        data=args.data, out=args.out, preset=args.preset, codec_steps=args.codec_steps, video_steps=args.video_steps,
+        data=args.data, out=args.out, preset=args.preset, video_model=args.video_model, codec_steps=args.codec_steps, video_steps=args.video_steps,
         batch_size=args.batch_size, codec_batch_size=args.codec_batch_size, lr=args.lr, codec_lr=args.codec_lr,
         seed=args.seed, resume=args.resume, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
         val_fraction=args.val_fraction, device=args.device, lpips_weights=args.lpips_weights,

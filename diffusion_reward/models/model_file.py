@@ -2,6 +2,8 @@
 
 Weights are stored under `codec.*` and `video.*`; the safetensors metadata holds JSON for the format name and
 version, the config, the standardisation statistics and the provenance. Loading never unpickles anything.
+The config's `video_model` says which video model `video.*` is: "vqdiffusion" (Diffusion Reward; files that do not
+say are this) or "videogpt" (VIPER), whose config is a VideoGPTConfig.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPES
 from .codec import Codec, frames_to_input
 from .presets import RewardModelConfig, get_preset
 from .video import VideoModel
+from .videogpt import VideoGPT
 
 FORMAT_NAME = "diffusion_reward.model"
 FORMAT_VERSION = 1
@@ -51,7 +54,12 @@ class RewardModel(nn.Module):
         config.validate()
         self.config = config
         self.codec = Codec(config.codec)
-        self.video = VideoModel(config.video, num_codes=config.codec.num_codes, grid=config.codec.latent_size)
+        grid = config.codec.latent_size
+        if config.video_model == "videogpt":
+            self.video = VideoGPT(config.video, config.codec.num_codes, grid, code_dim=config.codec.latent_dim)
+            self.video.use_codebook(self.codec.codebook.embedding)
+        else:
+            self.video = VideoModel(config.video, num_codes=config.codec.num_codes, grid=grid)
         self.stats: dict[str, dict[str, Any]] = {}
         self.provenance: dict[str, Any] = {}
         self.path: str | None = None
@@ -67,8 +75,13 @@ class RewardModel(nn.Module):
         return model.eval()
 
     @classmethod
-    def from_preset(cls, name: str, seed: int = 0) -> "RewardModel":
-        return cls.from_config(get_preset(name), seed=seed)
+    def from_preset(cls, name: str, seed: int = 0, video_model: str = "vqdiffusion") -> "RewardModel":
+        return cls.from_config(get_preset(name, video_model), seed=seed)
+
+    @property
+    def video_model(self) -> str:
+        """"vqdiffusion" (Diffusion Reward) or "videogpt" (VIPER)."""
+        return self.config.video_model
 
     @property
     def image_size(self) -> int:
@@ -80,13 +93,19 @@ class RewardModel(nn.Module):
 
     @property
     def reward_type(self) -> str:
-        """The reward type this model was validated with (provenance `reward_type`; entropy, the paper's, if the
-        file does not say): what `reward_type="auto"` scores."""
-        return self.provenance.get("reward_type", "entropy")
+        """The reward type this model was validated with (provenance `reward_type`; if the file does not say,
+        the paper's: entropy for Diffusion Reward, likelihood for VIPER): what `reward_type="auto"` scores."""
+        return self.provenance.get("reward_type", "likelihood" if self.video_model == "videogpt" else "entropy")
 
     def resolve_reward_type(self, reward_type: str) -> str:
         if reward_type == "auto":
             return self.reward_type
+        if reward_type == "viper":
+            if self.video_model != "videogpt":
+                raise UserError("reward type viper needs a VideoGPT model (train-reward --video-model videogpt or "
+                                f"import-upstream of a VideoGPT checkpoint); {self.path or 'this model'} is "
+                                "a VQ-Diffusion model (entropy or likelihood)")
+            return "likelihood"
         if reward_type not in REWARD_TYPES:
             raise UserError(f"reward type must be one of {', '.join(REWARD_TYPE_CHOICES)}, got {reward_type!r}")
         return reward_type
@@ -101,11 +120,16 @@ class RewardModel(nn.Module):
         return torch.cat(out) if out else torch.zeros(0, self.codec.num_tokens, dtype=torch.long, device=self.device)
 
     # --------------------------------------------------------------------------------------------------- stats
+    def stats_coordinates(self, skip_step: int, num_samples: int) -> tuple[int, int]:
+        """(skip step, samples) a score depends on: a VideoGPT score has neither (one deterministic pass): (0, 1)."""
+        return (0, 1) if self.video_model == "videogpt" else (int(skip_step), int(num_samples))
+
     def set_stats(self, task: str, reward_type: str, skip_step: int, num_samples: int, mean: float, std: float,
                   *, likelihood_compat: bool = False, source: str | None = None) -> None:
         if reward_type not in REWARD_TYPES:
             raise UserError(f"reward type must be one of {REWARD_TYPES}, got {reward_type!r}")
         _check_mean_std(f"statistics for {task!r}", mean, std)
+        skip_step, num_samples = self.stats_coordinates(skip_step, num_samples)
         self.stats[stats_key(task, reward_type, skip_step, num_samples, likelihood_compat)] = {
             "task": task, "reward_type": reward_type, "skip_step": int(skip_step), "num_samples": int(num_samples),
             "likelihood_compat": bool(likelihood_compat), "mean": float(mean), "std": float(std),
@@ -113,6 +137,7 @@ class RewardModel(nn.Module):
 
     def get_stats(self, task: str, reward_type: str, skip_step: int, num_samples: int,
                   *, likelihood_compat: bool = False) -> tuple[float, float]:
+        skip_step, num_samples = self.stats_coordinates(skip_step, num_samples)
         entry = self.stats.get(stats_key(task, reward_type, skip_step, num_samples, likelihood_compat))
         if entry is None:
             model = self.path or "MODEL"

@@ -95,29 +95,76 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
+class VideoGPTConfig:
+    """VideoGPT (VIPER's video model): a causal transformer over the code vectors of num_cond_frames context
+    frames and the target frame. Defaults are the authors' (8 x 512, 8 heads; block_size 5120 so their checkpoints
+    load key for key, though only (num_cond_frames + 1) x 64 positions are used)."""
+
+    n_layer: int = 8
+    n_embd: int = 512
+    n_head: int = 8
+    block_size: int = 5120  # rows of the learned position table
+    pkeep: float = 0.8  # training: each input vector is kept with this probability, else zeroed (upstream)
+    dropout: float = 0.0  # embedding, attention and residual dropout (upstream: 0)
+    num_cond_frames: int = 2
+    frame_skip: int = 1
+    # the scorer's row layout for this model: the first num_cond_frames * frame_skip rows score a frame given
+    # copies of itself (upstream), later rows (f[i-2k], f[i-k]) -> f[i]
+    context_padding: str = "repeat"
+
+    def validate(self) -> None:
+        for name in ("n_layer", "n_embd", "n_head", "block_size", "num_cond_frames", "frame_skip"):
+            check_int(f"video.{name}", getattr(self, name), low=1)
+        check_float("video.pkeep", self.pkeep, 0.0, 1.0, above=True)
+        check_float("video.dropout", self.dropout, 0.0, 1.0)
+        if self.n_embd % self.n_head:
+            raise UserError(f"video.n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
+        if self.context_padding != "repeat":
+            raise UserError(f"VideoGPT video.context_padding must be 'repeat', got {self.context_padding!r}")
+
+
+VIDEO_MODELS = {"vqdiffusion": VideoConfig, "videogpt": VideoGPTConfig}  # `--video-model` name -> its config
+
+
+@dataclass(frozen=True)
 class RewardModelConfig:
     codec: CodecConfig = field(default_factory=CodecConfig)
-    video: VideoConfig = field(default_factory=VideoConfig)
+    video: VideoConfig | VideoGPTConfig = field(default_factory=VideoConfig)
     preset: str = "custom"
+
+    @property
+    def video_model(self) -> str:
+        """"vqdiffusion" (Diffusion Reward) or "videogpt" (VIPER): what `video` configures."""
+        return "videogpt" if isinstance(self.video, VideoGPTConfig) else "vqdiffusion"
 
     def validate(self) -> None:
         self.codec.validate()
         self.video.validate()
+        tokens = (self.video.num_cond_frames + 1) * self.codec.latent_size ** 2
+        if self.video_model == "videogpt" and tokens > self.video.block_size:
+            raise UserError(f"video.block_size {self.video.block_size} is shorter than a row's {tokens} tokens")
         weights = self.approx_parameters()
         check_memory(4 * weights, f"a reward model of this config (about {weights:.3g} float32 weights)",
                      "its sizes (n_layer, n_embd, diffusion_steps, num_codes, channels) are too large")
 
     def training_bytes_per_window(self) -> int:
-        """Activation memory of one window in a video-model training step (float32): 64 class-by-token tensors
-        of the diffusion math plus the transformer's activations (estimate / measured: tiny 3.2 / 2.9 MB)."""
-        tokens = self.codec.latent_size ** 2
-        return 4 * tokens * (64 * (self.codec.num_codes + 1) + 32 * self.video.n_layer * self.video.n_embd)
+        """Activation memory of one window in a video-model training step (float32). VQ-Diffusion: 64
+        class-by-token tensors of the diffusion math plus the transformer's activations (estimate / measured:
+        tiny 3.2 / 2.9 MB). VideoGPT: per position, the logits and ~20 width-sized tensors per layer, plus the
+        attention maps (seq x seq per head and layer)."""
+        tokens, v = self.codec.latent_size ** 2, self.video
+        if self.video_model == "videogpt":
+            seq = (v.num_cond_frames + 1) * tokens
+            return 4 * seq * (4 * self.codec.num_codes + 20 * v.n_layer * v.n_embd + 3 * v.n_layer * v.n_head * seq)
+        return 4 * tokens * (64 * (self.codec.num_codes + 1) + 32 * v.n_layer * v.n_embd)
 
     def approx_parameters(self) -> int:
         """Weights and buffers of the model this config builds, to within a small factor (convolutions,
         embeddings and linear layers; norms and biases left out): bounds memory before anything is built."""
         c, v = self.codec, self.video
         codec = 36 * (c.num_res_blocks + 1) * sum(ch * ch for ch in c.channels) + c.num_codes * c.latent_dim
+        if self.video_model == "videogpt":
+            return codec + 12 * v.n_layer * v.n_embd ** 2 + (v.block_size + c.num_codes + c.latent_dim) * v.n_embd
         block = 2 * v.diffusion_steps * v.n_embd + (10 + 18 * v.mlp_hidden_times) * v.n_embd ** 2 \
             + 2 * v.condition_dim * v.n_embd
         embeddings = (c.num_codes + c.latent_size ** 2 * v.num_cond_frames) * v.condition_dim \
@@ -125,15 +172,19 @@ class RewardModelConfig:
         return codec + v.n_layer * block + embeddings
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dataclasses.asdict(self) | {"video_model": self.video_model}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RewardModelConfig":
+        video_model = d.get("video_model", "vqdiffusion")  # files written before VideoGPT existed do not say
+        if video_model not in VIDEO_MODELS:
+            raise UserError(f"unknown video_model {video_model!r}; this software knows {', '.join(VIDEO_MODELS)}")
         try:
             codec = dict(d["codec"])
             codec["channels"] = tuple(codec["channels"])
             codec["attn_resolutions"] = tuple(codec["attn_resolutions"])
-            cfg = cls(codec=CodecConfig(**codec), video=VideoConfig(**d["video"]), preset=d.get("preset", "custom"))
+            cfg = cls(codec=CodecConfig(**codec), video=VIDEO_MODELS[video_model](**d["video"]),
+                      preset=d.get("preset", "custom"))
         except (KeyError, TypeError) as exc:
             raise UserError(f"missing or unknown fields ({exc})") from None
         cfg.validate()
@@ -169,7 +220,22 @@ PRESETS: dict[str, RewardModelConfig] = {
 }
 
 
-def get_preset(name: str) -> RewardModelConfig:
+# VIPER's VideoGPT on each preset's codec: `paper` is the authors' 8 x 512 (28.4 M parameters); the others are
+# sized like the preset's VQ-Diffusion model, with its frame skip, and a position table just long enough
+VIDEOGPT_PRESETS: dict[str, VideoGPTConfig] = {
+    "paper": VideoGPTConfig(),
+    "small": VideoGPTConfig(n_layer=6, n_embd=128, n_head=8, block_size=192),
+    "base": VideoGPTConfig(n_layer=2, n_embd=64, n_head=4, block_size=192, frame_skip=4),
+    "tiny": VideoGPTConfig(n_layer=2, n_embd=64, n_head=4, block_size=192),
+}
+
+
+def get_preset(name: str, video_model: str = "vqdiffusion") -> RewardModelConfig:
+    """The preset's codec with its VQ-Diffusion (Diffusion Reward) or VideoGPT (VIPER) video model."""
     if name not in PRESETS:
         raise UserError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+    if video_model not in VIDEO_MODELS:
+        raise UserError(f"unknown video model {video_model!r}; choose one of {', '.join(VIDEO_MODELS)}")
+    if video_model == "vqdiffusion":
+        return PRESETS[name]
+    return dataclasses.replace(PRESETS[name], video=VIDEOGPT_PRESETS[name])

@@ -75,20 +75,35 @@ def posterior_timestep(t: int, skip_step: int) -> int:
 
 
 class RewardScorer:
+    """Scores with either video model: VQ-Diffusion (the chain above) or VideoGPT (VIPER: one teacher-forced pass
+    per row, models/videogpt.py; skip_step and num_samples do not apply and resolve to 0 and 1)."""
+
     def __init__(self, model: RewardModel, cfg: ScoreConfig, noise_source: NoiseSource | None = None):
         self.model, self.cfg = model.eval(), cfg
         self.video = model.video
         vc = model.config.video
-        if not 0 <= cfg.skip_step < self.video.num_timesteps - 1:
-            raise UserError(f"skip step must be in [0, {self.video.num_timesteps - 2}], got {cfg.skip_step}")
+        self.is_videogpt = model.video_model == "videogpt"
         self.cfg = cfg = dataclasses.replace(cfg, reward_type=model.resolve_reward_type(cfg.reward_type),
                                              dtype=resolve_dtype(cfg.dtype, model.device))  # "auto"s resolved
-        if cfg.likelihood_compat and (cfg.reward_type != "likelihood" or vc.context_embedding != "upstream"):
-            raise UserError("likelihood_compat needs reward type likelihood and a model with the upstream "
-                            "context embedding (e.g. an imported checkpoint)")
         self.num_frames, self.frame_skip = vc.num_cond_frames, vc.frame_skip
-        self.timesteps = eval_timesteps(self.video.num_timesteps, cfg.skip_step)
-        row_bytes = 4 * (3 * len(self.timesteps) + 4) * self.video.num_classes * self.video.num_tokens  # the chain
+        if self.is_videogpt:
+            if cfg.likelihood_compat:
+                raise UserError("likelihood_compat is for VQ-Diffusion models: a VideoGPT model's likelihood already "
+                                "has the authors' row layout")
+            self.cfg = cfg = dataclasses.replace(cfg, skip_step=0, num_samples=1)
+            self.timesteps = []
+            row_bytes = model.config.training_bytes_per_window()  # a forward pass holds less than a training step
+        else:
+            if not 0 <= cfg.skip_step < self.video.num_timesteps - 1:
+                raise UserError(f"skip step must be in [0, {self.video.num_timesteps - 2}], got {cfg.skip_step}")
+            if cfg.likelihood_compat and (cfg.reward_type != "likelihood" or vc.context_embedding != "upstream"):
+                raise UserError("likelihood_compat needs reward type likelihood and a model with the upstream "
+                                "context embedding (e.g. an imported checkpoint)")
+            self.timesteps = eval_timesteps(self.video.num_timesteps, cfg.skip_step)
+            row_bytes = 4 * (3 * len(self.timesteps) + 4) * self.video.num_classes * self.video.num_tokens  # chain
+        # upstream row layout (f[i-2k], f[i-k], f[i]) scoring f[i], early rows (f_i, f_i, f_i): VIPER's likelihood,
+        # and the VQ-Diffusion likelihood_compat mode
+        self.upstream_rows = cfg.likelihood_compat or (self.is_videogpt and cfg.reward_type == "likelihood")
         check_memory(cfg.chunk_size * row_bytes, f"--chunk-size {cfg.chunk_size} (rows per network batch)",
                      "use a smaller --chunk-size (it bounds memory and does not change the rewards)",
                      str(model.device))
@@ -131,13 +146,13 @@ class RewardScorer:
     # ------------------------------------------------------------------------------------------------ row layout
     @property
     def lookahead(self) -> int:
-        """Frames after row i that its score needs: the successor frame i+k in (non-compat) likelihood mode."""
-        return self.frame_skip if self.cfg.reward_type == "likelihood" and not self.cfg.likelihood_compat else 0
+        """Frames after row i that its score needs: the successor frame i+k in VQ-Diffusion likelihood mode."""
+        return self.frame_skip if self.cfg.reward_type == "likelihood" and not self.upstream_rows else 0
 
     @property
     def context_reach(self) -> int:
         """Frames before row i that its condition may use."""
-        return self.frame_skip * (self.num_frames if self.cfg.likelihood_compat else self.num_frames - 1)
+        return self.frame_skip * (self.num_frames if self.upstream_rows else self.num_frames - 1)
 
     def num_scored_rows(self, num_frames: int) -> int:
         """Rows with their own score; likelihood rows after that (no successor frame) carry the last one."""
@@ -147,9 +162,11 @@ class RewardScorer:
         """Episode frame indices of the condition (B, F; -1 = [PAD]) and the target (B,) or None of scored `rows`."""
         k, f = self.frame_skip, self.num_frames
         rows = np.asarray(rows)
-        if self.cfg.likelihood_compat:  # upstream: (f[i-2k], f[i-k], f[i]) scoring f[i]; early rows repeat f[i]
+        if self.upstream_rows:  # (f[i-2k], f[i-k], f[i]) scoring f[i]; early rows repeat f[i]
             window = np.stack([rows - (f - j) * k for j in range(f + 1)], 1)
-            return np.where((rows < f * k)[:, None], rows[:, None], window), rows
+            window = np.where((rows < f * k)[:, None], rows[:, None], window)
+            # VQ-Diffusion compat conditions on all three frames (the scored one included), VideoGPT on the first two
+            return (window if self.cfg.likelihood_compat else window[:, :f]), rows
         cond = context_window(rows, f, k, self.model.config.video.context_padding)
         if self.cfg.reward_type == "entropy":
             return cond, None
@@ -174,6 +191,12 @@ class RewardScorer:
         (columns 0..n-2 = -KL per step, n-1 = final log-likelihood).
         """
         device = self.model.device
+        if self.is_videogpt:
+            with self._autocast():
+                cond = cond_tokens.to(device)
+                out = (self.video.negative_entropy(cond) if target_tokens is None
+                       else self.video.log_likelihood(cond, target_tokens.to(device)))
+            return out.float().cpu().numpy()
         cond_kv = self._condition_kv(cond_tokens)
         total = torch.zeros(len(cond_tokens), dtype=torch.float32, device=device)
         for sample in range(self.cfg.num_samples):
@@ -186,6 +209,9 @@ class RewardScorer:
     def sample_next_tokens(self, cond_tokens: torch.Tensor, row_ids: np.ndarray, num_samples: int) -> torch.Tensor:
         """The entropy chain's sampled next frames x0_hat: (num_samples, B, L) tokens, sample s seeded as sample s
         of the reward (so sample 0 is the frame the reward of these rows scored)."""
+        if self.is_videogpt:
+            raise UserError("generated next frames (report --diversity) need a VQ-Diffusion model; VIPER's VideoGPT "
+                            "is scored teacher-forced and samples nothing")
         cond_kv = self._condition_kv(cond_tokens)
         out = []
         for sample in range(num_samples):
@@ -375,7 +401,7 @@ class ScoreStream:
         """Rows still open at the end of the episode (likelihood mode: the carried last k rows)."""
         s = self.scorer
         n = self.num_pushed
-        if s.cfg.reward_type != "likelihood" or s.cfg.likelihood_compat or n == 0:
+        if s.lookahead == 0 or n == 0:
             return []
         k = s.frame_skip
         if n <= k:  # no row had a successor: score the frames as their own successors, as the batch call does

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..checks import check_device, check_float, check_int, check_memory, check_seed
 from ..errors import UserError
+from ..models.presets import VIDEO_MODELS
 
 # Step counts and batch sizes that make sense for each model preset. `tiny` is sized so a CPU run on
 # three MetaWorld tasks finishes in minutes (bench/bench_reward_quality.py); `paper` follows the upstream configs
@@ -33,6 +34,7 @@ class TrainConfig:
     data: list[str]                      # HDF5 datasets and/or authors' PNG video folders (multi-task)
     out: str                             # the model file to write
     preset: str = "tiny"
+    video_model: str = "vqdiffusion"     # vqdiffusion (Diffusion Reward) or videogpt (VIPER), on the preset's codec
     codec_steps: int | None = None
     video_steps: int | None = None
     codec_batch_size: int | None = None  # frames per codec step (global, over all ranks)
@@ -95,6 +97,8 @@ class TrainConfig:
         check_float("ema_decay", self.ema_decay, 0.0, 1.0)
         check_seed("--seed", self.seed)
         check_device("--device", self.device)
+        if self.video_model not in VIDEO_MODELS:
+            raise UserError(f"--video-model must be one of {', '.join(VIDEO_MODELS)}, got {self.video_model!r}")
         self._check_batch_memory()
         if self.codec_from is not None and not Path(self.codec_from).is_file():
             raise UserError(f"--codec-from file {self.codec_from} does not exist.")
@@ -114,7 +118,7 @@ class TrainConfig:
         """The preset's RewardModelConfig with this run's overrides (frame skip)."""
         from ..models.presets import get_preset
 
-        config = get_preset(self.preset)
+        config = get_preset(self.preset, self.video_model)
         if self.frame_skip is None:
             return config
         return dataclasses.replace(config, video=dataclasses.replace(config.video, frame_skip=self.frame_skip))

@@ -117,14 +117,17 @@ class WindowSampler:
     no windows that start before the episode. We draw an episode uniformly (every episode counts the same,
     as upstream), then a target frame uniformly over all of that episode's frames that have at least
     one context frame, including the first rows whose history is padded, so training sees every
-    context the reward computation will ask about.
+    context the reward computation will ask about. `full_context=True` (VideoGPT, as upstream) draws only targets
+    whose whole context lies inside the episode: t >= context_frames * frame_skip.
     """
 
     def __init__(self, tokens: list[torch.Tensor], context_frames: int, frame_skip: int, seed: int,
-                 pad_id: int | None = None):
-        self.tokens = [t for t in tokens if len(t) > frame_skip]  # each: long[T,64]
+                 pad_id: int | None = None, full_context: bool = False):
+        self.first_target = frame_skip * (context_frames if full_context else 1)
+        self.tokens = [t for t in tokens if len(t) > self.first_target]  # each: long[T,64]
         if not self.tokens:
-            raise UserError(f"no training episode is longer than the frame skip ({frame_skip}).")
+            raise UserError(f"no training episode is longer than {self.first_target} frames (the context of the "
+                            f"first target frame).")
         self.context_frames, self.frame_skip = context_frames, frame_skip
         self.pad_id = pad_id  # the video model's [PAD] context id; None: upstream's repeated-frame padding
         self.padding = "repeat" if pad_id is None else "token"
@@ -136,7 +139,7 @@ class WindowSampler:
         x0, cond = [], []
         for e, r in zip(shard(episode, rank, world_size).tolist(), shard(u, rank, world_size).tolist()):
             tokens = self.tokens[e]
-            target = self.frame_skip + int(r * (len(tokens) - self.frame_skip))
+            target = self.first_target + int(r * (len(tokens) - self.first_target))
             x0.append(tokens[target])
             cond.append(self._context(tokens, target))
         return torch.stack(x0), torch.stack(cond)  # long[b,64], long[b,ctx*64]
@@ -149,7 +152,7 @@ class WindowSampler:
         """Every window once (validation)."""
         x0, cond = [], []
         for tokens in self.tokens:
-            for target in range(self.frame_skip, len(tokens)):
+            for target in range(self.first_target, len(tokens)):
                 x0.append(tokens[target])
                 cond.append(self._context(tokens, target))
         return torch.stack(x0), torch.stack(cond)

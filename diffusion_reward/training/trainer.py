@@ -1,4 +1,5 @@
-"""Reward-model training: the VQ-GAN codec first, then the VQ-Diffusion video model on its tokens.
+"""Reward-model training: the VQ-GAN codec first, then the video model (VQ-Diffusion, or VIPER's VideoGPT) on its
+tokens.
 
     model_path = train_reward_model(TrainConfig(data=["expert.h5"], out="model.safetensors", preset="tiny"))
 
@@ -73,9 +74,11 @@ class RewardTrainer:
         if cfg.resume and resume is None:
             raise UserError(f"--resume: no checkpoint in {cfg.checkpoint_dir}.")
         saved = json.loads(resume["config"]) if resume is not None else None
-        if saved is not None and (saved["preset"], saved.get("frame_skip")) != (cfg.preset, cfg.frame_skip):
-            raise UserError(f"the checkpoints in {cfg.checkpoint_dir} are of preset {saved['preset']!r} (frame skip "
-                            f"{saved.get('frame_skip')}), not {cfg.preset!r} (frame skip {cfg.frame_skip}).")
+        if saved is not None:
+            was = (saved["preset"], saved.get("video_model", "vqdiffusion"), saved.get("frame_skip"))
+            if was != (cfg.preset, cfg.video_model, cfg.frame_skip):
+                raise UserError(f"the checkpoints in {cfg.checkpoint_dir} are of preset {was[0]!r} ({was[1]}, frame "
+                                f"skip {was[2]}), not {cfg.preset!r} ({cfg.video_model}, frame skip {cfg.frame_skip}).")
         if not cfg.resume and self.checkpoints.existing():
             raise UserError(f"{cfg.checkpoint_dir} holds checkpoints of an earlier run; pass --resume or "
                             "choose another --checkpoint-dir.")
@@ -239,10 +242,11 @@ class RewardTrainer:
         cfg, video, vcfg = self.cfg, self.model.video, self.model.config.video
         train_tokens = self._tokenize(self.train_eps)
         self.summary["codebook_usage"] = codebook_usage(train_tokens, self.model.codec.config.num_codes)
+        full_context = self.model.video_model == "videogpt"  # VideoGPT trains on whole windows only, as upstream
         val_windows = WindowSampler(self._tokenize(self.val_eps), vcfg.num_cond_frames, vcfg.frame_skip, cfg.seed,
-                                    pad_id=video.pad_id) if self.val_eps else None
+                                    pad_id=video.pad_id, full_context=full_context) if self.val_eps else None
         sampler = WindowSampler(train_tokens, vcfg.num_cond_frames, vcfg.frame_skip, seed=cfg.seed + 1,
-                                pad_id=video.pad_id)
+                                pad_id=video.pad_id, full_context=full_context)
         params = [p for p in video.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.96), weight_decay=cfg.weight_decay)
         ema = EMA(video, cfg.ema_decay)
