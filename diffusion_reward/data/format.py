@@ -24,7 +24,7 @@ INCOMPLETE_ATTR = "incomplete"  # index attr while a multi-episode job (relabel)
 LABELS_GROUP = "reward_labels"
 STAMPS_GROUP = "stamps"
 
-# The time-alignment rule of every reward label (DESIGN.md); producers store it in the label's `alignment`.
+# The time-alignment rule of every reward label; producers store it in the label's `alignment`.
 REWARD_ALIGNMENT = ("row i scores the transition that starts at frame i: it conditions on frames (i-1, i) "
                     "(row 0 on (0, 0)) and predicts frame i+1")
 

@@ -46,7 +46,7 @@ GRIPPER_FIELDS = ("gripper_width", "gripper_force", "gripper_speed")
 
 @dataclass
 class SafetyConfig:
-    """Conservative defaults for learned-policy rollouts on an FR3 (see ros2_interfaces.md, safe practice)."""
+    """Conservative defaults for learned-policy rollouts on an FR3 (franka_ros2's documented limits, with margin)."""
 
     arm: str = "fr3"  # fr3 | panda
     control_period_s: float = 0.1  # one command per period (10 Hz)

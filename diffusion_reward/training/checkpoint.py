@@ -75,6 +75,3 @@ class EMA:
     def load_state_dict(self, d: dict) -> None:
         self.updates = int(d["updates"])
         self.state = {k: v.clone() for k, v in d["state"].items()}
-
-    def copy_to(self, module: nn.Module) -> None:
-        module.load_state_dict(self.state)

@@ -3,7 +3,7 @@ tokens.
 
     model_path = train_reward_model(TrainConfig(data=["expert.h5"], out="model.safetensors", preset="tiny"))
 
-Differences from the authors' trainers (upstream_diffusion_reward.md sections 1-2), on purpose:
+Differences from the authors' trainers (TEA-Lab/diffusion_reward, commit 384ec68), on purpose:
 - The generator and discriminator updates are separated: the discriminator sees `recon.detach()` and is
   frozen during the generator pass. Upstream (dome272) backpropagates the discriminator's hinge loss into
   the VQ-GAN as well, because the fake images are not detached.
