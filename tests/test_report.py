@@ -40,6 +40,18 @@ def models(tmp_path_factory):
     return plain, with_stats.save(root / "b.safetensors")
 
 
+def test_report_compares_diffusion_reward_with_viper(models, tmp_path, capsys):
+    viper = RewardModel.from_preset("tiny", seed=2, video_model="videogpt").save(tmp_path / "viper.safetensors")
+    out = tmp_path / "qa"
+    code = cli_main(["report", "--model", str(models[0]), "--compare-model", str(viper), "--task", TASK,
+                     "--episodes", "1", "--max-steps", "5", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["reward_type"], m["compare_model"]["reward_type"]) == ("entropy", "likelihood")  # each model's own
+    assert m["compare_model"]["model_config"]["video_model"] == "videogpt"
+    assert "tiny videogpt" in (out / "report.md").read_text()
+
+
 def test_report_from_simulation_compares_two_models(models, tmp_path, capsys):
     plain, with_stats = models
     out = tmp_path / "qa"

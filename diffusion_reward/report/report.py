@@ -132,7 +132,8 @@ def _summarise(model, path: str, episodes: list[ScoredEpisode], scale: str, seed
 
 
 def _labelled(results: dict) -> dict:
-    return {f"{name} ({r['model_config'].get('preset', '?')}, {r['model_hash'][:8]})": r for name, r in results.items()}
+    return {f"{name} ({r['model_config'].get('preset', '?')} {r['model_config'].get('video_model', 'vqdiffusion')}, "
+            f"{r['model_hash'][:8]})": r for name, r in results.items()}
 
 
 def _plots(episodes: list[ScoredEpisode], scale: str, out: Path) -> None:
