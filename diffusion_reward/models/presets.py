@@ -176,6 +176,8 @@ class RewardModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RewardModelConfig":
+        if not isinstance(d, dict):
+            raise UserError(f"the model config is not a mapping (got {type(d).__name__})")
         video_model = d.get("video_model", "vqdiffusion")  # files written before VideoGPT existed do not say
         if video_model not in VIDEO_MODELS:
             raise UserError(f"unknown video_model {video_model!r}; this software knows {', '.join(VIDEO_MODELS)}")
