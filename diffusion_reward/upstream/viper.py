@@ -93,7 +93,8 @@ def _config(cfg: dict) -> RewardModelConfig:
                         f"{codec.num_codes}")
     dropouts = {float(t.get(k, 0.0)) for k in ("embd_pdrop", "resid_pdrop", "attn_pdrop")}
     if len(dropouts) != 1:
-        raise UserError(f"upstream transformer dropouts differ ({sorted(dropouts)}); only one shared value is supported")
+        raise UserError(f"upstream transformer dropouts differ ({sorted(dropouts)}); only one shared value is "
+                        "supported")
     video = VideoGPTConfig(n_layer=int(t["n_layer"]), n_embd=int(t["n_embd"]), n_head=int(t["n_head"]),
                            block_size=int(t["block_size"]), pkeep=float(cfg.get("pkeep", 0.8)),
                            dropout=dropouts.pop(), num_cond_frames=int(cfg.get("num_frames", 2)),
