@@ -105,15 +105,21 @@ def _torch_load(path: Path) -> Any:
                         f"pickled objects other than tensors: {type(exc).__name__}); refusing to load it") from None
 
 
-def read_upstream_stats(path: Path, task: str | None) -> dict[str, dict[int, tuple[float, float]]]:
-    """`{task: {skip_step: [mean, std]}}` -> {task: {skip: (mean, std)}} (only `task` when given)."""
+def read_task_entries(path: Path, task: str | None, what: str) -> dict:
+    """The `{task: ...}` mapping of an upstream statistics YAML (`what` names its schema), only `task` when given."""
     data = _load_yaml(path)
     if not isinstance(data, dict):
-        raise UserError(f"{path} is not an upstream statistics file ({{task: {{skip_step: [mean, std]}}}})")
+        raise UserError(f"{path} is not an upstream {what}")
     if task is not None:
         if task not in data:
             raise UserError(f"{path} has no statistics for task {task!r}; it has {', '.join(map(str, data))}")
         data = {task: data[task]}
+    return data
+
+
+def read_upstream_stats(path: Path, task: str | None) -> dict[str, dict[int, tuple[float, float]]]:
+    """`{task: {skip_step: [mean, std]}}` -> {task: {skip: (mean, std)}} (only `task` when given)."""
+    data = read_task_entries(path, task, "statistics file ({task: {skip_step: [mean, std]}})")
     out: dict[str, dict[int, tuple[float, float]]] = {}
     for name, per_skip in data.items():
         try:

@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..models.model_file import RewardModel, software_version, utc_now
 from ..models.presets import CodecConfig, RewardModelConfig, VideoGPTConfig
 from .importer import _UPSTREAM_ATTN_RESOLUTIONS, _UPSTREAM_NORM_GROUPS, _UPSTREAM_RES_BLOCKS, _load_yaml, \
-    _reward_type_from_path, _sha256, _torch_load
+    _reward_type_from_path, _sha256, _torch_load, read_task_entries
 
 _MASK_KEY = re.compile(r"^transformer\.blocks\.\d+\.attn\.mask$")
 _INTERPOLATION = re.compile(r"\$\{([^${}]+)\}")
@@ -135,13 +135,7 @@ def import_upstream_videogpt(checkpoint, config, stats=None, task=None, reward_t
 
 def read_viper_stats(path: Path, task: str | None) -> dict[str, tuple[float, float]]:
     """`{task: [mean, std]}` -> {task: (mean, std)} (only `task` when given)."""
-    data = _load_yaml(path)
-    if not isinstance(data, dict):
-        raise UserError(f"{path} is not an upstream VIPER statistics file ({{task: [mean, std]}})")
-    if task is not None:
-        if task not in data:
-            raise UserError(f"{path} has no statistics for task {task!r}; it has {', '.join(map(str, data))}")
-        data = {task: data[task]}
+    data = read_task_entries(path, task, "VIPER statistics file ({task: [mean, std]})")
     try:
         return {str(name): (float(ms[0]), float(ms[1])) for name, ms in data.items()}
     except (TypeError, ValueError, IndexError, KeyError):
