@@ -237,6 +237,7 @@ def test_a_stopped_relabel_is_marked_incomplete_until_resumed(tmp_path, capsys, 
         ds.verify()
 
 
+@pytest.mark.slow  # relabels a dataset twice with a real kill in between
 def test_sigkill_during_relabel_leaves_an_incomplete_output_that_resume_finishes(tmp_path, model_path):
     """A real relabel process killed once its first episode is committed: nothing committed is lost, the output
     is marked incomplete, and the resumed run labels exactly what one uninterrupted run would."""

@@ -46,10 +46,11 @@ def test_shipped_model_ranks_expert_above_random_and_frozen_on_fresh_seeds_paire
     rows = task_rows(episodes)
     means = {}
     for e in episodes:
-        means[(e.epsilon, e.seed)] = scorer.score_episode(e.frames).reward[:rows[e.seed]].mean()
+        n = rows[e.seed]  # a row's score needs frames up to its successor: the rest of the episode is not scored
+        means[(e.epsilon, e.seed)] = scorer.score_episode(e.frames[:n + scorer.lookahead]).reward[:n].mean()
         if e.epsilon == 0.0:  # the frozen control: the reset frame for the episode's length
-            frozen = np.repeat(e.frames[:1], len(e.frames), axis=0)
-            means[("frozen", e.seed)] = scorer.score_episode(frozen).reward[:rows[e.seed]].mean()
+            frozen = np.repeat(e.frames[:1], n + scorer.lookahead, axis=0)
+            means[("frozen", e.seed)] = scorer.score_episode(frozen).reward[:n].mean()
     for seed in rows:
         assert means[(0.0, seed)] > means[(1.0, seed)], (seed, means)
         assert means[(0.0, seed)] > means[("frozen", seed)], (seed, means)

@@ -62,7 +62,9 @@ def unchunked_raw(scorer: RewardScorer, frames: np.ndarray) -> np.ndarray:
     return raw
 
 
-@pytest.mark.parametrize("reward_type,compat", [("entropy", False), ("likelihood", False), ("likelihood", True)])
+@pytest.mark.parametrize("reward_type,compat", [pytest.param("entropy", False, marks=pytest.mark.slow),
+                                                ("likelihood", False),
+                                                pytest.param("likelihood", True, marks=pytest.mark.slow)])
 def test_small_chunks_give_the_rewards_of_one_big_chunk_bit_for_bit(frames, reward_type, compat):
     model = tiny("upstream", "repeat") if compat else tiny()
     scorer = RewardScorer(model, ScoreConfig(reward_type=reward_type, skip_step=SKIP, task=TASK, chunk_size=16,

@@ -18,6 +18,8 @@ STEPS = 40  # agent steps per episode: the expert reaches and presses the button
 BF16 = False  # float32 training: the same model on every CPU (bf16 autocast depends on the hardware)
 FRAME_SKIP = 4
 
+pytestmark = pytest.mark.slow  # trains a model: minutes on 2 cores; `.ci/run` runs the slow tier too
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

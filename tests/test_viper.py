@@ -201,6 +201,7 @@ def trained(tmp_path_factory):
     return RewardModel.load(train_reward_model(cfg))
 
 
+@pytest.mark.slow  # trains a VideoGPT: minutes on 2 cores
 def test_a_tiny_videogpt_trained_here_ranks_expert_above_random_episodes(trained):
     assert trained.video_model == "videogpt"
     episodes = collect_eval()
