@@ -50,6 +50,43 @@ def test_report_compares_diffusion_reward_with_viper(models, tmp_path, capsys):
     assert (m["reward_type"], m["compare_model"]["reward_type"]) == ("entropy", "likelihood")  # each model's own
     assert m["compare_model"]["model_config"]["video_model"] == "videogpt"
     assert "tiny videogpt" in (out / "report.md").read_text()
+    assert [r["reward_type"] for r in m["side_by_side"]] == ["entropy", "likelihood"]
+    assert m["other_reward_types"] == {}  # one reward type each
+
+
+def test_report_scores_both_models_with_both_reward_types_side_by_side(models, tmp_path, capsys):
+    """The paper's 2 x 2 (Fig. 11a): diffusion vs VideoGPT model, entropy vs likelihood reward, same episodes."""
+    viper = RewardModel.from_preset("tiny", seed=2, video_model="videogpt").save(tmp_path / "viper.safetensors")
+    out = tmp_path / "qa"
+    code = cli_main(["report", "--model", str(models[0]), "--compare-model", str(viper), "--task", TASK,
+                     "--episodes", "1", "--max-steps", "5", "--reward-type", "entropy,likelihood", "--out", str(out),
+                     "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    m = json.loads((out / "metrics.json").read_text())
+    rows = m["side_by_side"]
+    assert [(r["scorer"].split(" (")[0], r["reward_type"]) for r in rows] == [
+        ("model", "entropy"), ("model", "likelihood"), ("compare_model", "entropy"), ("compare_model", "likelihood")]
+    assert all(r["scorer"].endswith(r["reward_type"]) for r in rows) and "videogpt" in rows[2]["scorer"]
+    assert set(m["other_reward_types"]) == {"model/likelihood", "compare_model/likelihood"}
+    assert m["other_reward_types"]["model/likelihood"]["reward_type"] == "likelihood"
+    full = {("model", "entropy"): m, ("compare_model", "entropy"): m["compare_model"],
+            ("model", "likelihood"): m["other_reward_types"]["model/likelihood"],
+            ("compare_model", "likelihood"): m["other_reward_types"]["compare_model/likelihood"]}
+    for r in rows:  # the compact row is the full summary's numbers
+        summary = full[(r["scorer"].split(" (")[0], r["reward_type"])]
+        assert r["whole"]["auroc_vs_eps1"] == summary["whole"]["auroc_expert_vs"]["1.0"]["value"]
+        assert r["task_rows"]["spearman_epsilon"] == summary["task_rows"]["spearman_epsilon"]["value"]
+    entropy, likelihood = (m["other_reward_types"]["model/likelihood"], m)
+    assert likelihood["whole"]["per_group"]["0.0"]["mean"] != entropy["whole"]["per_group"]["0.0"]["mean"]
+    assert (out / "reward_curves_compared.png").read_bytes()[:4] == b"\x89PNG"
+    md = (out / "report.md").read_text()
+    assert "## Side by side" in md and md.count("| model (tiny vqdiffusion") == 2
+    assert capsys.readouterr().out.count(": task rows AUROC vs eps 1") == 4
+
+    code = cli_main(["report", "--model", str(models[0]), "--task", TASK, "--reward-type", "entropy,variance",
+                     "--out", str(tmp_path / "bad")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "variance" in err[0] and not (tmp_path / "bad").exists()
 
 
 def test_report_from_simulation_compares_two_models(models, tmp_path, capsys):

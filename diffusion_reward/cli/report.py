@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..outputs import check_output
-from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
+from ..reward_types import REWARD_TYPE_HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,7 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DATASET", help="read episodes (with an `epsilon` attribute) instead of collecting")
     p.add_argument("--compare-model", metavar="MODEL", help="second model scored on the same episodes")
     p.add_argument("--max-steps", type=int, help="agent steps per simulated episode (default: the task's)")
-    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto", help=REWARD_TYPE_HELP)
+    p.add_argument("--reward-type", type=lambda text: tuple(t.strip() for t in text.split(",")), default=("auto",),
+                   metavar="TYPE[,TYPE...]",
+                   help=f"{REWARD_TYPE_HELP}. Several, comma-separated (e.g. entropy,likelihood), score every model "
+                   "with each and add a side-by-side table: the paper's 2 x 2 with a VideoGPT --compare-model")
     p.add_argument("--skip-step", type=int, default=9)
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, {"--model": args.model, "--data": args.data, "--compare-model": args.compare_model,
                             "--lpips-weights": args.lpips_weights}, force=args.force)
     cfg = ReportConfig(model=args.model, task=args.task, out=args.out, episodes=args.episodes, data=args.data,
-                       compare_model=args.compare_model, max_steps=args.max_steps, reward_type=args.reward_type,
+                       compare_model=args.compare_model, max_steps=args.max_steps, reward_types=args.reward_type,
                        skip_step=args.skip_step, num_samples=args.num_samples, seed=args.seed, device=args.device,
                        diversity=args.diversity, diversity_samples=args.diversity_samples,
                        lpips_weights=args.lpips_weights, progress=args.progress)
@@ -48,7 +51,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}/report.md ({m['reward_scale']} rewards): AUROC expert vs eps 1, task rows "
           f"{value('task_rows', '1.0')}, whole {value('whole', '1.0')}; vs frozen {value('task_rows', 'frozen-first-frame')}; "
           f"Spearman {'n/a' if rho is None else f'{rho:.3f}'}")
+    for row in m.get("side_by_side", []):
+        t = row["task_rows"]
+        print(f"  {row['scorer']}: task rows AUROC vs eps 1 {_num(t['auroc_vs_eps1'])}, vs frozen "
+              f"{_num(t['auroc_vs_frozen_worse'])}, Spearman {_num(t['spearman_epsilon'])}; whole "
+              f"{_num(row['whole']['auroc_vs_eps1'])}")
     for group, d in m.get("diversity", {}).items():
         print(f"  diversity {group}: SSIM {d['ssim']:.3f}, PSNR {d['psnr']:.2f} dB"
               + (f", LPIPS {d['lpips']:.3f}" if "lpips" in d else "") + f" over {d['contexts']} contexts")
     return 0
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"

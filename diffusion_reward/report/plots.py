@@ -90,3 +90,22 @@ def auroc_comparison(per_model: dict[str, dict[str, float]], path: Path) -> None
     ax.set(ylim=(0, 1), ylabel="AUROC expert vs", title="model comparison")
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def compared_curves(per_scorer: dict[str, list[ScoredEpisode]], path: Path) -> None:
+    """Mean reward per frame of the expert (solid) and epsilon-1 episodes (dashed) for several scorers in one plot.
+    Each scorer's rewards are z-scored over its expert + epsilon-1 rows, so different scales and types compare."""
+    fig = Figure(figsize=(8, 4))
+    ax = fig.add_subplot()
+    for k, (name, episodes) in enumerate(per_scorer.items()):
+        groups = {eps: [e.reward for e in episodes if e.kind == "epsilon" and e.epsilon == eps] for eps in (0.0, 1.0)}
+        pooled = np.concatenate(groups[0.0] + groups[1.0])
+        mean, std = pooled.mean(), pooled.std() or 1.0
+        for eps, style in ((0.0, "-"), (1.0, "--")):
+            if groups[eps]:
+                length = min(len(r) for r in groups[eps])
+                curve = (np.mean([r[:length] for r in groups[eps]], axis=0) - mean) / std
+                ax.plot(curve, style, color=f"C{k}", linewidth=1.6, label=f"{name}, eps {eps:g}")
+    ax.set(xlabel="frame", ylabel="reward (z-score per scorer)", title="expert (solid) vs epsilon 1 (dashed)")
+    ax.legend(fontsize=7)
+    _save(fig, path)

@@ -34,7 +34,7 @@ class ReportConfig:
     data: str | None = None           # read episodes from this dataset instead (attribute `epsilon` per episode)
     compare_model: str | None = None  # second model scored on the same episodes
     max_steps: int | None = None      # episode length in simulation (default: the task's)
-    reward_type: str = "auto"  # entropy | likelihood | auto (the model's own)
+    reward_types: tuple[str, ...] = ("auto",)  # each model is scored with each: entropy | likelihood | viper | auto
     skip_step: int = 9
     num_samples: int = 1
     seed: int = 0
@@ -47,7 +47,13 @@ class ReportConfig:
     def __post_init__(self):
         from ..reward import ScoreConfig
 
+        from ..reward_types import REWARD_TYPE_CHOICES
+
         check_int("--episodes", self.episodes, 1)
+        bad = [t for t in self.reward_types if t not in REWARD_TYPE_CHOICES]
+        if bad or not self.reward_types:
+            raise UserError(f"--reward-type must be a comma-separated list of {', '.join(REWARD_TYPE_CHOICES)}; "
+                            f"got {','.join(self.reward_types)!r}.")
         check_int("--diversity-samples", self.diversity_samples, 2)
         ScoreConfig(skip_step=self.skip_step, num_samples=self.num_samples, seed=self.seed)  # its checks
 
@@ -73,23 +79,32 @@ def build_report(cfg: ReportConfig) -> dict:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results, scored_by = {}, {}  # key: "model" / "compare_model" for each model's first reward type, else "name/type"
     for name, model in models.items():
-        scored = [copy.copy(e) for e in episodes]
-        scorer, scale = _score(model, scored, cfg, desc=name)
-        results[name] = _summarise(model, getattr(cfg, name), scored, scale, cfg.seed) | {
-            "reward_type": scorer.cfg.reward_type}  # "auto" resolved per model
-        if cfg.diversity:
-            results[name]["diversity"] = _diversity(scorer, scored, cfg)
-        if name == "model":
-            _plots(scored, scale, out)
+        types = list(dict.fromkeys(model.resolve_reward_type(t) for t in cfg.reward_types))  # "auto" resolved
+        for i, reward_type in enumerate(types):
+            key = name if i == 0 else f"{name}/{reward_type}"
+            scored = [copy.copy(e) for e in episodes]
+            scorer, scale = _score(model, reward_type, scored, cfg, desc=key)
+            results[key] = _summarise(model, getattr(cfg, name), scored, scale, cfg.seed) | {"reward_type": reward_type}
+            scored_by[key] = scored
+            if cfg.diversity and i == 0:
+                results[key]["diversity"] = _diversity(scorer, scored, cfg)
+            if key == "model":
+                _plots(scored, scale, out)
     metrics = {"task": cfg.task, "episodes_source": cfg.data or "simulation",
                "report_config": asdict(cfg), **results["model"]}
     if "compare_model" in results:
         metrics["compare_model"] = results["compare_model"]
+    metrics["other_reward_types"] = {k: r for k, r in results.items() if "/" in k}
+    if len(results) > 1:
+        labelled = _labelled(results)
+        metrics["side_by_side"] = [_side_by_side_row(label, r) for label, r in labelled.items()]
         plots.auroc_comparison({n: {g: a["value"] for g, a in r["whole"]["auroc_expert_vs"].items()}
-                                for n, r in _labelled(results).items()},
+                                for n, r in labelled.items()},
                                out / "auroc_comparison.png")
+        plots.compared_curves({label: scored_by[k] for label, k in zip(labelled, results)},
+                              out / "reward_curves_compared.png")
     _write_text(out / "metrics.json", json.dumps(_finite_or_none(metrics), indent=2))
     _write_text(out / "report.md", _markdown(metrics, results))
     return metrics
@@ -106,19 +121,20 @@ def _diversity(scorer, episodes: list[ScoredEpisode], cfg: ReportConfig) -> dict
     return diversity(scorer, episodes, num_samples=cfg.diversity_samples, lpips=lpips)
 
 
-def _score(model, episodes: list[ScoredEpisode], cfg: ReportConfig, desc: str):
+def _score(model, reward_type: str, episodes: list[ScoredEpisode], cfg: ReportConfig, desc: str):
     """Fill every episode's reward; standardised when the model has statistics for the task, else raw."""
     from ..reward import RewardScorer, ScoreConfig
 
-    standardize = True
-    cfg = replace(cfg, reward_type=model.resolve_reward_type(cfg.reward_type))
+    score_cfg = ScoreConfig(reward_type=reward_type, skip_step=cfg.skip_step, num_samples=cfg.num_samples,
+                            seed=cfg.seed, task=cfg.task, standardize=False)
+    scorer = RewardScorer(model, score_cfg)  # resolves what the model's reward type fixes (VideoGPT: skip, samples)
     try:
-        model.get_stats(cfg.task, cfg.reward_type, cfg.skip_step, cfg.num_samples)
+        model.get_stats(cfg.task, scorer.cfg.reward_type, scorer.cfg.skip_step, scorer.cfg.num_samples,
+                        likelihood_compat=scorer.cfg.likelihood_compat)
+        standardize = True
+        scorer = RewardScorer(model, replace(score_cfg, standardize=True))
     except UserError:
         standardize = False
-    scorer = RewardScorer(model, ScoreConfig(reward_type=cfg.reward_type, skip_step=cfg.skip_step,
-                                             num_samples=cfg.num_samples, seed=cfg.seed, task=cfg.task,
-                                             standardize=standardize))
     for ep in tqdm(episodes, desc=f"score ({desc})", unit="ep", disable=not cfg.progress):
         res = scorer.score_episode(ep.frames)
         ep.reward = res.reward if standardize else res.raw
@@ -132,8 +148,23 @@ def _summarise(model, path: str, episodes: list[ScoredEpisode], scale: str, seed
 
 
 def _labelled(results: dict) -> dict:
-    return {f"{name} ({r['model_config'].get('preset', '?')} {r['model_config'].get('video_model', 'vqdiffusion')}, "
-            f"{r['model_hash'][:8]})": r for name, r in results.items()}
+    return {f"{name.split('/')[0]} ({r['model_config'].get('preset', '?')} "
+            f"{r['model_config'].get('video_model', 'vqdiffusion')}, {r['model_hash'][:8]}), {r['reward_type']}": r
+            for name, r in results.items()}
+
+
+def _side_by_side_row(label: str, r: dict) -> dict:
+    """One scorer's headline numbers: AUROC expert vs epsilon 1 and vs the worse frozen control, Spearman, wins."""
+    row = {"scorer": label, "reward_type": r["reward_type"], "reward_scale": r["reward_scale"]}
+    for view in ("task_rows", "whole"):
+        v = r[view]
+        frozen = [v["auroc_expert_vs"][g]["value"] for g in ("zero-action", "frozen-first-frame")
+                  if g in v["auroc_expert_vs"] and v["auroc_expert_vs"][g]["value"] is not None]
+        row[view] = {"auroc_vs_eps1": v["auroc_expert_vs"].get("1.0", {}).get("value"),
+                     "auroc_vs_frozen_worse": min(frozen) if frozen else None,
+                     "spearman_epsilon": v["spearman_epsilon"]["value"],
+                     "paired_win_rate_vs_eps1": v["paired_win_rate_expert_vs"].get("1.0")}
+    return row
 
 
 def _plots(episodes: list[ScoredEpisode], scale: str, out: Path) -> None:
@@ -148,9 +179,18 @@ def _plots(episodes: list[ScoredEpisode], scale: str, out: Path) -> None:
 def _markdown(metrics: dict, results: dict) -> str:
     rc = metrics["report_config"]
     lines = [f"# Reward QA report: {metrics['task']}", "",
-             f"Episodes: {metrics['episodes_source']}. Reward: {metrics['reward_type']}, skip {rc['skip_step']}, "
+             f"Episodes: {metrics['episodes_source']}. Reward: {', '.join(rc['reward_types'])}, skip {rc['skip_step']}, "
              f"{rc['num_samples']} sample(s), seed {rc['seed']}. Intervals: bootstrap 95 %. *Task rows*: the "
              "same-seed expert's rows up to its first success; *whole*: every row.", ""]
+    if "side_by_side" in metrics:
+        lines += ["## Side by side", "", "| scorer | AUROC vs eps 1, task rows | whole | vs frozen (worse), task rows "
+                  "| Spearman(epsilon), task rows | expert wins same seed vs eps 1 |", "|---|---|---|---|---|---|"]
+        for row in metrics["side_by_side"]:
+            t, w = row["task_rows"], row["whole"]
+            lines.append(f"| {row['scorer']} | {_num(t['auroc_vs_eps1'])} | {_num(w['auroc_vs_eps1'])} "
+                         f"| {_num(t['auroc_vs_frozen_worse'])} | {_num(t['spearman_epsilon'])} "
+                         f"| {_num(t['paired_win_rate_vs_eps1'])} |")
+        lines += ["", "![reward curves of every scorer](reward_curves_compared.png)", ""]
     for name, r in _labelled(results).items():
         lines += [f"## {name}", "", f"Rewards ({r['reward_type']}) are **{r['reward_scale']}**"
                   + (" (the model has no statistics for this task; run `diffusion-reward stats`)."
