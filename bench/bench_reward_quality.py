@@ -267,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps-after-success", type=int, default=1,
                    help="expert training episodes end this many agent steps after success (-1: full length)")
     p.add_argument("--frame-skip", type=int, help="video-model frame skip (default: the preset's)")
+    p.add_argument("--train-episodes", type=int, help="expert episodes per training task (default: the domain's)")
+    p.add_argument("--extra-train-tasks", default="",
+                   help="comma-separated tasks trained on but not evaluated (never one of the unseen tasks)")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes per epsilon and task")
     p.add_argument("--reward-types", default="likelihood,entropy",
                    help="comma-separated, evaluated and (--ship) given statistics; the first is the shipped "
@@ -293,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed:
         training_step_speed(args.preset, 32)
         return 0
-    from diffusion_reward.sim import episode_seed
+    from diffusion_reward.sim import episode_seed, task_spec
     from diffusion_reward.training import TrainConfig, train_reward_model
 
     work = args.work
@@ -308,21 +311,26 @@ def main(argv: list[str] | None = None) -> int:
         (work / "timings.json").write_text(json.dumps(timings, indent=2))
         return result
 
-    train_seeds = {episode_seed(TRAIN_SEED, i) for i in range(max(d["episodes"] for d in DOMAINS.values()))}
+    most = max([d["episodes"] for d in DOMAINS.values()] + [args.train_episodes or 0])
+    train_seeds = {episode_seed(TRAIN_SEED, i) for i in range(most)}
     assert not train_seeds & set(range(EVAL_SEED, EVAL_SEED + args.eval_episodes)), "eval seeds overlap training"
     summary = {"args": {k: str(v) for k, v in vars(args).items()}, "tables": {}}
     for domain in args.domains.split(","):
         spec = DOMAINS[domain]
         seen, unseen = spec["train"].split(","), [t for t in spec["unseen"].split(",") if t]
+        extra = [t for t in args.extra_train_tasks.split(",") if t and task_spec(t).domain == domain]
+        if set(extra) & set(unseen + seen):
+            raise SystemExit(f"--extra-train-tasks may not name a seen or unseen task: {set(extra) & set(unseen + seen)}")
         model = getattr(args, f"model_{domain}")
         if model is None:
             model = work / f"{domain}.safetensors"
             data = []
-            for task in seen:
+            for task in seen + extra:
                 path = work / "data" / f"{task}.h5"
                 if not path.with_name(path.name + ".done").exists():
                     timed(f"collect {task}", lambda: collect_experts(
-                        task, spec["episodes"], None if args.steps_after_success < 0 else args.steps_after_success, path))
+                        task, args.train_episodes or spec["episodes"],
+                        None if args.steps_after_success < 0 else args.steps_after_success, path))
                 data.append(str(path))
             if not model.exists():
                 ckpt, codec = Path(str(model) + ".ckpt"), getattr(args, f"codec_{domain}")

@@ -25,8 +25,8 @@ LABELS_GROUP = "reward_labels"
 STAMPS_GROUP = "stamps"
 
 # The time-alignment rule of every reward label; producers store it in the label's `alignment`.
-REWARD_ALIGNMENT = ("row i scores the transition that starts at frame i: it conditions on frames (i-1, i) "
-                    "(row 0 on (0, 0)) and predicts frame i+1")
+REWARD_ALIGNMENT = ("row i scores the transition that starts at frame i: with the model's frame skip k it conditions "
+                    "on frames (i-k, i) (the first rows on padding) and predicts frame i+k (k = 1: (i-1, i), i+1)")
 
 # Appending must not mix data the reward model would see differently; other env_args keys may differ
 # between sessions (each episode keeps its own copy in its `env_args` attribute).
