@@ -389,7 +389,7 @@ CASES = {
                                    "{root}/o.npy"], expected)
        for name, expected in (("empty_file", "is not a readable .npy array"), ("no_frames", "no frames to score"),
                               ("float_frames", "frames must be uint8 RGB"), ("vector", "frames must have shape"),
-                              ("objects", "Object arrays cannot be loaded"),
+                              ("objects", "Python objects in dtype"),
                               ("binary", "is not a readable .npy array"))},
     # --- damaged HDF5 chunks and zero-step episodes
     "info --verify a damaged chunk": (["info", "--verify", "{corrupt}"], "demo_1: cannot read 'obs/image'"),

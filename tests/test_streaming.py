@@ -23,6 +23,7 @@ from diffusion_reward.offline import relabel as relabel_module
 from diffusion_reward.offline.sources import open_source
 from diffusion_reward.offline.sources import rosbag
 from diffusion_reward.reward import RewardScorer, ScoreConfig
+from diffusion_reward.reward.scorer import ChunkedScore
 
 TASK = "toy"
 SKIP = 98  # 2 network evaluations per row: the fastest chain, the same code path as skip 9
@@ -142,6 +143,27 @@ def test_score_data_reads_a_chunk_at_a_time(tmp_path, model, frames, largest_rea
             "--task", TASK, "--reward-type", "likelihood", "--skip-step", str(SKIP)]
     assert main(argv) == 0, capsys.readouterr().err
     assert 0 < largest_reads["frames read"] <= TOKENIZE_BATCH
+    scorer = RewardScorer(model, ScoreConfig(reward_type="likelihood", skip_step=SKIP, task=TASK))
+    np.testing.assert_array_equal(np.load(out), scorer.score_episode(frames).reward)
+
+
+def test_score_frames_memory_maps_the_npy_and_scores_it_a_codec_batch_at_a_time(tmp_path, model, frames, monkeypatch,
+                                                                              capsys):
+    npy = tmp_path / "frames.npy"
+    np.save(npy, frames)
+    model_path = model.save(tmp_path / "tiny.safetensors")
+    pushed = []
+    original = ChunkedScore.push
+    monkeypatch.setattr(ChunkedScore, "push", lambda self, f: pushed.append(type(f)) or original(self, f))
+    loaded = []
+    real_load = np.load
+    monkeypatch.setattr(np, "load", lambda *a, **k: loaded.append(k.get("mmap_mode")) or real_load(*a, **k))
+    out = tmp_path / "rewards.npy"
+    argv = ["score", "--model", str(model_path), "--frames", str(npy), "--out", str(out), "--task", TASK,
+            "--reward-type", "likelihood", "--skip-step", str(SKIP)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert loaded[0] == "r" and pushed and all(t is np.ndarray for t in pushed)  # copies of memory-mapped slices
+    assert len(pushed) == -(-len(frames) // TOKENIZE_BATCH)
     scorer = RewardScorer(model, ScoreConfig(reward_type="likelihood", skip_step=SKIP, task=TASK))
     np.testing.assert_array_equal(np.load(out), scorer.score_episode(frames).reward)
 

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Episodes:
-    """(name, frame chunks) pairs from a .npy (in memory) or a dataset (read a chunk of frames at a time)."""
+    """(name, frame chunks) pairs from a .npy (memory-mapped) or a dataset, read a chunk of frames at a time."""
 
     def __init__(self, items, task: str | None, single: bool):
         self.items, self.task, self.single = items, task, single  # items: (name, shape, dtype, chunks)
@@ -98,15 +98,18 @@ def _load_episodes(args) -> _Episodes:
     if args.frames is not None:
         if args.episode is not None:
             raise UserError("--episode selects a dataset episode; it needs --data")
-        try:
-            frames = np.load(args.frames, allow_pickle=False)
+        try:  # memory-mapped: the frames are read a codec batch at a time, like a dataset episode
+            frames = np.load(args.frames, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             raise UserError(f"{args.frames} does not exist") from None
         except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
             raise UserError(f"{args.frames} is not a readable .npy array ({exc})") from None
+        if not isinstance(frames, np.ndarray):  # an .npz archive
+            raise UserError(f"{args.frames} is not a .npy array (an .npz archive?)")
         if args.out.suffix != ".npy":
             raise UserError("one episode of frames is written as .npy; use an --out ending in .npy")
-        return _Episodes([(args.frames.stem, frames.shape, frames.dtype, lambda: [frames])], None, single=True)
+        return _Episodes([(args.frames.stem, frames.shape, frames.dtype, lambda: _codec_batches(frames))], None,
+                         single=True)
 
     from ..data import Dataset
 
@@ -126,13 +129,9 @@ def _load_episodes(args) -> _Episodes:
                         "or pick one with --episode")
 
     def loader(n):
-        def chunks():  # at least one, possibly empty: an empty episode fails like an empty .npy
-            from ..models.model_file import TOKENIZE_BATCH
-
+        def chunks():
             with ds.episode(n) as ep:
-                frames = ep.obs[ds.image_key]
-                for start in range(0, max(1, len(frames)), TOKENIZE_BATCH):
-                    yield frames[start:start + TOKENIZE_BATCH]
+                yield from _codec_batches(ep.obs[ds.image_key])
         return chunks
 
     items = []
@@ -142,6 +141,18 @@ def _load_episodes(args) -> _Episodes:
             stream = ep.obs[ds.image_key]
             items.append((n, stream.shape, stream.dtype, loader(n)))
     return _Episodes(items, ds.env_args.get("task"), single=args.episode is not None)
+
+
+def _codec_batches(frames):
+    """Read `frames` (array or dataset stream) a codec batch at a time; at least one, possibly empty, batch (an
+    empty episode fails like an empty .npy)."""
+    from ..models.model_file import TOKENIZE_BATCH
+
+    if frames.ndim == 0:  # not frames at all: the scorer's checks say so
+        yield np.asarray(frames)
+        return
+    for start in range(0, max(1, len(frames)), TOKENIZE_BATCH):
+        yield np.array(frames[start:start + TOKENIZE_BATCH])  # a copy: memory-mapped pages are read-only
 
 
 def _atomic_save(path: Path, value, npz: bool) -> None:
