@@ -63,7 +63,7 @@ def test_cross_process_rewards_equal_offline_scoring(tmp_path, tiny_model_file):
 
 
 
-def test_synchronous_replay_scores_every_frame_in_order_and_counts_what_it_cannot_hold(tiny_model_file):
+def test_synchronous_replay_scores_every_frame_in_order_and_counts_what_it_cannot_hold(tiny_model_file, capsys):
     """A replay bursts 39 frames at a synchronous labeller still busy with frame 0 (held on an event, not a
     timer). With `replay_queue_size` 100 every frame is scored, in order. With 10, the reader cache (32) holds
     the first 32 of the burst and rejects 7, the queue keeps the newest 10: 11 scored, and the other 29 are
@@ -119,3 +119,6 @@ def test_synchronous_replay_scores_every_frame_in_order_and_counts_what_it_canno
         assert rewards == sorted(rewards) and len(rewards) == scored, (queue, len(rewards))
         values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
         assert values["lost_in_transport"] == str(40 - scored) and values["received"] == str(scored)
+        err = capsys.readouterr().err  # the losses are warned about once, by the transport, not again by the node
+        assert (f"[{name}]: dropped" in err and f"message(s) on {topic}" in err) == (rejected > 0), err
+        assert "never reached the labeller" not in err

@@ -224,7 +224,7 @@ class RewardLabellerNode:
         if new_skips:
             self.transport.log("warn", f"dropped {new_skips} frame(s) in the last {self.params.diagnostics_period_s:g} s: "
                                        f"the model (p50 {p50:.0f} ms/frame) is slower than the camera")
-        if new_losses:
+        if new_losses and not self.transport.warns_on_missed_messages:  # else the transport has said it
             self.transport.log("warn", f"{new_losses} frame(s) never reached the labeller (its subscription queue "
                                        "was full, or they were lost on the way)")
         level = DiagnosticStatus.WARN if (new_skips or new_losses or counts["errors"]) else DiagnosticStatus.OK

@@ -48,6 +48,8 @@ class Timer(abc.ABC):
 class Transport(abc.ABC):
     """One node's connection to the graph. `name` is the node name (used for `~/` topics)."""
 
+    warns_on_missed_messages = False  # True: the transport itself logs dropped / lost messages per subscription
+
     def __init__(self, name: str):
         self.name = name
 

@@ -210,6 +210,8 @@ class _Timer(Timer):
 class DdsTransport(OverrideParameters, Transport):
     """One node = one DDS participant. `params` overrides declared parameter defaults."""
 
+    warns_on_missed_messages = True  # each subscription's dropped + lost count, in `spin` (one warning per loss)
+
     def __init__(self, name: str, params: dict[str, Any] | None = None, domain_id: int | None = None,
                  config: str | os.PathLike | None = None, log_level: str = "info"):
         super().__init__(name)
