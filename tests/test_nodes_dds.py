@@ -112,6 +112,8 @@ def test_synchronous_replay_scores_every_frame_in_order_and_counts_what_it_canno
                 return last.get("processed") == str(scored)
 
             assert probe.spin_until(lambda: len(rewards) >= scored and reported(), timeout_s=120)
+            sub = node.image_subscription  # the node's transport warns about losses on its own schedule
+            assert probe.spin_until(lambda: sub.missed_reported == sub.dropped + sub.lost, timeout_s=120)
         finally:
             probe.shutdown()
             node_t.shutdown()
