@@ -12,6 +12,7 @@ from test_sources_rosbag import bag_messages, make_frames, write_bag
 
 from diffusion_reward.cli import main
 from diffusion_reward.data import Dataset, DatasetWriter
+from diffusion_reward.errors import UserError
 from diffusion_reward.models import RewardModel
 from diffusion_reward.reward import ChunkedScore, RewardScorer, ScoreConfig
 
@@ -257,7 +258,7 @@ def test_sigkill_during_relabel_leaves_an_incomplete_output_that_resume_finishes
         try:
             with Dataset(out) as ds:
                 return len(ds)
-        except Exception:  # the index does not exist yet
+        except UserError:  # the index does not exist yet (or is not yet a whole HDF5 file)
             return 0
 
     while committed() == 0:
