@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from diffusion_reward.data import Dataset
+from diffusion_reward.data.format import REWARD_ALIGNMENT
 from diffusion_reward.errors import UserError
 from diffusion_reward.msgs import Bool, DiagnosticArray, DiagnosticStatus, Empty, Float64MultiArray, Header, \
     JointState, JointTrajectory, JointTrajectoryPoint, KeyValue, Time, Vector3, Vector3Stamped
@@ -109,7 +110,7 @@ def test_records_synced_episode_with_reward_labels_and_drop_counts(tmp_path):
     attrs = label["attrs"]
     assert (attrs["model_hash"], attrs["skip_step"], attrs["noise"], attrs["source"]) == ("abc", 9, True, "ros2")
     assert attrs["stats"] == {"mean": -1.5, "std": 2.0} and "processed" not in attrs
-    assert "frames (i-1, i)" in attrs["alignment"]
+    assert attrs["alignment"] == REWARD_ALIGNMENT
     assert list(ep.dones) == [0, 0, 0, 0, 1] and list(ep.rewards) == [0, 0, 0, 0, 1.0]
     sync = ep.attrs["sync"]
     assert sync["dropped"] == {"no_reward": 1} and sync["recorded"] == 5

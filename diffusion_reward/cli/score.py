@@ -1,6 +1,7 @@
 """`diffusion-reward score`: per-frame rewards of a frames .npy or of dataset episodes.
 
-Row i of the output scores the transition that starts at frame i (it conditions on frames i-1 and i).
+Row i of the output scores the transition that starts at frame i (`data.format.REWARD_ALIGNMENT`: with the model's
+frame skip k it conditions on frames i-k and i).
 """
 from __future__ import annotations
 
