@@ -54,6 +54,23 @@ TARGETS = {"frozen_auroc": 0.95, "seen_metaworld_mean": 0.95, "seen_metaworld_ea
            "seen_metaworld_spearman": -0.8, "adroit_mean": 0.9, "unseen_metaworld_mean": 0.8}
 
 
+def task_family(task: str) -> str:
+    """A MetaWorld task's scene family: its first word (button-press-topdown-v3 -> button, handle-pull-v3 -> handle)."""
+    return task.split("-")[0]
+
+
+def extra_tasks(domain: str) -> list[str]:
+    """Every task of the domain with an expert that is neither seen nor unseen nor in an unseen task's family
+    (its scene, e.g. drawer-close for drawer-open): more scenes to train on, none that an unseen task shows."""
+    from diffusion_reward.sim import list_tasks, task_spec
+
+    spec = DOMAINS[domain]
+    seen, unseen = spec["train"].split(","), [t for t in spec["unseen"].split(",") if t]
+    families = {task_family(t) for t in unseen}
+    return [t for t in list_tasks(domain) if t not in seen and task_family(t) not in families
+            and task_spec(t).has_expert]
+
+
 def collect_experts(task: str, episodes: int, steps_after_success: int | None, path: Path) -> None:
     """`diffusion-reward collect` of expert episodes; an interrupted collection starts over."""
     import shutil
@@ -269,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame-skip", type=int, help="video-model frame skip (default: the preset's)")
     p.add_argument("--train-episodes", type=int, help="expert episodes per training task (default: the domain's)")
     p.add_argument("--extra-train-tasks", default="",
-                   help="comma-separated tasks trained on but not evaluated (never one of the unseen tasks)")
+                   help="comma-separated tasks trained on but not evaluated (never one of the unseen tasks), or "
+                        "'all': every other task of the domain outside the unseen tasks' families (extra_tasks())")
+    p.add_argument("--extra-train-episodes", type=int, default=10, help="expert episodes per extra training task")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes per epsilon and task")
     p.add_argument("--reward-types", default="likelihood,entropy",
                    help="comma-separated, evaluated and (--ship) given statistics; the first is the shipped "
@@ -318,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     for domain in args.domains.split(","):
         spec = DOMAINS[domain]
         seen, unseen = spec["train"].split(","), [t for t in spec["unseen"].split(",") if t]
-        extra = [t for t in args.extra_train_tasks.split(",") if t and task_spec(t).domain == domain]
+        extra = (extra_tasks(domain) if args.extra_train_tasks == "all" else
+                 [t for t in args.extra_train_tasks.split(",") if t and task_spec(t).domain == domain])
         if set(extra) & set(unseen + seen):
             raise SystemExit(f"--extra-train-tasks may not name a seen or unseen task: {set(extra) & set(unseen + seen)}")
         model = getattr(args, f"model_{domain}")
@@ -329,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                 path = work / "data" / f"{task}.h5"
                 if not path.with_name(path.name + ".done").exists():
                     timed(f"collect {task}", lambda: collect_experts(
-                        task, args.train_episodes or spec["episodes"],
+                        task, args.extra_train_episodes if task in extra else args.train_episodes or spec["episodes"],
                         None if args.steps_after_success < 0 else args.steps_after_success, path))
                 data.append(str(path))
             if not model.exists():
