@@ -71,3 +71,58 @@ def test_adroit_expert_episodes_end_k_steps_after_success(tmp_path, capsys):
         assert ep.success and ep.attrs["policy"] == "dapg.door"
         first = int(np.flatnonzero(ep.rewards)[0])
         assert ep.num_samples == first + 1 + 2 < 100  # ends 2 agent steps after the first success
+
+
+def test_sigkill_during_collect_leaves_an_incomplete_dataset_that_resume_finishes(tmp_path, capsys):
+    """A real collect process killed once its first episode is committed: the committed episodes are intact,
+    the dataset is marked incomplete (info, info --verify and a plain append say so and name --resume), and the
+    resumed run adds exactly the episodes the killed run had left, leaving the kept ones byte for byte."""
+    import hashlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from diffusion_reward.data.format import episodes_dir
+    from diffusion_reward.errors import UserError
+    from diffusion_reward.sim import episode_seed
+
+    def md5(name: str) -> str:
+        return hashlib.md5((episodes_dir(out) / f"{name}.h5").read_bytes()).hexdigest()
+
+    out = tmp_path / "bp.hdf5"
+    options = ["collect", "--task", "button-press-v3", "--episodes", "12", "--max-steps", "10", "--out", str(out)]
+    child = subprocess.Popen([sys.executable, "-m", "diffusion_reward", *options],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300  # generous: only a hung child reaches it
+
+    def committed() -> int:  # episodes the index links (a reader never disturbs the writer)
+        try:
+            with Dataset(out) as ds:
+                return len(ds)
+        except UserError:  # the index does not exist yet (or is not yet a whole HDF5 file)
+            return 0
+
+    while committed() == 0:
+        assert child.poll() is None and time.monotonic() < deadline, "collect ended before its first commit"
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+    with Dataset(out) as ds:
+        assert 1 <= len(ds) < 12 and ds.incomplete["job"] == "collect"
+        kept = {name: md5(name) for name in ds.episode_names}
+    assert main(["info", str(out)]) == 0 and "INCOMPLETE" in capsys.readouterr().out
+    before = out.read_bytes()
+    for argv in (["info", str(out), "--verify"], options):  # a plain append would hide the unfinished run
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is incomplete" in err and "collect" in err and "--resume" in err, err
+    assert out.read_bytes() == before
+    assert main([*options, "--resume"]) == 0
+    assert f"collected {12 - len(kept)} episodes" in capsys.readouterr().out
+    with Dataset(out) as ds:
+        assert len(ds) == 12 and ds.incomplete is None
+        ds.verify()
+        assert [ep.attrs["reset_seed"] for ep in ds] == [episode_seed(0, i) for i in range(12)]
+        assert {name: md5(name) for name in kept} == kept

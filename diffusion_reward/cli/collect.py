@@ -3,7 +3,9 @@
 Appends to the dataset at `--out` (creates it if missing). Episode i resets the simulator with a seed
 derived from (`--seed`, number of episodes already collected with that seed in this call), so
 another `--seed` gives new layouts and the same `--seed` reproduces the same episodes. Each episode
-records `reset_seed`, `epsilon`, `policy` and `policy_seed` in its attributes.
+records `reset_seed`, `epsilon`, `policy` and `policy_seed` in its attributes. The dataset is marked
+incomplete while the run goes on: a killed run leaves that mark (`info` shows it, `info --verify` and
+`train-policy` refuse the dataset) and its committed episodes; `--resume` collects the rest of the run.
 
 Rows: step t holds the observation before action t, action t, the sparse success reward of that
 agent step and `timestamps[t]` = simulated seconds since reset at observation t.
@@ -11,6 +13,8 @@ agent step and `timestamps[t]` = simulated seconds since reset at observation t.
 from __future__ import annotations
 
 import argparse
+import shlex
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps-after-success", type=int, default=None, metavar="K",
                         help="end an episode K agent steps after its first success, like the authors' expert videos "
                              "(default: run every episode to --max-steps); recorded as env_args episode_end")
+    parser.add_argument("--resume", action="store_true",
+                        help="finish an interrupted run: skip its episodes (same seed, epsilon) already in --out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,25 +49,68 @@ def run(args: argparse.Namespace) -> int:
     task_spec(args.task)  # unknown task, bad numbers, unwritable output: fail before touching the output
     check_int("--episodes", args.episodes, 1)
     check_writable(args.out)
+    resume = _resume_command(args)
+    _check_unfinished_job(args.out, resume, args.resume)
     env = make_env(args.task, seed=args.seed, image_size=args.image_size, action_repeat=args.action_repeat,
                    max_episode_steps=args.max_steps, terminate_on_success=args.stop_on_success,
                    steps_after_success=args.steps_after_success)
     with env:
         policy = make_policy(args.task, env, epsilon=args.epsilon, seed=args.seed)
         with DatasetWriter(args.out, env_args=env.env_args()) as writer:
+            seeds = [episode_seed(args.seed, index) for index in range(args.episodes)]
+            done = _collected(args.out, seeds, args.epsilon, policy.name) if args.resume else set()
+            writer.begin_job("collect", resume)
             successes, lengths = 0, []
-            progress = tqdm(range(args.episodes), desc=f"collect {args.task} eps={args.epsilon:g}", unit="episode")
-            for index in progress:
-                seed = episode_seed(args.seed, index)
+            progress = tqdm([s for s in seeds if s not in done], desc=f"collect {args.task} eps={args.epsilon:g}",
+                            unit="episode")
+            for seed in progress:
                 success, steps = _collect_episode(env, policy, writer, seed, args.epsilon)
                 successes += success
                 lengths.append(steps)
-                progress.set_postfix(success=f"{successes}/{index + 1}")
+                progress.set_postfix(success=f"{successes}/{len(lengths)}")
+            writer.end_job()
             total = len(writer.episode_names)
-    print(f"collected {args.episodes} episodes of {args.task} (epsilon {args.epsilon:g}, seed {args.seed}): "
-          f"success {successes}/{args.episodes} ({successes / args.episodes:.0%}), "
+    if not lengths:
+        print(f"nothing to collect: the {args.episodes} episodes of this run are already in {args.out}")
+        return 0
+    print(f"collected {len(lengths)} episodes of {args.task} (epsilon {args.epsilon:g}, seed {args.seed}): "
+          f"success {successes}/{len(lengths)} ({successes / len(lengths):.0%}), "
           f"mean length {np.mean(lengths):.1f} steps -> {args.out} ({total} episodes in total)")
     return 0
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command that finishes this run: every option that decides its episodes, then --resume."""
+    options = {"--task": args.task, "--episodes": args.episodes, "--epsilon": args.epsilon, "--seed": args.seed,
+               "--out": args.out, "--action-repeat": args.action_repeat, "--image-size": args.image_size,
+               "--max-steps": args.max_steps, "--steps-after-success": args.steps_after_success}
+    words = [word for flag, value in options.items() if value is not None for word in (flag, str(value))]
+    return shlex.join(["diffusion-reward", "collect", *words, *["--stop-on-success"] * args.stop_on_success,
+                       "--resume"])
+
+
+def _check_unfinished_job(path: str, resume: str, resuming: bool) -> None:
+    """A dataset that an unfinished job marked incomplete takes no episodes except from that job's resume
+    command (appending would hide the unfinished job when this run clears the mark)."""
+    from ..data import Dataset
+
+    if Path(path).exists():
+        with Dataset(path) as ds:
+            if ds.incomplete is not None and (not resuming or ds.incomplete != {"job": "collect", "resume": resume}):
+                ds.require_complete()
+
+
+def _collected(path: str, seeds: list[int], epsilon: float, policy: str) -> set[int]:
+    """The seeds of `seeds` whose episode (same epsilon and policy) the dataset already holds."""
+    from ..data import Dataset
+
+    found = set()
+    with Dataset(path) as ds:
+        for ep in ds:
+            with ep:
+                if ep.attrs.get("epsilon") == epsilon and ep.attrs.get("policy") == policy:
+                    found.add(ep.attrs.get("reset_seed"))
+    return found & set(seeds)
 
 
 def _collect_episode(env, policy, writer, seed: int, epsilon: float) -> tuple[bool, int]:
