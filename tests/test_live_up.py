@@ -48,14 +48,18 @@ def test_live_up_records_until_sigint_and_survives_a_failing_node(tmp_path):
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # read as it comes
     reader.start()
     robot = DdsTransport("test_robot", domain_id=DOMAIN, config="loopback")
+    recorder: dict[str, str] = {}  # the recorder's latest diagnostics values
     try:
         start = robot.create_publisher(msgs.Empty, "/episode/start")
         images = robot.create_publisher(msgs.Image, "/cam/image", SENSOR_DATA_QOS)
         states = robot.create_publisher(msgs.JointState, "/joint_states")
+        robot.create_subscription(msgs.DiagnosticArray, "/diagnostics", lambda msg: recorder.update(
+            {kv.key: kv.value for status in msg.status if status.name == "episode_recorder: recorder"
+             for kv in status.values}))
         wait_for(lambda: start.subscription_count and images.subscription_count and states.subscription_count,
                  60, "the recorder to subscribe")
         start.publish(msgs.Empty())
-        time.sleep(0.3)
+        wait_for(lambda: any("recording demo_0" in line for line in lines), 60, "the recorder to open an episode")
         frames = np.random.default_rng(0).integers(0, 256, size=(5, 64, 64, 3), dtype=np.uint8)
         for i, frame in enumerate(frames):
             header = msgs.Header(msgs.Time(1000 + i, 0), "cam")
@@ -64,7 +68,10 @@ def test_live_up_records_until_sigint_and_survives_a_failing_node(tmp_path):
             images.publish(msgs.Image(header=header, height=64, width=64, encoding="rgb8", step=192,
                                       data=frame.tobytes()))
             time.sleep(0.05)
-        time.sleep(0.5)
+        # SIGINT only once the recorder has every frame (written, waiting for its state, or dropped): on a loaded
+        # machine it may still be reading them, and what it has not received by SIGINT is lost
+        assert robot.spin_until(lambda: sum(int(recorder.get(key, 0)) for key in ("steps", "waiting_images",
+                                                                                   "dropped")) == 5, 120), recorder
         # SIGINT only once the labeller's start-up error has been reported: on a loaded machine its import can
         # take longer than the frames above, and a SIGINT before it exits would make it end with -2, not 2
         wait_for(lambda: any("reward_labeller exited" in line for line in lines), 120, "the labeller to exit")
