@@ -105,6 +105,10 @@ def _add_damaged_inputs(w: SimpleNamespace) -> None:
         np.save(root / f"{name}.npy", array, allow_pickle=True)
     w.evil_pth = root / "evil.pth"
     torch.save({"ema": _RunsCodeWhenUnpickled(w.marker)}, w.evil_pth)
+    w.evil_checkpoints = root / "evil.ckpt"  # a train-reward checkpoint folder whose latest checkpoint runs code
+    w.evil_checkpoints.mkdir()
+    torch.save({"phase": "codec", "step": 10, "codec": _RunsCodeWhenUnpickled(w.marker)},
+               w.evil_checkpoints / "ckpt-codec-00000010.pt")
     w.upstream_ckpt, w.upstream_config = root / "upstream_best.pth", root / "upstream_config.yaml"
     shutil.copy(UPSTREAM / "tiny" / "checkpoint" / "best.pth", w.upstream_ckpt)
     shutil.copy(UPSTREAM / "tiny" / ".hydra" / "config.yaml", w.upstream_config)
@@ -452,6 +456,20 @@ CASES = {
     "import-upstream --codec-checkpoint malicious": (["import-upstream", "--video-checkpoint", "{upstream_ckpt}",
                                                       "--video-config", "{upstream_config}", "--codec-checkpoint",
                                                       "{evil_pth}", "--out", "{root}/m.st"], "refusing to load it"),
+    # --- the other torch loaders: LPIPS weights and train-reward's checkpoints
+    "report --lpips-weights malicious": (["report", "--model", "{model}", "--task", TASK, "--data", "{data}", "--out",
+                                          "{root}/r", "--diversity", "--lpips-weights", "{evil_pth}"],
+                                         "cannot read LPIPS weights {evil_pth} (damaged, empty, or it holds pickled "
+                                         "objects other than tensors: UnpicklingError); refusing to load it"),
+    "report --lpips-weights without --diversity": (["report", "--model", "{model}", "--task", TASK, "--data",
+                                                    "{data}", "--out", "{root}/r", "--lpips-weights", "{evil_pth}"],
+                                                   "--lpips-weights adds LPIPS to the --diversity table"),
+    "train-reward --lpips-weights malicious": (["train-reward", "--data", "{data}", "--out", "{root}/m.st",
+                                                "--lpips-weights", "{evil_pth}"],
+                                               "cannot read LPIPS weights {evil_pth} (damaged"),
+    "train-reward --resume from a malicious checkpoint": (["train-reward", "--data", "{data}", "--out", "{root}/m.st",
+                                                           "--checkpoint-dir", "{evil_checkpoints}", "--resume"],
+                                                          "refusing to load it"),
     "import-upstream --video-config binary": (["import-upstream", "--video-checkpoint", "{upstream_ckpt}",
                                                "--video-config", "{binary}", "--out", "{root}/m.st"],
                                               "is not a readable YAML file"),

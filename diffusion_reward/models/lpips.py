@@ -79,8 +79,10 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, or a pickle that needs more than tensors
-        raise UserError(f"cannot read LPIPS weights {path}: {exc}") from None
+    except Exception as exc:  # corrupt file, or a pickle that needs more than tensors; torch's own message
+        # advises weights_only=False (running the file's code): never quoted
+        raise UserError(f"cannot read LPIPS weights {path} (damaged, empty, or it holds pickled objects other than "
+                        f"tensors: {type(exc).__name__}); refusing to load it") from None
     if not isinstance(state, dict):
         raise UserError(f"LPIPS weights {path} do not hold a state dict.")
     return state

@@ -55,6 +55,8 @@ class ReportConfig:
             raise UserError(f"--reward-type must be a comma-separated list of {', '.join(REWARD_TYPE_CHOICES)}; "
                             f"got {','.join(self.reward_types)!r}.")
         check_int("--diversity-samples", self.diversity_samples, 2)
+        if self.lpips_weights and not self.diversity:
+            raise UserError("--lpips-weights adds LPIPS to the --diversity table; pass --diversity too")
         ScoreConfig(skip_step=self.skip_step, num_samples=self.num_samples, seed=self.seed)  # its checks
 
 
@@ -62,11 +64,17 @@ def build_report(cfg: ReportConfig) -> dict:
     from ..models import RewardModel
 
     from ..models.pretrained import resolve_model_path
+    from .diversity import diversity
 
     cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task))
     models = {"model": RewardModel.load(cfg.model, device=cfg.device)}
     if cfg.compare_model:
         models["compare_model"] = RewardModel.load(cfg.compare_model, device=cfg.device)
+    lpips = None
+    if cfg.lpips_weights:  # read before any scoring or writing
+        from ..models.lpips import LPIPS
+
+        lpips = LPIPS.from_file(cfg.lpips_weights).eval()
     image_size = models["model"].image_size
     if cfg.data:
         episodes = read_dataset(cfg.data, cfg.task)
@@ -89,7 +97,7 @@ def build_report(cfg: ReportConfig) -> dict:
             results[key] = _summarise(model, getattr(cfg, name), scored, scale, cfg.seed) | {"reward_type": reward_type}
             scored_by[key] = scored
             if cfg.diversity and i == 0:
-                results[key]["diversity"] = _diversity(scorer, scored, cfg)
+                results[key]["diversity"] = diversity(scorer, scored, num_samples=cfg.diversity_samples, lpips=lpips)
             if key == "model":
                 _plots(scored, scale, out)
     metrics = {"task": cfg.task, "episodes_source": cfg.data or "simulation",
@@ -108,17 +116,6 @@ def build_report(cfg: ReportConfig) -> dict:
     _write_text(out / "metrics.json", json.dumps(_finite_or_none(metrics), indent=2))
     _write_text(out / "report.md", _markdown(metrics, results))
     return metrics
-
-
-def _diversity(scorer, episodes: list[ScoredEpisode], cfg: ReportConfig) -> dict:
-    from .diversity import diversity
-
-    lpips = None
-    if cfg.lpips_weights:
-        from ..models.lpips import LPIPS
-
-        lpips = LPIPS.from_file(cfg.lpips_weights).eval()
-    return diversity(scorer, episodes, num_samples=cfg.diversity_samples, lpips=lpips)
 
 
 def _score(model, reward_type: str, episodes: list[ScoredEpisode], cfg: ReportConfig, desc: str):

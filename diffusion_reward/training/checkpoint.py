@@ -34,8 +34,9 @@ class Checkpoints:
             return None
         try:
             return torch.load(found[-1], map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise UserError(f"cannot read checkpoint {found[-1]}: {exc}") from None
+        except Exception as exc:  # torch's own message advises weights_only=False (running the file's code)
+            raise UserError(f"cannot read checkpoint {found[-1]} (damaged, empty, or it holds pickled objects other "
+                            f"than tensors: {type(exc).__name__}); refusing to load it") from None
 
     def save(self, state: dict) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,11 @@ class RewardTrainer:
         self.device = torch.device(self.dist.device)
         self.model = RewardModel.from_config(cfg.model_config(), seed=cfg.seed)
         self.codec_source = RewardModel.load(cfg.codec_from) if cfg.codec_from else None  # read before writing
+        self.lpips = None
+        if cfg.lpips_weights:  # also read before writing: a damaged file fails before the checkpoint folder exists
+            from ..models.lpips import LPIPS
+
+            self.lpips = LPIPS.from_file(cfg.lpips_weights).to(self.device)
         if self.codec_source is not None and self.codec_source.config.codec != self.model.config.codec:
             raise UserError(f"--codec-from {cfg.codec_from}: its codec config differs from preset {cfg.preset!r}'s.")
         self.model.codec.to(self.device)
@@ -128,11 +133,6 @@ class RewardTrainer:
     def _train_codec(self, resume: dict | None) -> None:
         cfg, codec = self.cfg, self.model.codec
         disc = PatchDiscriminator(base_channels=codec.config.channels[0] // 2).to(self.device)  # paper: 64, as upstream
-        lpips = None
-        if cfg.lpips_weights:
-            from ..models.lpips import LPIPS
-
-            lpips = LPIPS.from_file(cfg.lpips_weights).to(self.device)
         opt_g = torch.optim.Adam(codec.parameters(), lr=cfg.codec_lr, betas=(0.5, 0.9))
         opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.codec_lr, betas=(0.5, 0.9))
         sampler = FrameSampler(self.train_eps, seed=cfg.seed)
@@ -162,8 +162,8 @@ class RewardTrainer:
                 z_q, tokens, q_loss = codec.codebook(z)
                 recon = codec.decode(z_q).float()
                 rec_loss = (x - recon).abs().mean()
-                if lpips is not None:
-                    rec_loss = rec_loss + cfg.perceptual_weight * lpips(x, recon).mean()
+                if self.lpips is not None:
+                    rec_loss = rec_loss + cfg.perceptual_weight * self.lpips(x, recon).mean()
                 loss = rec_loss + q_loss.float()
                 if gan_on:
                     g_loss = -disc(recon).float().mean()
