@@ -1,7 +1,10 @@
 """Safety envelope: no emitted command ever leaves it, whatever the policy outputs."""
+import inspect
+import textwrap
+
 import numpy as np
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 from diffusion_reward.errors import UserError
@@ -55,16 +58,25 @@ def _misshapen_gripper(draw):
     return command
 
 
+def _weighted(*choices: tuple[int, st.SearchStrategy]) -> st.SearchStrategy:
+    """One of the strategies, drawn with the given weights (st.one_of drops repeated strategies: no weights)."""
+    return st.sampled_from([s for weight, s in choices for _ in range(weight)]).flatmap(lambda s: s)
+
+
 # (command, must the envelope stop for it?)
-commands = st.one_of(*[_command(finite).map(lambda c: (c, False))] * 4, _poisoned().map(lambda c: (c, True)),
-                     _misshapen_gripper().map(lambda c: (c, True)))
+commands = _weighted((4, _command(finite).map(lambda c: (c, False))), (1, _poisoned().map(lambda c: (c, True))),
+                     (1, _misshapen_gripper().map(lambda c: (c, True))))
 measured_offsets = st.lists(st.floats(-0.25, 0.25), min_size=7, max_size=7)
 MAX_AGE_NS = SafetyConfig().max_observation_age_s * 1e9
+FRESH_OBSERVATION = (NOW, NOW - 5 * 10**6, NOW)  # (clock, image stamp, joint_states stamp)
 unreadable = st.sampled_from([np.nan, np.inf, -np.inf, "12", [NOW], True, 10**30])
-any_stamp = st.one_of(st.floats(-500, 500).map(lambda ms: NOW - int(ms * 1e6)), unreadable, st.none())
-# (clock, image stamp, joint_states stamp): mostly fresh; else stale, from the future, missing or unreadable
-observations = st.one_of(*[st.just((NOW, NOW - 5 * 10**6, NOW))] * 4,
-                         st.tuples(st.one_of(st.just(NOW), unreadable), any_stamp, any_stamp))
+aged = st.one_of(st.floats(-500, 500), st.floats(200.001, 500), st.floats(-500, -200.001)).map(  # the limit: 200 ms
+    lambda ms: NOW - int(ms * 1e6))  # fresh, and often stale or from the future
+any_stamp = st.one_of(aged, unreadable, st.none())
+# (clock, image stamp, joint_states stamp): half fresh; else readable but maybe stale or from the future (so that
+# the age checks are exercised on their own), or with a missing or unreadable clock or stamp
+observations = _weighted((2, st.just(FRESH_OBSERVATION)), (2, st.tuples(st.just(NOW), aged, aged)),
+                         (1, st.tuples(st.one_of(st.just(NOW), unreadable), any_stamp, any_stamp)))
 
 
 def _readable_ns(value) -> bool:
@@ -84,8 +96,11 @@ def check_envelope_property(sequence):
     stopped = False
     for (command, bad_command), offset, (clock, image_stamp, joint_stamp) in sequence:
         measured = np.clip(HOME + np.asarray(offset), envelope.kinematics.q_min, envelope.kinematics.q_max)
-        out = envelope.filter(command, clock, {"image": image_stamp, "joint_states": joint_stamp}, measured,
-                              measured_hand=HAND_MID)
+        try:
+            out = envelope.filter(command, clock, {"image": image_stamp, "joint_states": joint_stamp}, measured,
+                                  measured_hand=HAND_MID)
+        except Exception as exc:  # it must fail closed: a Stop, never an exception
+            raise AssertionError(f"filter raised {exc!r}") from exc
         must_stop = stopped or bad_command or _observations_untrusted(clock, image_stamp, joint_stamp)
         if must_stop:
             assert isinstance(out, Stop), (command, clock, image_stamp, joint_stamp, out)
@@ -99,6 +114,29 @@ def check_envelope_property(sequence):
 
 
 sequences = st.lists(st.tuples(commands, measured_offsets, observations), min_size=1, max_size=6)
+
+
+def _step(observation, command: ArmCommand | None = None):
+    """One step of a sequence: HOME held (a command that needs no stop) unless `command` (one that needs a stop)."""
+    return (command or ArmCommand(joint_positions=HOME.copy()), command is not None), [0.0] * 7, observation
+
+
+# one sequence per way the envelope must fail closed, always tried before the generated ones: the mutation test
+# below must not depend on what the generator happens to draw
+KNOWN_STOPS = [
+    [_step((NOW, NOW - 300 * 10**6, NOW))],  # a stale image
+    [_step((NOW, NOW, NOW + 300 * 10**6))],  # joint states from the future
+    [_step((NOW, np.nan, NOW))],  # an unreadable stamp
+    [_step(("12", NOW, NOW))],  # an unreadable clock
+    [_step(FRESH_OBSERVATION, ArmCommand(joint_positions=np.r_[HOME[:6], np.nan]))],  # a NaN command
+    [_step(FRESH_OBSERVATION, ArmCommand(joint_positions=HOME.copy(), gripper_width=[0.02, 0.04]))],
+]
+
+
+def _with_known_stops(test):
+    for sequence in KNOWN_STOPS:
+        test = example(sequence)(test)
+    return test
 
 
 def _assert_inside(envelope: SafetyEnvelope, out: SafeCommand, measured: np.ndarray, hand_ref: np.ndarray):
@@ -128,20 +166,35 @@ def _assert_inside(envelope: SafetyEnvelope, out: SafeCommand, measured: np.ndar
 
 
 @settings(max_examples=200, deadline=None)
+@_with_known_stops
 @given(sequences)
 def test_no_emitted_command_leaves_the_envelope(sequence):
     check_envelope_property(sequence)
 
 
-@pytest.mark.parametrize("removed", ["staleness check", "NaN check"])
+# (owner, function, condition that the mutant replaces by False): each deletes one check of the envelope (not the
+# missing-stamp check: without it a missing stamp is refused as unreadable, the same Stop)
+MUTANTS = {
+    "staleness check": (SafetyEnvelope, "_stale_stream", "age_ns > max_age_ns"),
+    "future-stamp check": (SafetyEnvelope, "_stale_stream", "age_ns < -max_age_ns"),
+    "unreadable-stamp check": (SafetyEnvelope, "_stale_stream", "stamp is None"),
+    "unreadable-clock check": (SafetyEnvelope, "_stale_stream", "now is None"),
+    "NaN check": (envelope_module, "_all_finite", "not np.all(np.isfinite(np.asarray(value, dtype=np.float64)))"),
+}
+
+
+@pytest.mark.parametrize("removed", MUTANTS)
 def test_the_property_fails_when_a_check_is_removed(monkeypatch, removed):
-    """Mutation test: the property above must notice a deleted watchdog or a deleted finiteness check."""
-    if removed == "staleness check":
-        monkeypatch.setattr(SafetyEnvelope, "_stale_stream", lambda self, now_ns, obs_stamps: None)
-    else:
-        monkeypatch.setattr(envelope_module, "_all_finite", lambda command: True)
-    mutant_run = settings(max_examples=300, deadline=None, database=None, phases=[Phase.generate],
-                          report_multiple_bugs=False)(given(sequences)(check_envelope_property))
+    """Mutation test: the property above must notice any one deleted watchdog or finiteness check (the condition
+    replaced by False in the envelope's own source)."""
+    owner, name, condition = MUTANTS[removed]
+    source = textwrap.dedent(inspect.getsource(getattr(owner, name)))
+    assert source.count(f"if {condition}:") == 1
+    namespace = dict(vars(envelope_module))
+    exec(source.replace(f"if {condition}:", "if False:"), namespace)
+    monkeypatch.setattr(owner, name, namespace[name])
+    mutant_run = settings(max_examples=300, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
+                          report_multiple_bugs=False)(_with_known_stops(given(sequences)(check_envelope_property)))
     with pytest.raises(AssertionError):
         mutant_run()
 
