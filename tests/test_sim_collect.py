@@ -1,5 +1,8 @@
-"""`diffusion-reward collect`: real MuJoCo episodes into a real dataset, appending, refusals."""
+"""`diffusion-reward collect`: real MuJoCo episodes into a real dataset, appending, refusals, resuming."""
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from diffusion_reward.cli import main
 from diffusion_reward.data import Dataset
@@ -126,3 +129,34 @@ def test_sigkill_during_collect_leaves_an_incomplete_dataset_that_resume_finishe
         ds.verify()
         assert [ep.attrs["reset_seed"] for ep in ds] == [episode_seed(0, i) for i in range(12)]
         assert {name: md5(name) for name in kept} == kept
+
+
+def test_a_demo_stopped_in_a_dataset_stage_finishes_that_stage_when_run_again(tmp_path, monkeypatch):
+    """The stage's dataset exists but the stage did not finish: the next demo runs it again, with --resume, instead
+    of taking the half-written dataset as done."""
+    import argparse
+
+    from diffusion_reward import cli
+    from diffusion_reward.cli import demo
+    from diffusion_reward.errors import UserError
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path / "demo")])
+    calls = []
+
+    def stopped_in_the_first_stage(argv):  # each stage writes (part of) its output; the first one then fails
+        calls.append(argv)
+        if "--out" in argv:
+            Path(argv[argv.index("--out") + 1]).touch()
+        return 2 if len(calls) == 1 else 0
+
+    monkeypatch.setattr(cli, "main", stopped_in_the_first_stage)
+    with pytest.raises(UserError, match="demo stage 'collect expert videos' failed"):
+        demo.run(args)
+    assert demo.run(args) == 0
+    assert calls[1] == calls[0] and calls[0][:2] == ["collect", "--task"] and calls[0][-1] == "--resume"
+    collects_and_relabels = [argv for argv in calls[1:] if argv[0] in ("collect", "relabel")]
+    assert len(collects_and_relabels) == 4 and all(argv[-1] == "--resume" for argv in collects_and_relabels)
+    before = len(calls)
+    assert demo.run(args) == 0 and not [argv for argv in calls[before:] if argv[0] in ("collect", "relabel")]

@@ -3,8 +3,9 @@
 collect expert videos -> the shipped MetaWorld reward model (models/pretrained; `--train-reward-model` trains a
 tiny one on the expert videos instead) -> standardisation statistics for the task -> reward QA report -> collect
 a teleop-like mixed dataset -> relabel it with the learned reward -> train an offline policy -> evaluate it in
-simulation. Every stage calls the same subcommand a user would type, and a stage whose output
-already exists is skipped, so an interrupted demo resumes and nothing written before is overwritten.
+simulation. Every stage calls the same subcommand a user would type, and a finished stage is skipped
+(its output exists; for the dataset stages, which take `--resume`, a `.done` file written after them), so
+an interrupted demo resumes, finishing a half-written dataset, and nothing written before is overwritten.
 """
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ def stages(a: argparse.Namespace) -> list[tuple[str, Path, list[str]]]:
     d, t, s = a.out, a.task, a.seed
     expert, mixed = d / "expert.hdf5", d / "teleop.hdf5"
     model, labelled, policy = d / "reward_model.safetensors", d / "teleop_labelled.hdf5", d / "policy"
-    collect_experts = ("collect expert videos", expert, ["collect", "--task", t, "--episodes", str(a.expert_episodes),
-                                                          "--epsilon", "0", "--seed", str(s), "--out", str(expert)])
+    collect_experts = ("collect expert videos", d / "expert.done",
+                       ["collect", "--task", t, "--episodes", str(a.expert_episodes), "--epsilon", "0", "--seed",
+                        str(s), "--out", str(expert), "--resume"])
     if a.train_reward_model:
         reward_model = [
             ("train the reward model (tiny preset)", d / "reward_model_trained.safetensors",
@@ -58,14 +60,15 @@ def stages(a: argparse.Namespace) -> list[tuple[str, Path, list[str]]]:
         ("reward QA report", d / "report" / "metrics.json",
          ["report", "--model", str(model), "--task", t, "--episodes", "2", "--max-steps", "40",
           "--out", str(d / "report"), "--force"]),  # an interrupted report (no metrics.json yet) is redone
-        ("collect a teleop-like dataset (expert + degraded)", mixed,
-         ["collect", "--task", t, "--episodes", "3", "--epsilon", "0", "--seed", str(s + 1000), "--out", str(mixed)]),
+        ("collect a teleop-like dataset (expert + degraded)", mixed.with_suffix(".expert.done"),
+         ["collect", "--task", t, "--episodes", "3", "--epsilon", "0", "--seed", str(s + 1000), "--out", str(mixed),
+          "--resume"]),
         ("", mixed.with_suffix(".degraded.done"),
          ["collect", "--task", t, "--episodes", "3", "--epsilon", "0.75", "--seed", str(s + 2000),
-          "--out", str(mixed)]),
-        ("relabel it with the learned reward", labelled,
+          "--out", str(mixed), "--resume"]),
+        ("relabel it with the learned reward", labelled.with_suffix(".done"),
          ["relabel", "--model", str(model), "--input", str(mixed), "--out", str(labelled), "--task", t,
-          "--dtype", "auto"]),
+          "--dtype", "auto", "--resume"]),
         ("train an offline policy (IQL, diffusion reward + sparse)", policy / "policy.json",
          ["train-policy", "--data", str(labelled), "--algo", "iql", "--reward", "diffusion", "--obs", "state",
           "--steps", str(a.policy_steps), "--seed", str(s), "--out", str(policy)]),
