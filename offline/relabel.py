@@ -6,7 +6,8 @@ as the rewards come out, so memory does not grow with the episode's length. Writ
 (`image` at the model's resolution, `image_full` when frames were resized, `state` when present), actions,
 sparse rewards, dones, timestamps, per-stream stamps, and the label group `reward_labels/<name>/` holding
 `reward` (standardised diffusion term), `raw` (model score) and `sparse` (the source's task reward), with
-the provenance as attributes. `resume=True` continues an interrupted run: episodes already labelled with
+the provenance as attributes. A robomimic source's `next_obs` (the camera's in the layout of `obs`), `states`
+and filter keys (`mask/train`, `mask/valid`, ...) are kept. `resume=True` continues an interrupted run: episodes already labelled with
 the same provenance are skipped, a different provenance is refused.
 
 >>> summary = relabel(RelabelConfig(model="reward.safetensors", input="bags/ep_001", out="labelled.hdf5",
@@ -118,7 +119,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
         "datasets": "reward = standardised diffusion term (raw - stats_mean) / stats_std, raw = model score, "
                     "sparse = the source's task reward",
     }
-    done = _already_labelled(dst, label, provenance) if dst.exists() else set()
+    done = _already_labelled(dst, label, provenance) if dst.exists() else {}  # source name -> output name
     summary = RelabelSummary(out=dst)
     started = time.perf_counter()
     episodes = open_source(src, cfg.image_topic, cfg.state_topic, cfg.action_topic, cfg.rate_hz,
@@ -150,8 +151,11 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
             except _NonFiniteRewards:
                 raise UserError(f"episode {ep.name}: the model gave NaN / infinite rewards; nothing of this "
                                 f"episode was written (the {len(summary.written)} before it are kept)") from None
+            done[ep.name] = summary.written[-1]
             summary.frames += len(ep.frames)
         if writer is not None:
+            if kind == "hdf5":
+                _carry_masks(writer, src, done)
             writer.end_job()
     summary.seconds = time.perf_counter() - started
     return summary
@@ -168,7 +172,9 @@ def _labelled_rows(scorer: RewardScorer, ep: SourceEpisode, label: str, progress
     timestamps, stamps, and `reward_labels/<label>/{reward, raw, sparse}`. Memory: one chunk of source rows
     plus the rows waiting for their rewards (fewer than a network batch and the frame skip)."""
     steps = len(ep.frames)
-    columns = episode_columns(steps, ep.obs, ep.actions, ep.rewards, ep.dones, ep.timestamps, ep.stamps)
+    columns = episode_columns(steps, ep.obs, ep.actions, ep.rewards, ep.dones, ep.timestamps, ep.stamps, ep.extra)
+    if ep.next_frames is not None and len(ep.next_frames) != steps:
+        raise UserError(f"episode {ep.name}: next_obs of the camera has {len(ep.next_frames)} rows, not {steps}")
     scoring = scorer.chunked(progress)
     waiting: dict[str, np.ndarray] = {}  # source rows whose rewards are not out yet
     for start in range(0, steps, READ_CHUNK):
@@ -177,6 +183,11 @@ def _labelled_rows(scorer: RewardScorer, ep: SourceEpisode, label: str, progress
         rows["obs/image"] = _model_frames(scorer, ep.name, frames)
         if frames.shape[1:3] != rows["obs/image"].shape[1:3]:
             rows["obs/image_full"] = frames
+        if ep.next_frames is not None:  # a robomimic source's next_obs, in the same layout as obs
+            next_frames = np.asarray(ep.next_frames[start:start + READ_CHUNK])
+            rows["next_obs/image"] = _model_frames(scorer, ep.name, next_frames)
+            if "obs/image_full" in rows:
+                rows["next_obs/image_full"] = next_frames
         waiting = {k: np.concatenate([waiting[k], v]) if waiting else v for k, v in rows.items()}
         labelled, waiting = _label(waiting, scoring.push(rows["obs/image"]), label)
         yield labelled
@@ -202,9 +213,10 @@ def _model_frames(scorer: RewardScorer, name: str, frames) -> np.ndarray:
         raise UserError(f"episode {name}: {exc}") from None
 
 
-def _already_labelled(dst: Path, label: str, provenance: dict) -> set[str]:
-    """Source episode names already in `dst` from this source; UserError if labelled differently."""
-    done = set()
+def _already_labelled(dst: Path, label: str, provenance: dict) -> dict[str, str]:
+    """{source episode name: its name in `dst`} of the episodes from this source already in `dst`; UserError if
+    labelled differently."""
+    done = {}
     with Dataset(dst) as ds:
         for ep in ds:
             with ep:
@@ -217,8 +229,18 @@ def _already_labelled(dst: Path, label: str, provenance: dict) -> set[str]:
                     raise UserError(f"{dst} episode {ep.name} was labelled {label!r} with different settings "
                                     f"({', '.join(f'{k}: {old.get(k)!r} -> {provenance[k]!r}' for k in changed)}); "
                                     "use another --out (or --label-name)")
-                done.add(attrs.get("source_episode"))
+                done[attrs.get("source_episode")] = ep.name
     return done
+
+
+def _carry_masks(writer: DatasetWriter, src: Path, renamed: dict[str, str]) -> None:
+    """The HDF5 source's filter keys (robomimic's `mask/train`, `mask/valid`, ...) on the output, naming the
+    output's episodes (`success` is the writer's own)."""
+    with Dataset(src) as ds:
+        masks = ds.masks
+    for name, members in masks.items():
+        if name != "success":
+            writer.set_mask(name, [renamed[m] for m in members if m in renamed])
 
 
 def _source_task(src: Path, kind: str) -> str | None:

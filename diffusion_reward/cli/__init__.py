@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-upstream": ("import_upstream", "convert the authors' checkpoints into a model file"),
     "report": ("report", "reward QA report: expert vs epsilon-degraded episodes, metrics and plots"),
     "relabel": ("relabel", "label recorded data (HDF5, rosbag2, RealSense, PNG folders) with learned rewards"),
+    "convert": ("convert", "write a dataset as files robomimic or d3rlpy train on (Eq. 5 rewards, next_obs, masks)"),
     "train-policy": ("train_policy", "train an offline policy with d3rlpy on a labelled dataset"),
     "evaluate": ("evaluate", "evaluate a policy in simulation or off-policy on held-out data"),
     "export": ("export", "export a trained policy to TorchScript / ONNX for the robot"),

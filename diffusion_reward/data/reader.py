@@ -396,13 +396,13 @@ def _obs_spec(ep: Episode) -> dict[str, dict[str, Any]]:
 def _per_step_datasets(ep: Episode) -> dict[str, h5py.Dataset]:
     """Every dataset that must have one row per step, by path inside the episode."""
     found = {}
-    for group_path in ("obs", STAMPS_GROUP):
+    for group_path in ("obs", "next_obs", STAMPS_GROUP):
         for key, value in ep.group.get(group_path, {}).items():
             found[f"{group_path}/{key}"] = value
     for label, group in ep.group.get(LABELS_GROUP, {}).items():
         for key, value in group.items():
             found[f"{LABELS_GROUP}/{label}/{key}"] = value
-    for key in ("actions", "rewards", "dones", "timestamps"):
+    for key in ("actions", "rewards", "dones", "timestamps", "states"):
         if key in ep.group:
             found[key] = ep.group[key]
     return found

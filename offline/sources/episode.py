@@ -23,3 +23,6 @@ class SourceEpisode:
     success: bool | None = None
     stamps: dict[str, np.ndarray] = field(default_factory=dict)  # stream -> f64[T] stamp of the message used
     attrs: dict = field(default_factory=dict)  # sync statistics, topics, source kind and path
+    next_frames: Any = None  # robomimic `next_obs` of the scored camera (T rows), kept beside `frames`
+    extra: dict[str, Any] = field(default_factory=dict)  # more per-step datasets kept as they are, by path
+    # (robomimic `next_obs/<key>`, `states`)

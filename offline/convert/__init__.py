@@ -1,0 +1,90 @@
+"""Our datasets (and robomimic files) -> the files other tools train on. Layouts: FORMATS.md beside this file.
+
+    summary = convert(ConvertConfig(input="labelled.hdf5", to="robomimic", out="robomimic.hdf5", reward="diffusion"))
+
+- `robomimic`: one self-contained HDF5 that robomimic's own `train.py` trains BC / IQL / CQL / TD3-BC on:
+  `rewards` = Eq. 5 of the chosen label (alpha, beta recorded), `next_obs`, `dones`, `mask/train|valid`,
+  `env_args` with `env_name` / `type` / `env_kwargs`.
+- `d3rlpy`: a d3rlpy 2.x `ReplayBuffer.dump` file (the observations and Eq. 5 rewards of `train-policy`), loadable
+  with d3rlpy alone: `ReplayBuffer.load(open(OUT, "rb"), InfiniteBuffer())`.
+
+The input is never modified; the output is written under a temporary name and renamed when complete.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...checks import check_float, check_seed
+from ...errors import UserError
+from ...outputs import check_output
+
+TARGETS = ("robomimic", "d3rlpy")
+
+
+@dataclass
+class ConvertConfig:
+    input: str
+    to: str  # one of TARGETS
+    out: str
+    reward: str = "diffusion"  # diffusion | entropy | likelihood | sparse | <label name> (as train-policy)
+    alpha: float = 0.95  # Eq. 5: the diffusion term gets (1 - alpha); r_rnd = 0 offline
+    beta: float = 1.0  # Eq. 5: weight of the sparse success reward
+    valid_fraction: float = 0.1  # robomimic: share of episodes in mask/valid when the input has no train/valid
+    seed: int = 0  # robomimic: the train/valid shuffle
+    obs: str = "state"  # d3rlpy: state | image | both
+    frame_stack: int = 1  # d3rlpy: frames stacked along channels
+    force: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.to not in TARGETS:
+            raise UserError(f"--to must be one of {', '.join(TARGETS)}, got {self.to!r}")
+        from ...reward.combine import RewardMix
+
+        RewardMix(self.alpha, self.beta)  # validates both
+        check_float("--valid-fraction", self.valid_fraction, 0.0, 1.0)
+        if not self.valid_fraction < 1.0:
+            raise UserError("--valid-fraction must be below 1 (some episodes must be left to train on)")
+        check_seed("--seed", self.seed)
+
+
+@dataclass
+class ConvertSummary:
+    out: Path
+    episodes: int = 0
+    steps: int = 0
+    label: str | None = None
+    details: dict = field(default_factory=dict)
+
+
+def convert(cfg: ConvertConfig) -> ConvertSummary:
+    src = Path(cfg.input)
+    if not src.is_file():
+        raise UserError(f"--input {cfg.input} is not a dataset file" + ("" if src.exists() else " (it does not exist)"))
+    check_output(cfg.out, {"IN": cfg.input}, force=cfg.force)
+    out = Path(cfg.out)
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.unlink(missing_ok=True)  # left by a killed earlier run of ours: never linked, never an input
+    try:
+        if cfg.to == "robomimic":
+            from .robomimic import write_robomimic
+
+            summary = write_robomimic(cfg, tmp)
+        else:
+            from .d3rlpy_dataset import write_d3rlpy
+
+            summary = write_d3rlpy(cfg, tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    summary.out = out
+    return summary
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", desc=desc, disable=not enabled, dynamic_ncols=True)
