@@ -1,0 +1,101 @@
+"""`diffusion-reward view`: the MCAP read back with the `mcap` reader, decoded only with the schemas stored in the file
+(as Foxglove does), and checked topic by topic against the dataset."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from mcap.reader import make_reader
+from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys.msg import get_types_from_msg
+from test_policy_data import write_dataset
+from test_relabel_cli import tree_hash
+
+from diffusion_reward.cli import main
+from diffusion_reward.data import Dataset
+
+STEPS, EPISODES = 9, 3
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("view") / "labelled.hdf5", episodes=EPISODES, steps=STEPS,
+                         labels=("likelihood", "entropy_skip4"))
+
+
+def read_mcap(path):
+    """(header profile, {topic: (schema name, schema encoding, message encoding)}, message counts from the summary,
+    {topic: [(log_ns, decoded message)]}) using a typestore that knows only the file's own schemas."""
+    typestore = get_typestore(Stores.EMPTY)
+    with open(path, "rb") as f:
+        reader = make_reader(f)
+        header, summary = reader.get_header(), reader.get_summary()
+        channels = {c.topic: (summary.schemas[c.schema_id].name, summary.schemas[c.schema_id].encoding,
+                              c.message_encoding) for c in summary.channels.values()}
+        counts = {summary.channels[cid].topic: n for cid, n in summary.statistics.channel_message_counts.items()}
+        for schema in summary.schemas.values():
+            typestore.register(get_types_from_msg(schema.data.decode(), schema.name))
+        messages = {}
+        for schema, channel, message in reader.iter_messages(log_time_order=False):
+            msg = typestore.deserialize_cdr(message.data, schema.name)
+            messages.setdefault(channel.topic, []).append((message.log_time, msg))
+    return header.profile, channels, counts, messages
+
+
+def test_view_writes_every_step_on_standard_topics(tmp_path, capsys, labelled):
+    before = tree_hash(labelled)
+    out = tmp_path / "labelled.mcap"
+    rc = main(["view", str(labelled), "--reward", "likelihood", "--alpha", "0.5", "--out", str(out)])
+    stdout, err = capsys.readouterr()
+    assert rc == 0, err
+    assert tree_hash(labelled) == before and f"{EPISODES} episode(s), {EPISODES * STEPS} steps" in stdout
+    profile, channels, counts, messages = read_mcap(out)
+    assert profile == "ros2"
+    total = EPISODES * STEPS
+    assert counts == {"/camera/image": total, "/reward_labels/likelihood": total, "/reward_labels/entropy_skip4": total,
+                      "/reward/eq5": total, "/reward/sparse": total, "/obs/state": total, "/action": total,
+                      "/episode": EPISODES}
+    assert channels["/camera/image"] == ("sensor_msgs/msg/Image", "ros2msg", "cdr")
+    assert channels["/reward_labels/likelihood"] == ("geometry_msgs/msg/Vector3Stamped", "ros2msg", "cdr")
+    assert channels["/reward/eq5"][0] == "std_msgs/msg/Float64"
+    assert channels["/obs/state"][0] == "std_msgs/msg/Float32MultiArray"
+    assert {t: len(m) for t, m in messages.items()} == counts
+    times = [ns for ns, _ in messages["/reward/eq5"]]
+    assert np.all(np.diff(times) > 0)  # episodes one after another, never on top of each other
+    with Dataset(labelled) as ds:
+        for e, name in enumerate(ds.episode_names):
+            rows = slice(e * STEPS, (e + 1) * STEPS)
+            with ds.episode(name) as ep:
+                episode = json.loads(messages["/episode"][e][1].data)
+                assert episode == {"episode": name, "success": ep.success, "steps": STEPS}
+                assert messages["/episode"][e][0] == times[e * STEPS]
+                images = [m for _, m in messages["/camera/image"][rows]]
+                assert all(m.encoding == "rgb8" and (m.height, m.width, m.step) == (64, 64, 192) for m in images)
+                np.testing.assert_array_equal(np.stack([m.data.reshape(64, 64, 3) for m in images]), ep.obs["image"])
+                label = ep.reward_labels["likelihood"]["datasets"]
+                vectors = [m.vector for _, m in messages["/reward_labels/likelihood"][rows]]
+                np.testing.assert_allclose([v.x for v in vectors], label["reward"], rtol=1e-6)
+                np.testing.assert_allclose([v.y for v in vectors], label["raw"], rtol=1e-6)
+                eq5 = [m.data for _, m in messages["/reward/eq5"][rows]]
+                np.testing.assert_allclose(eq5, 0.5 * label["reward"] + ep.rewards, rtol=1e-6)
+                np.testing.assert_allclose([m.data for _, m in messages["/reward/sparse"][rows]], ep.rewards)
+                np.testing.assert_allclose(np.stack([m.data for _, m in messages["/obs/state"][rows]]), ep.obs["state"])
+                np.testing.assert_allclose(np.stack([m.data for _, m in messages["/action"][rows]]), ep.actions)
+                stamp = images[0].header.stamp
+                assert stamp.sec * 10**9 + stamp.nanosec == times[e * STEPS]  # header stamp = log time
+
+
+def test_view_of_chosen_episodes_and_bad_input(tmp_path, capsys, labelled):
+    out = tmp_path / "two.mcap"
+    assert main(["view", str(labelled), "--episodes", "demo_2,demo_0", "--reward", "sparse", "--out", str(out)]) == 0
+    capsys.readouterr()
+    _, _, counts, messages = read_mcap(out)
+    assert counts["/camera/image"] == 2 * STEPS and "/reward/eq5" not in counts
+    assert [json.loads(m.data)["episode"] for _, m in messages["/episode"]] == ["demo_2", "demo_0"]
+    rc = main(["view", str(labelled), "--episodes", "demo_9", "--out", str(tmp_path / "bad.mcap")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("error:") == 1 and "has no episode demo_9" in err
+    rc = main(["view", str(labelled), "--out", str(out)])
+    assert rc == 2 and "already exists; pass --force" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.mcap"]  # nothing half-written left behind
