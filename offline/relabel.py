@@ -128,11 +128,12 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.closing(episodes))
         writer = bar = None
+        expected = _expected_frames(src, kind, set(done))  # None: the source cannot tell before it is read
 
         def open_output(env_args: dict | None):  # marked incomplete until the last episode is written
             output = stack.enter_context(DatasetWriter(dst, env_args=env_args))
             output.begin_job("relabel", resume_command)
-            return output, stack.enter_context(_progress(cfg.progress))
+            return output, stack.enter_context(_progress(cfg.progress, expected))
 
         if dst.exists():
             writer, bar = open_output(None)
@@ -143,6 +144,9 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
             _model_frames(scorer, ep.name, ep.frames[:1])  # checks the size before anything is written
             if writer is None:  # first episode that passed every check: only now create the output
                 writer, bar = open_output(_env_args(src, kind, task, model, ep))
+            if expected is None:  # known per episode once synchronised: the total grows episode by episode
+                bar.total = (bar.total or 0) + len(ep.frames)
+                bar.refresh()
             bar.set_postfix_str(ep.name)
             try:
                 summary.written.append(writer.write_episode_chunks(
@@ -278,7 +282,21 @@ def _env_args(src: Path, kind: str, task: str, model: RewardModel, ep: SourceEpi
     return env_args
 
 
-def _progress(enabled: bool):
+def _expected_frames(src: Path, kind: str, done: set[str]) -> int | None:
+    """Frames still to label, for the progress bar's total: an HDF5 source knows it before it is read; other
+    sources tell it episode by episode (None): rosbag2 and RealSense streams once synchronised to a control rate."""
+    if kind != "hdf5":
+        return None
+    frames = 0
+    with Dataset(src) as ds:
+        for name in ds.episode_names:
+            if name not in done:
+                with ds.episode(name) as ep:
+                    frames += ep.num_samples
+    return frames
+
+
+def _progress(enabled: bool, total: int | None):
     from tqdm import tqdm
 
-    return tqdm(unit="frame", desc="relabel", disable=not enabled, dynamic_ncols=True)
+    return tqdm(total=total, unit="frame", desc="relabel", disable=not enabled, dynamic_ncols=True)

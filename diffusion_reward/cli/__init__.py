@@ -34,6 +34,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """`--help` shows every flag's default (unless its text already says it) and keeps the examples epilog as
+    written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is argparse.SUPPRESS or action.nargs == 0
+                or action.required or default == []):
+            return text  # on/off switches and flags without a value need no default shown
+        return f"{text} (default: %(default)s)"
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's own errors (unknown flag, bad value, missing argument) as a UserError: one `error:` line and
     exit 2 like every other bad input, instead of a usage block. Subparsers inherit the class."""
@@ -53,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     command = _requested_command(sys.argv[1:])
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
         if name == command:  # only the command that runs needs its (possibly heavy) module
             mod = importlib.import_module(f"{__name__}.{module}")
             mod.add_arguments(p)

@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 
 
+EXAMPLES = """examples:
+  diffusion-reward collect --task button-press-topdown-v3 --episodes 10 --epsilon 0 --out expert.hdf5
+  diffusion-reward collect --task button-press-topdown-v3 --episodes 10 --epsilon 0.75 --seed 100 --out mixed.hdf5
+  diffusion-reward collect ... --resume            # finish a killed run with the same options
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
     parser.add_argument("--task", required=True, help="task name, e.g. button-press-v3 or adroit-door")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to collect (default 10)")
     parser.add_argument("--epsilon", type=float, default=0.0,

@@ -22,8 +22,9 @@ TASK = "button-press-topdown-v3"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="working folder (default: %(default)s)")
     p.add_argument("--task", default=TASK, help="MetaWorld task (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--expert-episodes", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0, help="seed of every stage (collection layouts, training, evaluation)")
+    p.add_argument("--expert-episodes", type=int, default=6, metavar="N",
+                   help="expert episodes collected for the reward model and its statistics")
     p.add_argument("--train-reward-model", action="store_true",
                    help="train a tiny reward model on the expert videos instead of using the shipped one")
     p.add_argument("--codec-steps", type=int, default=150,

@@ -7,11 +7,19 @@ import os
 from pathlib import Path
 
 
+EXAMPLES = """examples:
+  diffusion-reward evaluate --policy runs/iql --episodes 20 --video iql.mp4        # success rate in simulation
+  diffusion-reward evaluate --policy runs/iql --positions seen
+  diffusion-reward evaluate --policy runs/iql --data heldout.hdf5 --ope --mask valid   # no robot, no simulator
+"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = EXAMPLES
     p.add_argument("--policy", required=True, metavar="POLICY", help="train-policy folder or export folder")
     sim = p.add_argument_group("simulation (default)")
     sim.add_argument("--task", help="task to run (default: the policy's training task)")
-    sim.add_argument("--episodes", type=int, default=10)
+    sim.add_argument("--episodes", type=int, default=10, help="simulated episodes (one reset seed each)")
     sim.add_argument("--positions", choices=("seen", "unseen"), default="unseen",
                      help="layouts (reset seeds) from the training data, or new ones (default: unseen)")
     sim.add_argument("--max-steps", type=int, help="episode length (default: the task's)")
@@ -21,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ope.add_argument("--ope", action="store_true", help="FQE estimate, initial-state value, action difference")
     ope.add_argument("--mask", help="evaluate only the episodes of this filter key (e.g. valid)")
     ope.add_argument("--checkpoint", help="weights inside POLICY to evaluate, e.g. checkpoints/step_5000.pt")
-    ope.add_argument("--fqe-steps", type=int, default=2_000)
-    p.add_argument("--seed", type=int, default=0)
+    ope.add_argument("--fqe-steps", type=int, default=2_000, help="gradient steps of fitted Q evaluation")
+    p.add_argument("--seed", type=int, default=0, help="seed that draws the evaluation layouts (reset seeds) and seeds FQE")
     p.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")
     p.add_argument("--force", action="store_true", help="replace an existing --json / --video (never an input)")
 

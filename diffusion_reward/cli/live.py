@@ -26,13 +26,14 @@ def _graph_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", default=None, metavar="loopback|default|IFACE",
                    help="loopback: this machine only, no multicast; default: $CYCLONEDDS_URI or Cyclone DDS "
                         "defaults (as ROS 2); IFACE: join the robot's network on that interface (e.g. eth0)")
-    p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    p.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="lowest level of log lines printed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="live_command", metavar="NODE|up", required=True)
     for node in NODE_ALIASES:
-        p = sub.add_parser(node, help=_NODE_HELP[node], description=_NODE_HELP[node])
+        p = sub.add_parser(node, help=_NODE_HELP[node], description=_NODE_HELP[node],
+                           formatter_class=parser.formatter_class)
         p.add_argument("--params", action="append", default=[], metavar="YAML",
                        help="ROS 2 parameter file (repeatable; later files win)")
         p.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
@@ -42,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="Cyclone DDS configuration file (instead of --network)")
         _graph_options(p)
     up = sub.add_parser("up", help="start several nodes from a YAML file, one process each",
+                        formatter_class=parser.formatter_class,
                         description="Start the nodes a launch file would (file format: docs/live.md), prefix "
                                     "their output, stop them cleanly on Ctrl-C.")
     up.add_argument("--config", required=True, metavar="YAML", help="nodes, parameter files, domain, network")

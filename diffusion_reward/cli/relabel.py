@@ -8,7 +8,16 @@ from ..precision import DTYPES
 from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
 
 
+EXAMPLES = """examples:
+  diffusion-reward relabel --input mixed.hdf5 --out labelled.hdf5          # shipped model, task from the data
+  diffusion-reward relabel --model reward.safetensors --input bags/ep_001 --task button-press-v3 --resize \\
+      --out labelled.hdf5                                                  # a rosbag2 recording
+  diffusion-reward relabel ... --resume                                    # finish a killed run
+"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = EXAMPLES
     p.add_argument("--model", help="reward model file (.safetensors; default: the shipped model of the task's "
                                    "domain for MetaWorld / Adroit tasks)")
     p.add_argument("--input", required=True, metavar="SRC",
@@ -36,15 +45,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: skip episodes already labelled with the same settings")
     p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto", help=REWARD_TYPE_HELP)
-    p.add_argument("--skip-step", type=int, default=9)
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-step", type=int, default=9, help="entropy mode: reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
+    p.add_argument("--num-samples", type=int, default=1, help="sampling chains averaged per frame (entropy mode)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-frame sampling noise (the same seed gives the same rewards)")
     p.add_argument("--no-noise", action="store_true", help="argmax chain (the authors' noise: false; parity only)")
     p.add_argument("--label-name", help="name of the label group reward_labels/<name> (default: the reward type)")
     p.add_argument("--chunk-size", type=int, default=64, help="rows per network batch (bounds memory)")
     p.add_argument("--dtype", choices=DTYPES, default="float32",
                    help="network precision (default float32; auto = bfloat16 where the hardware has native bf16)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,15 +20,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="TYPE[,TYPE...]",
                    help=f"{REWARD_TYPE_HELP}. Several, comma-separated (e.g. entropy,likelihood), score every model "
                    "with each and add a side-by-side table: the paper's 2 x 2 with a VideoGPT --compare-model")
-    p.add_argument("--skip-step", type=int, default=9)
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip-step", type=int, default=9, help="entropy mode: reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
+    p.add_argument("--num-samples", type=int, default=1, help="sampling chains averaged per frame (entropy mode)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-frame sampling noise (the same seed gives the same rewards)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
     p.add_argument("--diversity", action="store_true",
                    help="also decode sampled next frames and report their mutual SSIM / PSNR per epsilon (Table 2)")
     p.add_argument("--diversity-samples", type=int, default=4, help="sampled next frames per context (default 4)")
     p.add_argument("--lpips-weights", metavar="FILE", help="LPIPS weights: adds LPIPS to the diversity table")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

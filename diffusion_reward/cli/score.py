@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-samples", type=int, default=1, help="chains averaged per frame")
     p.add_argument("--no-noise", action="store_true", help="argmax chain instead of Gumbel sampling (parity checks)")
     p.add_argument("--raw", action="store_true", help="write raw scores instead of standardised rewards")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-frame sampling noise (the same seed gives the same rewards)")
     p.add_argument("--task", help="task whose statistics standardise the scores (default: the dataset's task)")
     p.add_argument("--resize", action="store_true", help="center-crop and resize frames to the model's image size")
     p.add_argument("--likelihood-compat", action="store_true",
@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=DTYPES, default="float32",
                    help="network precision (default float32; auto = bfloat16 where the hardware has native bf16)")
     p.add_argument("--chunk-size", type=int, default=64, help="rows per network batch (memory bound)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
     p.add_argument("--out", required=True, type=Path, help="output .npy (one episode) or .npz (all episodes)")
     p.add_argument("--force", action="store_true", help="replace an existing --out (never an input)")
 

@@ -15,14 +15,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="HDF5 dataset (successful episodes are used) or authors' PNG video folder")
     p.add_argument("--task", help="task name (default: the dataset's task, if it holds only one)")
     p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto", help=REWARD_TYPE_HELP)
-    p.add_argument("--skip-step", type=int, default=9)
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-step", type=int, default=9, help="entropy mode: reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
+    p.add_argument("--num-samples", type=int, default=1, help="sampling chains averaged per frame (entropy mode)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-frame sampling noise (the same seed gives the same rewards)")
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", metavar="NEW_MODEL", help="write the model with its new statistics here")
     out.add_argument("--in-place", action="store_true", help="update --model itself")
     p.add_argument("--force", action="store_true", help="replace an existing --out (never an input)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

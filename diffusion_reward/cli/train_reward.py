@@ -13,7 +13,15 @@ from ..outputs import check_output, refuse_writing_into_inputs
 from ..training import PRESET_DEFAULTS, TrainConfig
 
 
+EXAMPLES = """examples:
+  diffusion-reward train-reward --data expert.hdf5 --preset tiny --out reward.safetensors
+  diffusion-reward train-reward --data a.hdf5 --data b.hdf5 --preset small --resume --out reward.safetensors
+  diffusion-reward stats --model reward.safetensors --data expert.hdf5 --in-place     # then standardise
+"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = EXAMPLES
     p.add_argument("--data", action="append", required=True, metavar="DATASET_OR_VIDEO_DIR",
                    help="HDF5 dataset or authors' PNG video folder; repeat for several tasks")
     p.add_argument("--preset", default="tiny", help=f"model preset: {', '.join(PRESET_DEFAULTS)} (default tiny)")
@@ -33,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec-from", metavar="MODEL", help="reuse this model file's codec and train only the video model")
     p.add_argument("--frame-skip", type=int, help="video model: context stride and prediction horizon in frames "
                    "(default: per preset, 1 as the authors)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and validation split")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
     p.add_argument("--checkpoint-dir", help="checkpoints and log.jsonl (default: MODEL.ckpt/)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: per preset)")

@@ -1,0 +1,64 @@
+"""Every flag of every command documented with its default in --help, examples for the main commands, and progress
+bars that know their total."""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import pytest
+from test_relabel_cli import model_path, write_source  # noqa: F401  (model_path is a fixture)
+
+from diffusion_reward.cli import COMMANDS, ArgumentParser, HelpFormatter, main
+
+EXAMPLE_COMMANDS = ("collect", "train-reward", "relabel", "train-policy", "evaluate", "convert", "view")
+
+
+def command_parsers():
+    """(name, parser) of every command and of `live`'s sub-commands, built as `diffusion-reward` builds them."""
+    for name, (module, help_text) in COMMANDS.items():
+        parser = ArgumentParser(prog=f"diffusion-reward {name}", description=help_text, formatter_class=HelpFormatter)
+        importlib.import_module(f"diffusion_reward.cli.{module}").add_arguments(parser)
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                yield from ((f"{name} {sub}", p) for sub, p in action.choices.items())
+
+
+PARSERS = dict(command_parsers())
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_every_flag_has_help_and_shows_its_default(name):
+    parser = PARSERS[name]
+    formatter = parser._get_formatter()
+    assert isinstance(formatter, HelpFormatter), f"{name}: --help does not show defaults"
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
+            continue
+        flag = "/".join(action.option_strings) or action.dest
+        assert action.help and len(action.help) > 5, f"{name} {flag} has no help text"
+        shown = formatter._get_help_string(action)
+        if action.default not in (None, False, [], argparse.SUPPRESS) and action.nargs != 0 and not action.required:
+            assert "default" in shown, f"{name} {flag}: default {action.default!r} not shown"
+    text = parser.format_help()  # renders: no stray % in a help text
+    assert "usage:" in text
+
+
+@pytest.mark.parametrize("name", EXAMPLE_COMMANDS)
+def test_main_commands_show_examples(name):
+    text = PARSERS[name].format_help()
+    assert "examples:" in text and f"diffusion-reward {name} " in text.split("examples:")[1]
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS)
+
+
+def test_relabel_progress_bar_has_a_total(tmp_path, capsys, model_path):  # noqa: F811
+    src = write_source(tmp_path / "src.hdf5", episodes=2, steps=6)
+    assert main(["relabel", "--model", str(model_path), "--input", str(src), "--out", str(tmp_path / "out.hdf5")]) == 0
+    err = capsys.readouterr().err
+    assert "0/12" in err and "relabel: 100%" in err and "12/12" in err, err[-500:]  # the total from the start
