@@ -205,3 +205,66 @@ def test_existing_output_needs_force_and_input_is_never_the_output(tmp_path, cap
     before = tree_hash(labelled)
     rc, _, err = run(capsys, "convert", labelled, "--to", "robomimic", "--out", labelled, "--force")
     assert rc == 2 and "would write into" in err and tree_hash(labelled) == before
+
+
+def test_minari_dataset_keeps_every_step_and_loads_with_minari(tmp_path, capsys, labelled, monkeypatch):
+    import minari
+
+    out = tmp_path / "diffusion_reward" / "button-v0"
+    rc, stdout, err = run(capsys, "convert", labelled, "--to", "minari", "--alpha", "0.5", "--out", out)
+    assert rc == 0, err
+    assert "dataset_id diffusion_reward/button-v0" in stdout
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    dataset = minari.load_dataset("diffusion_reward/button-v0")
+    assert dataset.total_episodes == 6 and dataset.total_steps == 72
+    assert dataset.observation_space["image"].shape == (64, 64, 3) and dataset.action_space.shape == (4,)
+    episodes = list(dataset.iterate_episodes())
+    metadata = list(dataset.storage.get_episode_metadata(range(6)))
+    with Dataset(labelled) as src:
+        for e, (episode, name) in enumerate(zip(episodes, src.episode_names)):
+            with src.episode(name) as ep:
+                t = ep.num_samples
+                assert len(episode) == t and len(episode.actions) == t  # no step lost
+                for key in ("image", "state"):
+                    obs = ep.obs[key][()]
+                    assert episode.observations[key].shape == (t + 1, *obs.shape[1:])
+                    np.testing.assert_array_equal(episode.observations[key][:t], obs)
+                    np.testing.assert_array_equal(episode.observations[key][t], obs[-1])
+                np.testing.assert_array_equal(episode.actions, ep.actions)
+                label = ep.reward_labels["likelihood"]["datasets"]["reward"]
+                np.testing.assert_allclose(episode.rewards, 0.5 * label + ep.rewards, rtol=1e-6)
+                success_end = e % 2 == 0  # write_dataset: even episodes succeed on their last step
+                assert episode.terminations.tolist() == [False] * (t - 1) + [success_end]
+                assert episode.truncations.tolist() == [False] * (t - 1) + [not success_end]
+                assert episode.infos["success"].tolist() == [False] + (ep.rewards > 0).tolist()
+                assert metadata[e]["seed"] == 100 + e
+
+
+def test_minari_last_observation_is_a_robomimic_inputs_next_obs(tmp_path, capsys):
+    import minari
+
+    src = write_robomimic_source(tmp_path / "lift.hdf5")
+    out = tmp_path / "lift-v1"
+    rc, _, err = run(capsys, "convert", src, "--to", "minari", "--reward", "sparse", "--out", out)
+    assert rc == 0, err
+    dataset = minari.MinariDataset(out / "data")
+    assert dataset.spec.dataset_id == "diffusion_reward/lift-v1"
+    with h5py.File(src, "r") as s:
+        for episode, name in zip(dataset.iterate_episodes(), ("demo_0", "demo_1", "demo_3")):
+            images = episode.observations["agentview_image"]
+            np.testing.assert_array_equal(images[:-1], s["data"][name]["obs/agentview_image"][()])
+            np.testing.assert_array_equal(images[-1], s["data"][name]["next_obs/agentview_image"][-1])
+
+
+def test_force_never_removes_a_folder_that_holds_the_input(tmp_path, capsys):
+    folder = tmp_path / "data"
+    labelled = write_dataset(folder / "labelled.hdf5", episodes=2, steps=5, labels=("likelihood",))
+    before = tree_hash(labelled)
+    rc, _, err = run(capsys, "convert", labelled, "--to", "minari", "--out", folder, "--force")
+    assert rc == 2 and err.count("error:") == 1 and "holds the input" in err, err
+    assert tree_hash(labelled) == before
+    rc, _, err = run(capsys, "convert", labelled, "--to", "minari", "--out", tmp_path / "m-v0")
+    assert rc == 0, err
+    rc, _, err = run(capsys, "convert", labelled, "--to", "minari", "--out", tmp_path / "m-v0", "--force")
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "m-v0" / "data").iterdir()) == ["main_data.hdf5",
+                                                                                         "metadata.json"]

@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-upstream": ("import_upstream", "convert the authors' checkpoints into a model file"),
     "report": ("report", "reward QA report: expert vs epsilon-degraded episodes, metrics and plots"),
     "relabel": ("relabel", "label recorded data (HDF5, rosbag2, RealSense, PNG folders) with learned rewards"),
-    "convert": ("convert", "write a dataset as files robomimic or d3rlpy train on (Eq. 5 rewards, next_obs, masks)"),
+    "convert": ("convert", "write a dataset as robomimic, d3rlpy or Minari files (Eq. 5 rewards, next_obs, masks)"),
     "view": ("view", "write a dataset as an MCAP (video, rewards, state) to open in Foxglove"),
     "train-policy": ("train_policy", "train an offline policy with d3rlpy on a labelled dataset"),
     "evaluate": ("evaluate", "evaluate a policy in simulation or off-policy on held-out data"),

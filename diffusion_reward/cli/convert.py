@@ -1,4 +1,4 @@
-"""`diffusion-reward convert`: a dataset into the files robomimic or d3rlpy train on (layouts:
+"""`diffusion-reward convert`: a dataset into the files robomimic, d3rlpy or Minari users train on (layouts:
 offline/convert/FORMATS.md)."""
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ EXAMPLES = """examples:
   diffusion-reward convert labelled.hdf5 --to robomimic --reward diffusion --out robomimic.hdf5
   python -m robomimic.scripts.train --config bc.json        # with "train": {"data": "robomimic.hdf5"}
   diffusion-reward convert labelled.hdf5 --to d3rlpy --obs state --out dataset.d3rlpy.h5
+  diffusion-reward convert labelled.hdf5 --to minari --out ~/.minari/datasets/diffusion_reward/button-v0
+  python -c 'import minari; print(minari.load_dataset("diffusion_reward/button-v0"))'
 """
 
 
@@ -18,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EXAMPLES
     p.add_argument("input", metavar="IN", help="our dataset (relabel output) or a robomimic HDF5 file")
     p.add_argument("--to", required=True, choices=TARGETS, help="the tool whose file to write")
-    p.add_argument("--out", required=True, metavar="OUT", help="file to write (replaced only with --force)")
+    p.add_argument("--out", required=True, metavar="OUT",
+                   help="file to write (minari: a dataset folder; Minari's id is diffusion_reward/<folder name>); "
+                        "replaced only with --force")
     p.add_argument("--reward", default="diffusion", metavar="LABEL",
                    help="reward label for Eq. 5: diffusion (the label of entropy or likelihood type), entropy, "
                         "likelihood, a label name, or sparse (beta * success only)")

@@ -7,12 +7,15 @@
   `env_args` with `env_name` / `type` / `env_kwargs`.
 - `d3rlpy`: a d3rlpy 2.x `ReplayBuffer.dump` file (the observations and Eq. 5 rewards of `train-policy`), loadable
   with d3rlpy alone: `ReplayBuffer.load(open(OUT, "rb"), InfiniteBuffer())`.
+- `minari`: a Minari 0.5 dataset folder (`OUT/data/main_data.hdf5` + `metadata.json`) with every step kept:
+  `minari.MinariDataset("OUT/data")`.
 
 The input is never modified; the output is written under a temporary name and renamed when complete.
 """
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from ...checks import check_float, check_seed
 from ...errors import UserError
 from ...outputs import check_output
 
-TARGETS = ("robomimic", "d3rlpy")
+TARGETS = ("robomimic", "d3rlpy", "minari")
 
 
 @dataclass
@@ -65,23 +68,37 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
         raise UserError(f"--input {cfg.input} is not a dataset file" + ("" if src.exists() else " (it does not exist)"))
     check_output(cfg.out, {"IN": cfg.input}, force=cfg.force)
     out = Path(cfg.out)
+    if out.is_dir() and src.resolve().is_relative_to(out.resolve()):  # --force would delete the input with it
+        raise UserError(f"--out {cfg.out} holds the input {cfg.input}; choose another path (nothing was written)")
     tmp = out.with_name(f".{out.name}.partial")
-    tmp.unlink(missing_ok=True)  # left by a killed earlier run of ours: never linked, never an input
+    _remove(tmp)  # left by a killed earlier run of ours: never linked, never an input
     try:
         if cfg.to == "robomimic":
             from .robomimic import write_robomimic
 
             summary = write_robomimic(cfg, tmp)
-        else:
+        elif cfg.to == "d3rlpy":
             from .d3rlpy_dataset import write_d3rlpy
 
             summary = write_d3rlpy(cfg, tmp)
+        else:
+            from .minari import write_minari
+
+            summary = write_minari(cfg, tmp, out)
+        _remove(out)  # an earlier output (--force) or an empty folder: check_output allowed replacing it
         os.replace(tmp, out)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
     summary.out = out
     return summary
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def progress_bar(total: int, desc: str, enabled: bool):
