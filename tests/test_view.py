@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,3 +103,41 @@ def test_view_of_chosen_episodes_and_bad_input(tmp_path, capsys, labelled):
     rc = main(["view", str(labelled), "--out", str(out)])
     assert rc == 2 and "already exists; pass --force" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["two.mcap"]  # nothing half-written left behind
+
+
+FOXGLOVE = Path(__file__).resolve().parent / "foxglove"
+
+
+def test_foxglove_own_decoders_show_every_message(tmp_path, capsys, labelled):
+    """The MCAP through the libraries Foxglove reads MCAP and ROS 2 messages with (@mcap/core, @foxglove/rosmsg,
+    @foxglove/rosmsg2-serialization; tests/foxglove/read_mcap.mjs): every message decodes with the file's schema,
+    with no byte left over. Needs node and `npm ci --prefix tests/foxglove` (.ci/run does it)."""
+    node = shutil.which("node")
+    if node is None or not (FOXGLOVE / "node_modules").is_dir():
+        reason = "needs node and `npm ci --prefix tests/foxglove`"
+        if os.environ.get("DIFFUSION_REWARD_REQUIRE_FOXGLOVE") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    out = tmp_path / "labelled.mcap"
+    assert main(["view", str(labelled), "--reward", "likelihood", "--alpha", "0.5", "--out", str(out)]) == 0
+    capsys.readouterr()
+    proc = subprocess.run([node, str(FOXGLOVE / "read_mcap.mjs"), str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shown = json.loads(proc.stdout)
+    assert shown["profile"] == "ros2"
+    _, _, counts, _ = read_mcap(out)
+    assert {topic: t["count"] for topic, t in shown["topics"].items()} == counts
+    topics = shown["topics"]
+    assert topics["/camera/image"]["schema"] == "sensor_msgs/msg/Image"
+    with Dataset(labelled) as ds, ds[0] as ep:
+        width, height, step, encoding, size, first, stamped = topics["/camera/image"]["values"][0]
+        assert (width, height, step, encoding, size, stamped) == (64, 64, 192, "rgb8", 64 * 64 * 3, True)
+        assert first == ep.obs["image"][0].reshape(-1)[:6].tolist()
+        label = ep.reward_labels["likelihood"]["datasets"]
+        np.testing.assert_allclose(topics["/reward/eq5"]["values"][:STEPS], 0.5 * label["reward"] + ep.rewards,
+                                   rtol=1e-6)
+        np.testing.assert_allclose([v[0] for v in topics["/reward_labels/likelihood"]["values"][:STEPS]],
+                                   label["reward"], rtol=1e-6)
+        np.testing.assert_allclose(topics["/obs/state"]["values"][0], ep.obs["state"][0], rtol=1e-6)
+    assert json.loads(topics["/episode"]["values"][0])["episode"] == "demo_0"
