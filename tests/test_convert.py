@@ -205,6 +205,8 @@ def test_existing_output_needs_force_and_input_is_never_the_output(tmp_path, cap
     before = tree_hash(labelled)
     rc, _, err = run(capsys, "convert", labelled, "--to", "robomimic", "--out", labelled, "--force")
     assert rc == 2 and "would write into" in err and tree_hash(labelled) == before
+    rc, _, err = run(capsys, "convert", tmp_path / "missing.hdf5", "--to", "d3rlpy", "--out", tmp_path / "d.h5")
+    assert rc == 2 and err.count("error:") == 1 and "missing.hdf5 is not a dataset file (it does not exist)" in err
 
 
 def test_minari_dataset_keeps_every_step_and_loads_with_minari(tmp_path, capsys, labelled, monkeypatch):

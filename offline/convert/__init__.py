@@ -2,7 +2,7 @@
 
     summary = convert(ConvertConfig(input="labelled.hdf5", to="robomimic", out="robomimic.hdf5", reward="diffusion"))
 
-- `robomimic`: one self-contained HDF5 that robomimic's own `train.py` trains BC / IQL / CQL / TD3-BC on:
+- `robomimic`: one self-contained HDF5 that robomimic's own `train.py` trains on (BC and IQL tested):
   `rewards` = Eq. 5 of the chosen label (alpha, beta recorded), `next_obs`, `dones`, `mask/train|valid`,
   `env_args` with `env_name` / `type` / `env_kwargs`.
 - `d3rlpy`: a d3rlpy 2.x `ReplayBuffer.dump` file (the observations and Eq. 5 rewards of `train-policy`), loadable
@@ -65,7 +65,7 @@ class ConvertSummary:
 def convert(cfg: ConvertConfig) -> ConvertSummary:
     src = Path(cfg.input)
     if not src.is_file():
-        raise UserError(f"--input {cfg.input} is not a dataset file" + ("" if src.exists() else " (it does not exist)"))
+        raise UserError(f"IN {cfg.input} is not a dataset file" + ("" if src.exists() else " (it does not exist)"))
     check_output(cfg.out, {"IN": cfg.input}, force=cfg.force)
     out = Path(cfg.out)
     if out.is_dir() and src.resolve().is_relative_to(out.resolve()):  # --force would delete the input with it
