@@ -422,7 +422,7 @@ class ScoreStream:
 
 
 def _row_seed(seed: int, row: int, sample: int) -> int:
-    return int(np.random.SeedSequence([seed, row, sample]).generate_state(1, np.uint64)[0] >> 1)
+    return int(np.random.SeedSequence([seed, row, sample]).generate_state(1, np.uint64)[0]) >> 1  # numpy 1 and 2 alike
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
