@@ -59,6 +59,33 @@ def test_training_loss_is_finite_reaches_trainable_weights_and_decreases():
     assert int(m.video.Lt_count.sum()) == 25 * 4
 
 
+def test_copy_path_gives_every_cell_the_current_frames_code_and_trains():
+    """context_copy: the current context frame's codes reach the input of the same cells directly, so changing only
+    them changes the prediction even with the cross-attention keys/values held fixed; the copy embedding trains."""
+    import dataclasses
+
+    from diffusion_reward.models.presets import get_preset
+
+    cfg = get_preset("tiny")
+    m = RewardModel.from_config(dataclasses.replace(cfg, video=dataclasses.replace(cfg.video, context_copy=True)),
+                                seed=0)
+    tokens = m.tokenize(frames(6))
+    x0, cond = tokens[2:6], torch.cat([tokens[0:4], tokens[1:5]], 1)
+    c = m.video.condition(cond)
+    assert torch.equal(c.current, tokens[1:5])
+    x_t = torch.full_like(x0, m.video.mask_id)
+    t = torch.full((4,), 99)
+    with torch.no_grad():
+        m.video.transformer.content_emb.copy_emb.weight.normal_(std=1.0)  # a visible copy path (init is 0.02)
+        same = m.video.predict_start(x_t, t, c)
+        c.current = torch.roll(c.current, 1, dims=1)
+        assert not torch.allclose(m.video.predict_start(x_t, t, c), same)
+    m.train()
+    m.video.training_loss(x0, cond, generator=torch.Generator().manual_seed(0))[0].backward()
+    assert m.video.transformer.content_emb.copy_emb.weight.grad.abs().sum() > 0
+    assert RewardModel.from_preset("tiny").video.transformer.content_emb.copy_emb is None  # off unless configured
+
+
 def test_upstream_context_embedding_is_frozen():
     m = RewardModel.from_preset("paper")
     assert not m.video.condition_emb.emb.weight.requires_grad

@@ -29,9 +29,10 @@ TASK = "toy"
 SKIP = 98  # 2 network evaluations per row: the fastest chain, the same code path as skip 9
 
 
-def tiny(context_embedding="learned", context_padding="token"):
+def tiny(context_embedding="learned", context_padding="token", context_copy=True):
     cfg = get_preset("tiny")
-    video = dataclasses.replace(cfg.video, context_embedding=context_embedding, context_padding=context_padding)
+    video = dataclasses.replace(cfg.video, context_embedding=context_embedding, context_padding=context_padding,
+                                context_copy=context_copy)
     model = RewardModel.from_config(dataclasses.replace(cfg, video=video), seed=1)
     for reward_type, compat in (("entropy", False), ("likelihood", False), ("likelihood", True)):
         model.set_stats(TASK, reward_type, SKIP, 1, mean=-50.0, std=4.0, likelihood_compat=compat)

@@ -81,7 +81,7 @@ def _denoise(m: RewardModel) -> np.ndarray:
     xt, cond, t = (torch.from_numpy(ref(n)) for n in ("denoiser_xt_tokens", "denoiser_cond_tokens", "denoiser_t"))
     with torch.no_grad():
         return np.concatenate([m.video.predict_start(xt[i:i + 1], t[i:i + 1],
-                                                     m.video.condition_kv(m.video.embed_condition(cond[i:i + 1])))
+                                                     m.video.condition(cond[i:i + 1]))
                                for i in range(len(t))])
 
 

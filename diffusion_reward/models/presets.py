@@ -72,6 +72,10 @@ class VideoConfig:
     # is (f0, f0)) or "token" (a learned [PAD] context frame, so a robot that really stands still, (f, f), is not
     # the context of every episode's first row). "token" needs the learned context embedding.
     context_padding: str = "repeat"
+    # The current context frame f[i]'s code at each grid cell is added to the input of the same cell ("copy"
+    # path): a cell that does not move is then predicted from what is there now, on any scene, instead of
+    # from what the model remembers of its training scenes. Upstream has no such path (False).
+    context_copy: bool = False
     auxiliary_loss_weight: float = 1e-3
     adaptive_auxiliary_loss: bool = True
 
@@ -81,9 +85,9 @@ class VideoConfig:
             check_int(f"video.{name}", getattr(self, name), low=1)
         check_int("video.diffusion_steps", self.diffusion_steps, low=2)
         check_float("video.auxiliary_loss_weight", self.auxiliary_loss_weight, low=0)
-        if not isinstance(self.adaptive_auxiliary_loss, bool):
-            raise UserError("video.adaptive_auxiliary_loss must be true or false, "
-                            f"got {self.adaptive_auxiliary_loss!r}")
+        for name in ("adaptive_auxiliary_loss", "context_copy"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"video.{name} must be true or false, got {getattr(self, name)!r}")
         if self.context_embedding not in ("upstream", "learned"):
             raise UserError(f"video.context_embedding must be 'upstream' or 'learned', got {self.context_embedding!r}")
         if self.context_padding not in ("repeat", "token"):
@@ -168,7 +172,7 @@ class RewardModelConfig:
         block = 2 * v.diffusion_steps * v.n_embd + (10 + 18 * v.mlp_hidden_times) * v.n_embd ** 2 \
             + 2 * v.condition_dim * v.n_embd
         embeddings = (c.num_codes + c.latent_size ** 2 * v.num_cond_frames) * v.condition_dim \
-            + 3 * (c.num_codes + 1) * v.n_embd + 16 * v.diffusion_steps
+            + (3 + v.context_copy) * (c.num_codes + 1) * v.n_embd + 16 * v.diffusion_steps
         return codec + v.n_layer * block + embeddings
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,7 +213,7 @@ PRESETS: dict[str, RewardModelConfig] = {
         codec=CodecConfig(channels=(32, 64, 64, 128), latent_dim=32, num_codes=256, attn_resolutions=(),
                           num_res_blocks=1, norm_groups=16),
         video=VideoConfig(n_layer=2, n_embd=64, n_head=4, condition_dim=64, frame_skip=4, context_embedding="learned",
-                          context_padding="token"),
+                          context_padding="token", context_copy=True),
         preset="base",
     ),
     # fast enough on a laptop CPU for tests and the demo (a few ms per frame for encode + an 11-step chain)

@@ -9,6 +9,7 @@ Shapes: B batch, L content tokens (64), K codes (class K is [MASK], K+1 classes)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -171,25 +172,28 @@ class Block(nn.Module):
 
 
 class ContentEmbedding(nn.Module):
-    """Token embedding (K+1 rows, the last is [MASK]) + row embedding + column embedding."""
+    """Token embedding (K+1 rows, the last is [MASK]) + row embedding + column embedding, and with the copy path
+    (`VideoConfig.context_copy`) + an embedding of the current frame's code in the same cell (K rows)."""
 
-    def __init__(self, num_classes: int, grid: int, n_embd: int):
+    def __init__(self, num_classes: int, grid: int, n_embd: int, context_copy: bool = False):
         super().__init__()
         self.emb = nn.Embedding(num_classes, n_embd)
         self.height_emb = nn.Embedding(grid, n_embd)
         self.width_emb = nn.Embedding(grid, n_embd)
+        self.copy_emb = nn.Embedding(num_classes - 1, n_embd) if context_copy else None
 
-    def forward(self, x):  # (B, L) -> (B, L, C)
+    def forward(self, x, current=None):  # (B, L) tokens [, (B, L) current frame's codes] -> (B, L, C)
         g = self.height_emb.num_embeddings
         idx = torch.arange(g, device=x.device)
         pos = (self.height_emb(idx)[:, None, :] + self.width_emb(idx)[None, :, :]).reshape(g * g, -1)
-        return self.emb(x) + pos
+        h = self.emb(x) + pos
+        return h if self.copy_emb is None else h + self.copy_emb(current)
 
 
 class Transformer(nn.Module):
     def __init__(self, cfg: VideoConfig, num_codes: int, grid: int):
         super().__init__()
-        self.content_emb = ContentEmbedding(num_codes + 1, grid, cfg.n_embd)
+        self.content_emb = ContentEmbedding(num_codes + 1, grid, cfg.n_embd, cfg.context_copy)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
         self.to_logits = nn.Sequential(nn.LayerNorm(cfg.n_embd), nn.Linear(cfg.n_embd, num_codes))
         self.apply(self._init_weights)
@@ -204,11 +208,20 @@ class Transformer(nn.Module):
             m.bias.data.zero_()
             m.weight.data.fill_(1.0)
 
-    def forward(self, x_t, t, cond_kv):  # (B, L) tokens, (B,), per-block (k, v) -> logits (B, K, L)
-        h = self.content_emb(x_t)
-        for block, kv in zip(self.blocks, cond_kv):
+    def forward(self, x_t, t, cond: "Condition"):  # (B, L) tokens, (B,), the context -> logits (B, K, L)
+        h = self.content_emb(x_t, cond.current)
+        for block, kv in zip(self.blocks, cond.kv):
             h = block(h, t, kv)
         return self.to_logits(h).transpose(1, 2)
+
+
+@dataclass
+class Condition:
+    """What the network needs of the context, computed once per chain (it depends on neither x_t nor t):
+    per-block cross-attention keys/values, and the current frame's codes (B, L) for the copy path (or None)."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    current: torch.Tensor | None
 
 
 class ConditionEmbedding(nn.Module):
@@ -273,13 +286,16 @@ class VideoModel(nn.Module):
         """(B, F*L) context token ids -> (B, F*L, condition_dim)."""
         return self.condition_emb(cond_tokens)
 
-    def condition_kv(self, cond_emb: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Cross-attention keys/values of every block; they do not depend on x_t or t, so a chain computes them once."""
-        return [block.attn2.kv(cond_emb) for block in self.transformer.blocks]
+    def condition(self, cond_tokens: torch.Tensor) -> Condition:
+        """(B, F*L) context token ids, oldest frame first -> the `Condition` every network evaluation of a chain
+        shares: cross-attention keys/values of every block, and the current (last) frame's codes if copied."""
+        emb = self.embed_condition(cond_tokens)
+        kv = [block.attn2.kv(emb) for block in self.transformer.blocks]
+        return Condition(kv, cond_tokens[:, -self.num_tokens:] if self.config.context_copy else None)
 
-    def predict_start(self, x_t: torch.Tensor, t: torch.Tensor, cond_kv) -> torch.Tensor:
+    def predict_start(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
         """log p(x0 | x_t, context): (B, L) tokens, (B,) steps -> (B, K+1, L), [MASK] row at -70, clamped [-70, 0]."""
-        logits = self.transformer(x_t, t, cond_kv)
+        logits = self.transformer(x_t, t, cond)
         log_pred = F.log_softmax(logits.double(), dim=1).float()
         mask_row = torch.full_like(log_pred[:, :1], LOG_FLOOR)
         return torch.cat((log_pred, mask_row), dim=1).clamp(LOG_FLOOR, 0)
@@ -355,8 +371,7 @@ class VideoModel(nn.Module):
         x_t = self.log_sample(self.q_pred(log_x0, t), u)  # q(x_t | x0)
         log_xt = index_to_log_onehot(x_t, self.num_classes)
 
-        cond_kv = self.condition_kv(self.embed_condition(cond_tokens))
-        log_x0_recon = self.predict_start(x_t, t, cond_kv)
+        log_x0_recon = self.predict_start(x_t, t, self.condition(cond_tokens))
         log_model_prob = self.q_posterior(log_x0_recon, log_xt, t)
         log_true_prob = self.q_posterior(log_x0, log_xt, t)
 

@@ -197,11 +197,11 @@ class RewardScorer:
                 out = (self.video.negative_entropy(cond) if target_tokens is None
                        else self.video.log_likelihood(cond, target_tokens.to(device)))
             return out.float().cpu().numpy()
-        cond_kv = self._condition_kv(cond_tokens)
+        cond = self._condition(cond_tokens)
         total = torch.zeros(len(cond_tokens), dtype=torch.float32, device=device)
         for sample in range(self.cfg.num_samples):
             noise = self.noise_source(np.asarray(row_ids), sample) if self.cfg.noise else None
-            terms = self._chain_terms(cond_kv, target_tokens, noise, trace)
+            terms = self._chain_terms(cond, target_tokens, noise, trace)
             total += terms.sum(1) if self.cfg.reward_type == "entropy" else terms.mean(1)
         return (total / self.cfg.num_samples).float().cpu().numpy()
 
@@ -212,21 +212,22 @@ class RewardScorer:
         if self.is_videogpt:
             raise UserError("generated next frames (report --diversity) need a VQ-Diffusion model; VIPER's VideoGPT "
                             "is scored teacher-forced and samples nothing")
-        cond_kv = self._condition_kv(cond_tokens)
+        cond = self._condition(cond_tokens)
         out = []
         for sample in range(num_samples):
             trace: dict = {}
-            self._chain_terms(cond_kv, None, self.noise_source(np.asarray(row_ids), sample), trace)
+            self._chain_terms(cond, None, self.noise_source(np.asarray(row_ids), sample), trace)
             out.append(trace["x0_hat"])
         return torch.stack(out)
 
-    def _condition_kv(self, cond_tokens: torch.Tensor):
-        """Cross-attention keys/values of the context, once per chain, in the scorer's precision."""
+    def _condition(self, cond_tokens: torch.Tensor):
+        """The context's `Condition` (cross-attention keys/values, copied codes), once per chain, in the scorer's
+        precision."""
         with self._autocast():
-            return self.video.condition_kv(self.video.embed_condition(cond_tokens.to(self.model.device)))
+            return self.video.condition(cond_tokens.to(self.model.device))
 
-    def _chain_terms(self, cond_kv, target_tokens, noise, trace) -> torch.Tensor:
-        video, b = self.video, cond_kv[0][0].shape[0]
+    def _chain_terms(self, cond, target_tokens, noise, trace) -> torch.Tensor:
+        video, b = self.video, cond.kv[0][0].shape[0]
         device = self.model.device
         x_t = torch.full((b, video.num_tokens), video.mask_id, dtype=torch.long, device=device)
         steps = []  # (log one-hot x_t, model posterior, t') per evaluation
@@ -234,7 +235,7 @@ class RewardScorer:
             tt = torch.full((b,), t, dtype=torch.long, device=device)
             tp = torch.full((b,), posterior_timestep(t, self.cfg.skip_step), dtype=torch.long, device=device)
             with self._autocast():
-                log_x0 = video.predict_start(x_t, tt, cond_kv)
+                log_x0 = video.predict_start(x_t, tt, cond)
             log_x_t = index_to_log_onehot(x_t, video.num_classes)
             model_log_prob = video.q_posterior(log_x0.float(), log_x_t, tp)
             steps.append((x_t, log_x_t, model_log_prob, tp))
