@@ -8,7 +8,12 @@ Takes every argument of label.launch.py (camera:=auto|realsense|ours|none; label
 the run live) plus the policy runner's. The runner's gripper command topic is the launch argument
 `gripper_command_topic` (the recorder's `gripper_topic` is the gripper's joint state). With franka_msgs
 installed, franka_gripper:=auto (default) also starts `franka_gripper_bridge`, which turns the runner's
-gripper commands into franka_gripper Move/Grasp action goals.
+gripper commands into franka_gripper Move/Grasp action goals. The runner commands
+`/fr3_arm_controller/joint_trajectory`, which a stock franka_bringup does not start: arm_controller:=franka
+also starts the arm with that controller (franka_arm.launch.py; robot_ip:=..., use_fake_hardware:=true);
+the default `none` expects it running already (your own bringup, or the MoveIt configuration).
+
+    ros2 launch diffusion_reward_ros deploy.launch.py policy_path:=... arm_controller:=franka robot_ip:=172.16.0.2
 """
 import os
 
@@ -31,7 +36,12 @@ RENAMED = {"gripper_topic": "gripper_command_topic"}
 
 def policy_actions(context):
     configurations = context.launch_configurations
-    actions = [Node(package=PACKAGE, executable="policy_runner", name="policy_runner", output="screen",
+    arm = configurations["arm_controller"]
+    if arm not in ("none", "franka"):
+        raise RuntimeError(f"arm_controller:={arm}: choose none or franka")
+    actions = [IncludeLaunchDescription(PythonLaunchDescriptionSource(
+        os.path.join(SHARE, "launch", "franka_arm.launch.py")))] if arm == "franka" else []
+    actions += [Node(package=PACKAGE, executable="policy_runner", name="policy_runner", output="screen",
                     parameters=launch_node_parameters(PolicyRunnerParams, configurations, "policy_params_file",
                                                       renamed=RENAMED))]
     choice = configurations["franka_gripper"]
@@ -55,6 +65,9 @@ def generate_launch_description():
         DeclareLaunchArgument("labeller", default_value="false", description="also score the run live"),
         DeclareLaunchArgument("label", default_value="true",
                               description="include label.launch.py (false when the including launch file does)"),
+        DeclareLaunchArgument("arm_controller", default_value="none",
+                              description="none (fr3_arm_controller already running) | franka: start franka_bringup "
+                                          "with it (franka_arm.launch.py, which takes robot_ip, use_fake_hardware)"),
         DeclareLaunchArgument("franka_gripper", default_value="auto",
                               description="auto | true | false: bridge gripper commands to franka_gripper actions"),
         DeclareLaunchArgument("gripper_namespace", default_value="/franka_gripper",

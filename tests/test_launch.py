@@ -100,19 +100,23 @@ def test_launch_files_start_installed_executables_with_installed_params_files():
     configs = {p.name for p in CONFIG.glob("*.yaml")}
     for path in LAUNCH.glob("*.launch.py"):
         for call in _calls(path, "Node"):
-            executable = _keyword(call, "executable")
-            assert isinstance(executable, ast.Constant) and executable.value in executables, path.name
+            package, executable = _keyword(call, "package"), _keyword(call, "executable")
+            assert isinstance(executable, ast.Constant), path.name
+            if isinstance(package, ast.Constant) and package.value == "controller_manager":
+                assert executable.value == "spawner", path.name  # ros2_control's own, in franka_arm.launch.py
+            else:
+                assert executable.value in executables, path.name
         for name, call in declared_arguments(path).items():
             if name.endswith("_params_file"):
                 assert _strings(_keyword(call, "default_value")) & configs, (path.name, name)
-        launch_files = {p.name for p in LAUNCH.glob("*.launch.py")} | {"rs_launch.py"}
+        launch_files = {p.name for p in LAUNCH.glob("*.launch.py")} | {"rs_launch.py", "franka.launch.py"}
         for include in _calls(path, "PythonLaunchDescriptionSource"):
             assert _strings(include) & launch_files, ast.unparse(include)
 
 
-def test_all_four_launch_files_exist_and_sim_includes_the_rest():
+def test_all_launch_files_exist_and_sim_includes_the_rest():
     assert {p.name for p in LAUNCH.glob("*.launch.py")} == {
-        "label.launch.py", "record.launch.py", "deploy.launch.py", "sim.launch.py"}
+        "label.launch.py", "record.launch.py", "deploy.launch.py", "sim.launch.py", "franka_arm.launch.py"}
     assert {p.name for p in included(LAUNCH / "sim.launch.py")} == {p.name for p in LAUNCH.glob("*.launch.py")}
 
 
@@ -147,3 +151,26 @@ def test_descriptions_come_from_the_parameter_dataclasses():
     described = describe_params(RewardLabellerParams)
     assert described["queue_size"].startswith("newest frames waiting") and "(default: 1)" in described["queue_size"]
     assert set(described) == _field_names(RewardLabellerParams)
+
+
+def test_franka_arm_controller_config_defines_the_controller_the_runner_commands():
+    """deploy.launch.py arm_controller:=franka starts franka_bringup with config/fr3_arm_controller.yaml:
+    the controller the policy runner and the recorder address must be in it, for the runner's joints, with
+    franka.launch.py's broadcasters kept (the file replaces franka's controller list), under a `/**` key."""
+    import yaml
+    doc = yaml.safe_load((CONFIG / "fr3_arm_controller.yaml").read_text())
+    assert list(doc) == ["/**"]
+    nodes = doc["/**"]
+    manager = nodes["controller_manager"]["ros__parameters"]
+    controller = PolicyRunnerParams.trajectory_topic.strip("/").split("/")[0]
+    assert controller == EpisodeRecorderParams.action_topic.strip("/").split("/")[0] == "fr3_arm_controller"
+    assert manager[controller]["type"] == "joint_trajectory_controller/JointTrajectoryController"
+    assert {"joint_state_broadcaster", "franka_robot_state_broadcaster"} <= set(manager)
+    params = nodes[controller]["ros__parameters"]
+    assert params["joints"] == PolicyRunnerParams().joint_names == EpisodeRecorderParams().joint_names
+    assert set(params["gains"]) == set(params["joints"]) and params["cmd_timeout"] > 0
+    deploy = declared_arguments(LAUNCH / "deploy.launch.py")
+    assert _keyword(deploy["arm_controller"], "default_value").value == "none"
+    arm = declared_arguments(LAUNCH / "franka_arm.launch.py")
+    assert "fr3_arm_controller.yaml" in (LAUNCH / "franka_arm.launch.py").read_text()
+    assert {"robot_ip", "use_fake_hardware", "load_gripper", "namespace"} <= set(arm)
