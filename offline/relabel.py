@@ -421,7 +421,8 @@ def _env_args(src: Path, kind: str, task: str, model: RewardModel, ep: SourceEpi
         from .sources.lerobot import read_meta
 
         meta = read_meta(src)
-        env_args = {"fps": meta.fps, "robot_type": meta.info.get("robot_type"), "lerobot_codebase_version": meta.version}
+        env_args = {"fps": meta.fps, "robot_type": meta.info.get("robot_type"),
+                    "lerobot_codebase_version": meta.version}
     camera = env_args.get("camera") or ep.attrs.get("topics", {}).get("image") or ep.attrs.get("image_key")
     env_args.update(task=task, image_size=model.image_size, image_key="image", camera=camera,
                     source=kind, source_path=str(src), software_version=__version__)

@@ -1,4 +1,4 @@
-"""LeRobot datasets: `relabel --input <LeRobot dir>` (HDF5 or a .parquet sidecar).
+"""LeRobot datasets: `relabel --input <LeRobot dir>` (HDF5 or a .parquet sidecar) and `convert --to lerobot`.
 
 Three kinds of LeRobot folder are read: one written by LeRobot's own writer (`fixtures/lerobot/`, made by the
 standalone lerobot-dataset 0.4.4, which does not install beside requirements.txt: see make_fixture.py), and v2.1
@@ -24,6 +24,7 @@ from diffusion_reward.cli import main
 from diffusion_reward.data import Dataset, DatasetWriter
 from diffusion_reward.models import RewardModel
 from diffusion_reward.offline.sources import detect_kind, open_source
+from diffusion_reward.reward.combine import RewardMix
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lerobot"
 WRITTEN_BY_LEROBOT = FIXTURES / "v30_written_by_lerobot"
@@ -312,6 +313,100 @@ def test_image_camera_of_v21_and_a_sidecar_inside_the_dataset(tmp_path, capsys, 
     assert rc == 0, err
     assert pq.read_table(beside).num_rows == sum(LENGTHS)
     assert tree_md5(root) == {**before, "rewards.parquet": tree_md5(root)["rewards.parquet"]}
+
+
+# --- convert --to lerobot -----------------------------------------------------------------------------------------
+
+def labelled_dataset(path: Path, lengths=(6, 4)) -> Path:
+    """Our dataset with a reward label, as relabel writes it (label attrs included)."""
+    rng = np.random.default_rng(0)
+    with DatasetWriter(path, env_args={"task": TASK, "image_size": 64, "robot_type": "sim"}) as w:
+        for e, steps in enumerate(lengths):
+            frames = np.stack([make_fixture.frame("top", e, i) for i in range(steps)])
+            reward = rng.normal(size=steps).astype(np.float32)
+            w.write_episode(obs={"image": frames, "state": rng.normal(size=(steps, 3)).astype(np.float32)},
+                            actions=rng.uniform(-1, 1, (steps, 4)).astype(np.float32),
+                            rewards=(np.arange(steps) == steps - 1).astype(np.float32) * (e == 0),
+                            timestamps=np.arange(steps) * 0.025, success=e == 0,
+                            extra={"reward_labels/likelihood/reward": reward,
+                                   "reward_labels/likelihood/raw": reward * 20 - 400,
+                                   "reward_labels/likelihood/sparse": np.zeros(steps, np.float32)},
+                            extra_attrs={"reward_labels/likelihood": {"reward_type": "likelihood", "model_hash": "x"}})
+    return path
+
+
+@pytest.mark.parametrize("codec", ["auto", "h264"])
+def test_convert_to_lerobot_round_trip(codec, tmp_path, capsys):
+    src = labelled_dataset(tmp_path / "labelled.hdf5")
+    out = tmp_path / "lerobot" / "button"
+    rc, stdout, err = cli(capsys, "convert", src, "--to", "lerobot", "--out", out, "--reward", "likelihood",
+                          "--video-codec", codec)
+    assert rc == 0, err
+    assert "LeRobot v3.0, fps 40" in stdout and ("av1" if codec == "auto" else "h264") in stdout
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["fps"] == 40 and info["total_frames"] == 10
+    assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    camera = "observation.images.image"
+    assert info["features"][camera]["info"]["video.codec"] == ("av1" if codec == "auto" else "h264")
+    assert {"observation.state", "action", "next.reward", "next.done", "next.success", "timestamp", "frame_index",
+            "episode_index", "index", "task_index"} <= set(info["features"])
+    assert (out / f"videos/{camera}/chunk-000/file-000.mp4").is_file()
+    assert (out / "data/chunk-000/file-000.parquet").is_file()
+    stats = json.loads((out / "meta" / "stats.json").read_text())
+    assert np.array(stats[camera]["mean"]).shape == (3, 1, 1) and stats["next.reward"]["count"] == [10]
+    tasks = pq.read_table(out / "meta" / "tasks.parquet")
+    assert tasks.to_pydict() == {"task_index": [0], "__index_level_0__": [TASK]}
+    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["__index_level_0__"]
+    episodes_meta = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    assert [(r["episode_index"], r["length"], r["dataset_from_index"], r[f"videos/{camera}/from_timestamp"])
+            for r in episodes_meta] == [(0, 6, 0, 0.0), (1, 4, 6, 6 / 40)]
+
+    mix = RewardMix(0.95, 1.0)
+    episodes = list(open_source(out))
+    with Dataset(src) as ds:
+        for e, ep in enumerate(episodes):
+            source = ds[e]
+            frames = ep.frames[0:len(ep.frames)]
+            error = np.abs(frames.astype(int) - source.obs["image"][()]).mean(axis=(1, 2, 3))
+            assert error.max() < 6, error
+            assert np.array_equal(ep.obs["state"], source.obs["state"][()])
+            assert np.array_equal(ep.actions, source.actions[()])
+            label = source.reward_labels["likelihood"]["datasets"]["reward"][()]
+            assert np.allclose(ep.rewards, mix.combine(diffusion=label, sparse=source.rewards[()]), atol=1e-6)
+            assert ep.dones.tolist() == [e == 0 and i == len(frames) - 1 for i in range(len(frames))]
+            assert ep.success == (e == 0) and ep.attrs["tasks"] == [TASK]
+            assert np.allclose(ep.timestamps, np.arange(len(frames)) / 40)
+    rc, _, err = cli(capsys, "convert", src, "--to", "lerobot", "--out", out, "--reward", "likelihood")
+    assert rc == 2 and "already exists; pass --force" in err
+
+
+def test_convert_starts_new_files_past_lerobots_file_sizes(tmp_path, capsys, monkeypatch):
+    """Past data_files_size_in_mb / video_files_size_in_mb the next episode goes to the next file, and after
+    chunks_size files to the next chunk (limits shrunk here so that every episode crosses them)."""
+    import diffusion_reward.offline.convert.lerobot as writer
+
+    monkeypatch.setattr(writer, "DATA_FILE_MB", 0)
+    monkeypatch.setattr(writer, "VIDEO_FILE_MB", 0)
+    monkeypatch.setattr(writer, "CHUNKS_SIZE", 2)
+    src = labelled_dataset(tmp_path / "labelled.hdf5", lengths=(3, 4, 2))
+    out = tmp_path / "lerobot"
+    rc, _, err = cli(capsys, "convert", src, "--to", "lerobot", "--out", out, "--reward", "likelihood")
+    assert rc == 0, err
+    rows = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    camera = "observation.images.image"
+    places = [(0, 0), (0, 1), (1, 0)]
+    assert [(r["data/chunk_index"], r["data/file_index"]) for r in rows] == places
+    assert [(r[f"videos/{camera}/chunk_index"], r[f"videos/{camera}/file_index"]) for r in rows] == places
+    assert [r[f"videos/{camera}/from_timestamp"] for r in rows] == [0.0, 0.0, 0.0]
+    assert [(r["dataset_from_index"], r["dataset_to_index"]) for r in rows] == [(0, 3), (3, 7), (7, 9)]
+    assert (out / f"videos/{camera}/chunk-001/file-000.mp4").is_file()
+    assert (out / "data/chunk-001/file-000.parquet").is_file()
+    with Dataset(src) as ds:
+        for e, ep in enumerate(open_source(out)):
+            frames = ep.frames[0:len(ep.frames)]
+            assert np.abs(frames.astype(int) - ds[e].obs["image"][()]).mean() < 6
+            assert np.array_equal(ep.actions, ds[e].actions[()])
 
 
 # --- bad inputs: one error line, exit 2, nothing written ---------------------------------------------------------
