@@ -206,7 +206,7 @@ class _Files:
 
     def video(self, feature: str, frames, steps: int, bar) -> dict:
         current = self._videos.get(feature)
-        if current is None or os.path.getsize(current[2].path) >= VIDEO_FILE_MB * 2**20:
+        if current is None or _size(current[2].path) >= VIDEO_FILE_MB * 2**20:
             chunk, file = (0, 0) if current is None else _next(current[0], current[1])
             if current is not None:
                 current[2].close()
@@ -254,6 +254,14 @@ class _Files:
     def _close_data(self) -> None:
         if self._data is not None:
             self._data[2].close()
+
+
+def _size(path: Path) -> int:
+    """Bytes ffmpeg has written so far (0 before it has created the file: it starts asynchronously)."""
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
 
 
 def _next(chunk: int, file: int) -> tuple[int, int]:
