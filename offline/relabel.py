@@ -3,7 +3,8 @@
 Every episode of the source (HDF5, rosbag2, RealSense, LeRobot, PNG folders; see `sources`) streams through in
 chunks: read, scored with `RewardScorer.chunked()` and written with `DatasetWriter.write_episode_chunks`
 as the rewards come out, so memory does not grow with the episode's length. Written: observations
-(`image` at the model's resolution, `image_full` when frames were resized, `state` when present), actions,
+(`image` at the model's resolution, `image_full` when frames were resized, `state` and `gripper` when present:
+a bag's in the live recorder's layout, FORMAT.md "Robot state layout"), actions,
 sparse rewards, dones, timestamps, per-stream stamps, and the label group `reward_labels/<name>/` holding
 `reward` (standardised diffusion term), `raw` (model score) and `sparse` (the source's task reward), with
 the provenance as attributes. A robomimic source's `next_obs` (the camera's in the layout of `obs`), `states`
@@ -42,6 +43,7 @@ from ..models.model_file import TOKENIZE_BATCH
 from ..outputs import check_output, check_writable, refuse_writing_into_inputs
 from ..data.format import REWARD_ALIGNMENT
 from ..reward import RewardScorer, ScoreConfig
+from ..robot_state import DEFAULT_STATE_FIELDS, StateLayout
 from .sources import SourceEpisode, detect_kind, open_source
 from .sources.folder import png_folders
 from .sources.rosbag import DEFAULT_GAP_S
@@ -75,6 +77,9 @@ class RelabelConfig:
     rate_hz: float | None = None
     tolerance_s: float | None = None
     camera: str | None = None  # LeRobot: the image / video feature to score (default: the first)
+    gripper_topic: str | None = None  # rosbag2: obs/gripper (default /franka_gripper/joint_states if present; "none")
+    joint_names: tuple[str, ...] | None = None  # rosbag2 arm joints (default: the FR3's if present, else the message's)
+    state_fields: tuple[str, ...] = DEFAULT_STATE_FIELDS  # rosbag2 JointState fields in obs/state, as the recorder
     gap_s: float = DEFAULT_GAP_S
     resize: bool = False
     resume: bool = False
@@ -96,6 +101,12 @@ class RelabelConfig:
         if self.tolerance_s is not None:
             check_float("--tolerance", self.tolerance_s, 0.0)
         check_float("--gap", self.gap_s, 0.0, above=True)
+        self.layout  # checks --state-fields
+
+    @property
+    def layout(self) -> StateLayout:
+        return StateLayout(joint_names=tuple(self.joint_names) if self.joint_names else None,
+                           state_fields=tuple(self.state_fields))
 
 
 @dataclass
@@ -151,6 +162,9 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
     }
     if kind == "lerobot":
         provenance["source_options"]["camera"] = camera
+    if kind == "rosbag2":  # the robot-state layout (an output of another layout cannot be continued with --resume)
+        provenance["source_options"].update(gripper_topic=cfg.gripper_topic, state_fields=list(cfg.state_fields),
+                                            joint_names=list(cfg.joint_names) if cfg.joint_names else None)
     if camera_note and cfg.progress:  # said on stderr where the progress bar goes, once every check has passed
         print(camera_note, file=sys.stderr)
     if sidecar:
@@ -159,7 +173,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
     summary = RelabelSummary(out=dst)
     started = time.perf_counter()
     episodes = open_source(src, cfg.image_topic, cfg.state_topic, cfg.action_topic, cfg.rate_hz,
-                           cfg.episode_topic, cfg.gap_s, cfg.tolerance_s, cfg.camera)
+                           cfg.episode_topic, cfg.gap_s, cfg.tolerance_s, cfg.camera, cfg.gripper_topic, cfg.layout)
     summary.camera = camera
     resume_command = f"diffusion-reward relabel --input {cfg.input} --out {cfg.out} --resume (same options)"
     with contextlib.ExitStack() as stack:
@@ -423,6 +437,8 @@ def _env_args(src: Path, kind: str, task: str, model: RewardModel, ep: SourceEpi
         meta = read_meta(src)
         env_args = {"fps": meta.fps, "robot_type": meta.info.get("robot_type"),
                     "lerobot_codebase_version": meta.version}
+    # a bag's robot-state layout, under the live recorder's env_args names (FORMAT.md, "Robot state layout")
+    env_args.update({k: ep.attrs[k] for k in ("joint_names", "state_fields", "gripper_joint_names") if k in ep.attrs})
     camera = env_args.get("camera") or ep.attrs.get("topics", {}).get("image") or ep.attrs.get("image_key")
     env_args.update(task=task, image_size=model.image_size, image_key="image", camera=camera,
                     source=kind, source_path=str(src), software_version=__version__)

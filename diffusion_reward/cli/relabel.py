@@ -6,6 +6,7 @@ import argparse
 from ..offline.sources.rosbag import DEFAULT_GAP_S
 from ..precision import DTYPES
 from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
+from ..robot_state import DEFAULT_STATE_FIELDS
 
 
 EXAMPLES = """examples:
@@ -16,6 +17,11 @@ EXAMPLES = """examples:
   diffusion-reward relabel --input lerobot/pusht --camera observation.image --resize --task T \
       --out pusht.rewards.parquet                                          # LeRobot: a sidecar of rewards
 """
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names (joints, JointState fields)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +41,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-topic", help="rosbag2 image topic (default: /camera/camera/color/image_raw, ...); "
                                          "for HDF5 input, the obs key to score")
     p.add_argument("--state-topic", help="rosbag2 JointState topic (default: /franka/joint_states, /joint_states)")
+    p.add_argument("--gripper-topic", metavar="TOPIC",
+                   help="rosbag2 gripper JointState topic, stored as obs/gripper = the finger positions, as the live "
+                        "recorder does (default: /franka_gripper/joint_states when the bag has it; none = no gripper)")
+    p.add_argument("--joint-names", type=_names, metavar="J1,J2,...",
+                   help="rosbag2: the arm joints of obs/state and of JointTrajectory actions, in order (default: "
+                        "fr3_joint1..7 when the JointState has them, else its joints in the first message's order)")
+    p.add_argument("--state-fields", type=_names, default=DEFAULT_STATE_FIELDS, metavar="F1,F2",
+                   help="rosbag2: the JointState fields in obs/state (position, velocity, effort), each over all arm "
+                        "joints, in this order (default: position,velocity, the live recorder's state_fields; "
+                        "layout: diffusion_reward/data/FORMAT.md)")
     p.add_argument("--action-topic", help="rosbag2 command topic (default: /fr3_arm_controller/joint_trajectory; "
                                           "JointTrajectory, Float64MultiArray or TwistStamped)")
     p.add_argument("--episode-topic", help="rosbag2 topic that splits episodes: std_msgs/Bool (true = start, "
@@ -75,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = RelabelConfig(
         model=args.model, input=args.input, out=args.out, task=args.task, image_topic=args.image_topic,
         state_topic=args.state_topic, action_topic=args.action_topic, episode_topic=args.episode_topic,
+        gripper_topic=args.gripper_topic, joint_names=args.joint_names, state_fields=args.state_fields,
         rate_hz=args.rate_hz, tolerance_s=args.tolerance_s, gap_s=args.gap_s, resize=args.resize,
         resume=args.resume, camera=args.camera, force=args.force, reward_type=args.reward_type, skip_step=args.skip_step, num_samples=args.num_samples,
         noise=not args.no_noise, seed=args.seed, label_name=args.label_name, chunk_size=args.chunk_size,

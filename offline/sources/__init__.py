@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...errors import UserError
+from ...robot_state import StateLayout
 from .episode import SourceEpisode
 from .rosbag import DEFAULT_GAP_S
 
@@ -52,18 +53,23 @@ def detect_kind(path: Path) -> str:
 def open_source(path: str | os.PathLike, image_topic: str | None = None, state_topic: str | None = None,
                 action_topic: str | None = None, rate_hz: float | None = None, episode_topic: str | None = None,
                 gap_s: float = DEFAULT_GAP_S, tolerance_s: float | None = None,
-                camera: str | None = None) -> Iterator[SourceEpisode]:
+                camera: str | None = None, gripper_topic: str | None = None,
+                layout: StateLayout | None = None) -> Iterator[SourceEpisode]:
     """Episodes of a recording. Topics apply to rosbag2 (for HDF5, `image_topic` is the obs key);
     `rate_hz` / `tolerance_s` resample time-stamped recordings (rosbag2, RealSense) to a control rate;
-    `camera` is the image feature of a LeRobot dataset, where `tolerance_s` matches video frames to timestamps."""
+    `camera` is the image feature of a LeRobot dataset, where `tolerance_s` matches video frames to timestamps;
+    `gripper_topic` ("none": no gripper) and `layout` (joint names, state fields) lay out a rosbag2's robot state
+    as the live recorder does (`diffusion_reward.robot_state`)."""
     path = Path(path)
     kind = detect_kind(path)
     if kind in ("hdf5", "png", "lerobot") and rate_hz:
         raise UserError(f"--rate applies to time-stamped recordings (rosbag2, RealSense), not to {kind} input")
     if kind in ("hdf5", "png") and tolerance_s is not None:
         raise UserError(f"--tolerance applies to rosbag2, RealSense and LeRobot input, not to {kind} input")
-    if kind != "rosbag2" and (state_topic or action_topic or episode_topic):
-        raise UserError(f"state/action/episode topics apply to rosbag2 recordings, not to {kind} input")
+    if kind != "rosbag2" and (state_topic or action_topic or episode_topic or gripper_topic):
+        raise UserError(f"state/gripper/action/episode topics apply to rosbag2 recordings, not to {kind} input")
+    if kind != "rosbag2" and layout not in (None, StateLayout()):
+        raise UserError(f"--joint-names / --state-fields lay out a rosbag2 recording's JointState, not {kind} input")
     if kind == "lerobot" and image_topic:
         raise UserError("a LeRobot dataset's camera is chosen with --camera (an image or video feature key), "
                         "not --image-topic")
@@ -77,7 +83,7 @@ def open_source(path: str | os.PathLike, image_topic: str | None = None, state_t
         from .rosbag import read_rosbag
 
         episodes = read_rosbag(path, image_topic, state_topic, action_topic, rate_hz, episode_topic, gap_s,
-                               tolerance_s)
+                               tolerance_s, gripper_topic, layout)
     elif kind == "realsense":
         from .realsense import read_realsense
 
