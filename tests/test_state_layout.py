@@ -14,7 +14,9 @@ from diffusion_reward.models import RewardModel
 from diffusion_reward.msgs import Empty, Header, JointState, JointTrajectory, JointTrajectoryPoint, Time
 from diffusion_reward.nodes.episode_recorder import EpisodeRecorderNode
 from diffusion_reward.nodes.image_conv import rgb_to_image
+from diffusion_reward.errors import UserError
 from diffusion_reward.offline.sources import open_source
+from diffusion_reward.offline.sources.rosbag import _Vectors
 from diffusion_reward.robot_state import FR3_FINGERS, FR3_JOINTS, StateLayout, state_vector
 from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
 from diffusion_reward.transport.cdr import serialize
@@ -141,6 +143,10 @@ def test_layout_options_and_bad_input(tmp_path, capsys, model_path):
     other = JointState(name=["b", "a"], position=np.array([1.0, 2.0]), velocity=np.array([3.0, 4.0]))
     assert StateLayout().arm_joints(other.name) == ["b", "a"]
     assert state_vector(other, ["a", "b"]).tolist() == [2.0, 1.0, 4.0, 3.0]
+    # a bag without joint velocities fails on the default layout, in one line that names the way out
+    no_velocity = JointState(name=FR3_JOINTS, position=np.zeros(7), velocity=np.zeros(0))
+    with pytest.raises(UserError, match=r"'velocity' has 0 values for 7 joints .*pass --state-fields position"):
+        _Vectors("state", ARM, "sensor_msgs/msg/JointState", StateLayout())(no_velocity)
 
     for args, message in [(["--state-fields", "position,torque"], "--state-fields must list some of position"),
                           (["--joint-names", "fr3_joint1,elbow"], "has no elbow (it has fr3_joint"),
