@@ -21,6 +21,9 @@ Observations are what the policy trained on (d3rlpy's scalers in params.json do 
 take the state float32 [N, D]; `image` policies uint8 [N, 3K, H, W], K frames stacked on the channel axis,
 oldest first (RGB of frame t-K+1 .. t); `both` policies the list [image, state].
 
+A `state` policy trains on d3rlpy's own vector encoder, so its train-policy folder P is such a pair already
+(`from_json("P/params.json")` + `load_model("P/model.pt")`); the bundle is the same files plus the notes.
+
 Image encoders. Training uses our DrQ encoder (`offline/encoders.py`, d3rlpy type "drq_pixel"), which d3rlpy
 does not know. At inference it is exactly d3rlpy's Nature-DQN `PixelEncoderFactory` (the random shift runs in
 training only), so an `image` policy's bundle names d3rlpy's standard "pixel" encoder (feature size 256) and its
