@@ -1,5 +1,5 @@
 """`diffusion-reward convert`: a dataset into the files robomimic, d3rlpy or Minari users train on (layouts:
-offline/convert/FORMATS.md)."""
+diffusion_reward/offline/convert/FORMATS.md)."""
 from __future__ import annotations
 
 import argparse

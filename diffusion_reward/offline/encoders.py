@@ -10,6 +10,8 @@ policy from its params.json.
 """
 from __future__ import annotations
 
+from . import legacy_gym  # noqa: F401, I001  (before d3rlpy: swallows legacy gym's import notice)
+
 from dataclasses import dataclass, field
 
 import torch
