@@ -184,9 +184,10 @@ def test_d3rlpy_file_loads_with_plain_d3rlpy(tmp_path, capsys, labelled, obs, fr
 
 @pytest.mark.parametrize("args,message", [
     (["--to", "robomimic", "--reward", "entropy"], "has no reward label for --reward entropy"),
-    (["--to", "lerobot"], "argument --to: invalid choice"),
+    (["--to", "rlds"], "argument --to: invalid choice"),
     (["--to", "robomimic", "--alpha", "1.5"], "alpha must be"),
     (["--to", "robomimic", "--valid-fraction", "1"], "--valid-fraction must be below 1"),
+    (["--to", "lerobot", "--fps", "0"], "--fps must be a whole number >= 1, got 0"),
 ])
 def test_bad_conversions_are_one_error_line_and_write_nothing(tmp_path, capsys, labelled, args, message):
     out = tmp_path / "out.hdf5"

@@ -67,7 +67,7 @@ def bag_messages(ts, frames, encoding="rgb8", pad=0, drop=5, duplicate=8, seed=1
         t = t0 - 0.05 + k / 100 + rng.uniform(-0.002, 0.002)
         order = rng.permutation(7) if k % 3 else np.arange(7)
         msg = JointState(header=header(t), name=[JOINTS[j] for j in order], position=joint_positions(t)[order],
-                         velocity=np.zeros(7), effort=np.zeros(0))
+                         velocity=-joint_positions(t)[order], effort=np.zeros(0))
         out.append(("/franka/joint_states", JointState.__msgtype__, int(t * 1e9), msg))
     Traj = ts.types["trajectory_msgs/msg/JointTrajectory"]
     Point, Duration = ts.types["trajectory_msgs/msg/JointTrajectoryPoint"], ts.types["builtin_interfaces/msg/Duration"]
@@ -123,10 +123,13 @@ def check_episode(ep, frames, mono=False):
     assert ep.attrs["image_skew_max_s"] <= 0.011
     assert np.allclose(np.diff(ep.timestamps), 1 / ep.attrs["rate_hz"])
     assert abs(ep.attrs["rate_hz"] - RATE) < 0.2
-    # state: the nearest JointState, reordered to the first message's joint order, matches its own stamp
+    # state: the nearest JointState, positions then velocities of fr3_joint1..7 (the live recorder's layout,
+    # whatever order each message lists them in), matches its own stamp
     state_stamps = ep.stamps["state"]
     assert np.all(np.abs(state_stamps - ep.timestamps) <= 0.0075)
-    assert np.allclose(ep.obs["state"], np.stack([joint_positions(t) for t in state_stamps]), atol=1e-5)
+    positions = np.stack([joint_positions(t) for t in state_stamps])
+    assert np.allclose(ep.obs["state"], np.concatenate([positions, -positions], axis=1), atol=1e-5)
+    assert ep.attrs["joint_names"] == JOINTS and ep.attrs["state_fields"] == ["position", "velocity"]
     assert ep.obs["state"].dtype == np.float32 and ep.attrs["state_skew_max_s"] <= 0.0075
     assert np.array_equal(ep.actions[:, 0], np.arange(FRAMES, dtype=np.float32))
     assert ep.attrs["topics"] == {"image": IMAGE_TOPIC, "state": "/franka/joint_states",

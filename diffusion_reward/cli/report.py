@@ -28,6 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also decode sampled next frames and report their mutual SSIM / PSNR per epsilon (Table 2)")
     p.add_argument("--diversity-samples", type=int, default=4, help="sampled next frames per context (default 4)")
     p.add_argument("--lpips-weights", metavar="FILE", help="LPIPS weights: adds LPIPS to the diversity table")
+    p.add_argument("--video", action="store_true",
+                   help="also write an MP4 per epsilon of one reset seed, episode_eps<E>_seed<S>.mp4: the frames "
+                        "scaled up above the episode's reward curve, a cursor at the frame shown, the same-seed "
+                        "expert's curve in grey (H.264, 10 frames/s)")
+    p.add_argument("--video-seed", type=int, metavar="SEED",
+                   help="reset seed of the --video episodes (default: the first expert episode's)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -40,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
                        compare_model=args.compare_model, max_steps=args.max_steps, reward_types=args.reward_type,
                        skip_step=args.skip_step, num_samples=args.num_samples, seed=args.seed, device=args.device,
                        diversity=args.diversity, diversity_samples=args.diversity_samples,
-                       lpips_weights=args.lpips_weights, progress=args.progress)
+                       lpips_weights=args.lpips_weights, video=args.video, video_seed=args.video_seed,
+                       progress=args.progress)
     m = build_report(cfg)
 
     def value(view: str, group: str) -> str:
@@ -56,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {row['scorer']}: task rows AUROC vs eps 1 {_num(t['auroc_vs_eps1'])}, vs frozen "
               f"{_num(t['auroc_vs_frozen_worse'])}, Spearman {_num(t['spearman_epsilon'])}; whole "
               f"{_num(row['whole']['auroc_vs_eps1'])}")
+    if m.get("videos"):
+        print(f"  videos: {', '.join(m['videos'])}")
     for group, d in m.get("diversity", {}).items():
         print(f"  diversity {group}: SSIM {d['ssim']:.3f}, PSNR {d['psnr']:.2f} dB"
               + (f", LPIPS {d['lpips']:.3f}" if "lpips" in d else "") + f" over {d['contexts']} contexts")

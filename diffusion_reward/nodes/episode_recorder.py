@@ -6,6 +6,8 @@ One step per colour image. Every other stream is matched to the image by HEADER 
   `state_fields` (position, velocity) of `joint_names`, in that order;
 - gripper / hand joint state (`gripper_topic`, optional) and a second robot-state JointState topic
   (`robot_state_topic`, optional): nearest within the tolerance (`obs/gripper`, `obs/robot_state`);
+  `obs/state`, `obs/gripper` and the actions are built by `diffusion_reward.robot_state`, which a rosbag2
+  relabel uses too, with the same defaults: one layout per robot (FORMAT.md, "Robot state layout");
 - reward (`reward_topic`, the labeller's `~/reward`): the reward whose stamp EQUALS the image stamp,
   stored as the reward label group `reward_labels/<reward_type>/{reward, raw, latency}` with the
   labeller's provenance (read from its `/diagnostics`);
@@ -38,12 +40,12 @@ from ..errors import UserError
 from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Float64MultiArray, Header, \
     Image, JointState, JointTrajectory, KeyValue, Time, Vector3Stamped
 from ..transport.base import DEFAULT_QOS, QoS, Transport
+from ..robot_state import (DEFAULT_GRIPPER_TOPIC, DEFAULT_STATE_FIELDS, DEFAULT_STATE_TOPIC, FR3_FINGERS, FR3_JOINTS,
+                           STATE_FIELDS, MissingJointsError, check_state_fields, command_vector, gripper_vector,
+                           joint_vector, state_vector)  # noqa: F401 (joint_vector: the policy runner imports it here)
 from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
-FR3_JOINTS = [f"fr3_joint{i}" for i in range(1, 8)]
-FR3_FINGERS = ["fr3_finger_joint1", "fr3_finger_joint2"]
-STATE_FIELDS = ("position", "velocity", "effort")
 ACTION_TYPES = {"joint_trajectory": JointTrajectory, "float64_multi_array": Float64MultiArray}
 OPTIONAL_TOPICS = ("gripper_topic", "robot_state_topic", "action_topic", "reward_topic", "button_topic")
 # Best effort matches reliable and best-effort publishers alike (franka's convenience topics and the sim
@@ -60,11 +62,11 @@ class EpisodeRecorderParams:
     image_size: int = field(default=64, metadata={"help": "side of the model-resolution image `obs/image`"})
     crop: str = field(default="center", metadata={"help": "center | none | x,y,w,h, as the labeller's"})
     store_full_image: bool = field(default=True, metadata={"help": "also store camera-resolution `image_full`"})
-    state_topic: str = field(default="/franka/joint_states", metadata={"help": "arm JointState topic"})
+    state_topic: str = field(default=DEFAULT_STATE_TOPIC, metadata={"help": "arm JointState topic"})
     joint_names: list = field(default_factory=lambda: list(FR3_JOINTS), metadata={"help": "arm joints, in order"})
-    state_fields: list = field(default_factory=lambda: ["position", "velocity"],
+    state_fields: list = field(default_factory=lambda: list(DEFAULT_STATE_FIELDS),
                                metadata={"help": "JointState fields in obs/state: position, velocity, effort"})
-    gripper_topic: str = field(default="/franka_gripper/joint_states", metadata={"help": "gripper/hand JointState (none = no gripper)"})
+    gripper_topic: str = field(default=DEFAULT_GRIPPER_TOPIC, metadata={"help": "gripper/hand JointState (none = no gripper)"})
     gripper_joint_names: list = field(default_factory=lambda: list(FR3_FINGERS), metadata={"help": "gripper joints"})
     robot_state_topic: str = field(default="none", metadata={"help": "extra JointState topic -> obs/robot_state (none = off)"})
     action_topic: str = field(default="/fr3_arm_controller/joint_trajectory", metadata={"help": "commanded actions (none = no actions)"})
@@ -87,9 +89,7 @@ class EpisodeRecorderParams:
             raise UserError(f"parameter image_size must be >= 8, got {self.image_size}")
         if not self.state_topic or not self.joint_names:
             raise UserError("parameters state_topic and joint_names must not be empty")
-        bad = [f for f in self.state_fields if f not in STATE_FIELDS]
-        if bad or not self.state_fields:
-            raise UserError(f"parameter state_fields must list some of {', '.join(STATE_FIELDS)}, got {self.state_fields}")
+        check_state_fields(self.state_fields, "parameter state_fields")
         if self.action_type not in ACTION_TYPES:
             raise UserError(f"parameter action_type must be one of {', '.join(ACTION_TYPES)}, got '{self.action_type}'")
         if self.sync_tolerance_s <= 0 or self.wait_timeout_s <= 0:
@@ -97,25 +97,6 @@ class EpisodeRecorderParams:
         if self.compression not in ("lzf", "gzip", "none"):
             raise UserError(f"parameter compression must be lzf, gzip or none, got '{self.compression}'")
         Crop.parse(self.crop)
-
-
-class MissingJointsError(ValueError):
-    pass
-
-
-def joint_vector(msg: JointState, names: list[str], fields: list[str]) -> np.ndarray:
-    """f32 [fields x names] from a JointState, in `names` order; MissingJointsError if anything is absent."""
-    index = {n: i for i, n in enumerate(msg.name)}
-    missing = [n for n in names if n not in index]
-    if missing:
-        raise MissingJointsError(f"joint state has no {', '.join(missing)} (it has {', '.join(msg.name) or 'none'})")
-    parts = []
-    for f in fields:
-        values = np.asarray(getattr(msg, f), dtype=np.float64)
-        if len(values) != len(msg.name):
-            raise MissingJointsError(f"joint state '{f}' has {len(values)} values for {len(msg.name)} joints")
-        parts.append(values[[index[n] for n in names]])
-    return np.concatenate(parts).astype(np.float32)
 
 
 class _Stream:
@@ -263,14 +244,16 @@ class EpisodeRecorderNode:
         self._drain()
 
     def _joint_callback(self, stream: str):
-        names = {"state": self.params.joint_names, "gripper": self.params.gripper_joint_names}.get(stream)
+        p = self.params
 
         def callback(msg: JointState) -> None:
             try:
                 if stream == "robot_state":
                     value = np.concatenate([np.asarray(getattr(msg, f), np.float32) for f in STATE_FIELDS])
+                elif stream == "state":
+                    value = state_vector(msg, p.joint_names, p.state_fields)
                 else:
-                    value = joint_vector(msg, names, self.params.state_fields if stream == "state" else ["position"])
+                    value = gripper_vector(msg, p.gripper_joint_names)
             except MissingJointsError as exc:
                 self.stats["bad_messages"][stream] = self.stats["bad_messages"].get(stream, 0) + 1
                 self._log_once("error", f"ignoring a {stream} message: {exc}")
@@ -282,16 +265,13 @@ class EpisodeRecorderNode:
         if isinstance(msg, JointTrajectory):
             if not msg.points:
                 return
-            index = {n: i for i, n in enumerate(msg.joint_names)}
-            missing = [n for n in self.params.joint_names if n not in index]
-            positions = np.asarray(msg.points[-1].positions, np.float32)
-            if missing or len(positions) != len(msg.joint_names):
+            try:
+                value = command_vector(msg, self.params.joint_names)  # in joint_names order, like state
+            except MissingJointsError as exc:
                 self.stats["bad_messages"]["action"] = self.stats["bad_messages"].get("action", 0) + 1
-                self._log_once("error", f"ignoring a command: {'no ' + ', '.join(missing) if missing else ''}"
-                                        f"{'' if missing else 'positions do not match joint_names'}")
+                self._log_once("error", f"ignoring a command: {exc}")
                 return
             stamp = msg.header.stamp.to_ns() or self.transport.now_ns()  # stamp 0 = "start now" for the JTC
-            value = positions[[index[n] for n in self.params.joint_names]]  # in joint_names order, like state
         else:
             stamp, value = self.transport.now_ns(), np.asarray(msg.data, np.float32)
         self.streams["action"].add(stamp, value)

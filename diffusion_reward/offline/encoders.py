@@ -6,7 +6,8 @@ exported TorchScript are deterministic). Observations reach the encoder after d3
 image float[B, 3K, H, W] in [0, 1] (K stacked frames, oldest first), state float[B, D] standardised.
 
 Registered with d3rlpy under the type name "drq_pixel": import this module before rebuilding a saved
-policy from its params.json.
+policy from its params.json. Keep it importing torch and d3rlpy only: `export --d3rlpy` copies this file into
+the bundles of image + state policies as `drq_pixel.py`, for users without this package (`d3rlpy_bundle.py`).
 """
 from __future__ import annotations
 

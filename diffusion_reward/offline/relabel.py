@@ -1,14 +1,21 @@
 """Label recorded episodes with learned rewards, into a NEW dataset (the source is never modified).
 
-Every episode of the source (HDF5, rosbag2, RealSense, PNG folders; see `sources`) streams through in
+Every episode of the source (HDF5, rosbag2, RealSense, LeRobot, PNG folders; see `sources`) streams through in
 chunks: read, scored with `RewardScorer.chunked()` and written with `DatasetWriter.write_episode_chunks`
 as the rewards come out, so memory does not grow with the episode's length. Written: observations
-(`image` at the model's resolution, `image_full` when frames were resized, `state` when present), actions,
+(`image` at the model's resolution, `image_full` when frames were resized, `state` and `gripper` when present:
+a bag's in the live recorder's layout, FORMAT.md "Robot state layout"), actions,
 sparse rewards, dones, timestamps, per-stream stamps, and the label group `reward_labels/<name>/` holding
 `reward` (standardised diffusion term), `raw` (model score) and `sparse` (the source's task reward), with
 the provenance as attributes. A robomimic source's `next_obs` (the camera's in the layout of `obs`), `states`
 and filter keys (`mask/train`, `mask/valid`, ...) are kept. `resume=True` continues an interrupted run: episodes already labelled with
 the same provenance are skipped, a different provenance is refused.
+
+A LeRobot source may instead get a sidecar: `out` ending in `.parquet` writes one Parquet file of per-frame
+rewards (`episode_index`, `frame_index`, `timestamp`, `reward`, `raw`; the provenance as JSON in the schema
+metadata key `diffusion_reward`) and leaves the dataset as it is. It goes beside the dataset, or inside it only
+as a new file outside LeRobot's own `meta/`, `data/`, `videos/`, `images/`; an existing sidecar is replaced
+only with `force`, a file of the dataset never (SIDECAR below).
 
 >>> summary = relabel(RelabelConfig(model="reward.safetensors", input="bags/ep_001", out="labelled.hdf5",
 ...                                 task="button-press-v3", resize=True))
@@ -16,6 +23,9 @@ the same provenance are skipped, a different provenance is refused.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,9 +40,10 @@ from ..data.writer import episode_columns
 from ..errors import UserError
 from ..models import RewardModel
 from ..models.model_file import TOKENIZE_BATCH
-from ..outputs import check_writable, refuse_writing_into_inputs
+from ..outputs import check_output, check_writable, refuse_writing_into_inputs
 from ..data.format import REWARD_ALIGNMENT
 from ..reward import RewardScorer, ScoreConfig
+from ..robot_state import DEFAULT_STATE_FIELDS, StateLayout
 from .sources import SourceEpisode, detect_kind, open_source
 from .sources.folder import png_folders
 from .sources.rosbag import DEFAULT_GAP_S
@@ -42,6 +53,15 @@ READ_CHUNK = TOKENIZE_BATCH  # source rows read, resized and scored at a time: m
 # provenance keys that must agree for --resume (paths and software version may change between runs)
 SAME_LABEL_KEYS = ("model_hash", "task", "reward_type", "skip_step", "num_samples", "noise", "seed", "stats_mean",
                    "stats_std", "resize", "image_size", "source_kind", "source_options")
+SIDECAR_SUFFIX = ".parquet"  # --out with this suffix: a sidecar of per-frame rewards beside a LeRobot dataset
+SIDECAR_METADATA_KEY = b"diffusion_reward"
+SIDECAR = {  # column -> meaning (also in the file's metadata)
+    "episode_index": "the LeRobot episode_index of the row",
+    "frame_index": "the LeRobot frame_index of the row (0 .. length - 1)",
+    "timestamp": "the row's LeRobot timestamp (s from the episode start)",
+    "reward": "standardised diffusion term (raw - stats_mean) / stats_std",
+    "raw": "model score",
+}
 
 
 @dataclass
@@ -56,9 +76,14 @@ class RelabelConfig:
     episode_topic: str | None = None
     rate_hz: float | None = None
     tolerance_s: float | None = None
+    camera: str | None = None  # LeRobot: the image / video feature to score (default: the first)
+    gripper_topic: str | None = None  # rosbag2: obs/gripper (default /franka_gripper/joint_states if present; "none")
+    joint_names: tuple[str, ...] | None = None  # rosbag2 arm joints (default: the FR3's if present, else the message's)
+    state_fields: tuple[str, ...] = DEFAULT_STATE_FIELDS  # rosbag2 JointState fields in obs/state, as the recorder
     gap_s: float = DEFAULT_GAP_S
     resize: bool = False
     resume: bool = False
+    force: bool = False  # replace an existing .parquet sidecar (never a file of the input)
     reward_type: str = "auto"  # entropy | likelihood | auto (the model's own, RewardModel.reward_type)
     skip_step: int = 9
     num_samples: int = 1
@@ -76,6 +101,12 @@ class RelabelConfig:
         if self.tolerance_s is not None:
             check_float("--tolerance", self.tolerance_s, 0.0)
         check_float("--gap", self.gap_s, 0.0, above=True)
+        self.layout  # checks --state-fields
+
+    @property
+    def layout(self) -> StateLayout:
+        return StateLayout(joint_names=tuple(self.joint_names) if self.joint_names else None,
+                           state_fields=tuple(self.state_fields))
 
 
 @dataclass
@@ -85,15 +116,25 @@ class RelabelSummary:
     skipped: list[str] = field(default_factory=list)  # source episodes already labelled (resume)
     frames: int = 0
     seconds: float = 0.0
+    camera: str | None = None  # LeRobot input: the image feature that was scored
 
 
 def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSummary:
     src, dst = Path(cfg.input).resolve(), Path(cfg.out).resolve()
     kind = detect_kind(src)
-    refuse_writing_into_inputs(cfg.out, {"--input": cfg.input, "--model": cfg.model})
-    check_writable(cfg.out)
-    if dst.exists() and not cfg.resume:
-        raise UserError(f"{cfg.out} already exists; pass --resume to continue labelling it, or choose another --out")
+    sidecar = Path(cfg.out).suffix.lower() == SIDECAR_SUFFIX
+    if sidecar:
+        _check_sidecar_output(cfg, src, kind)
+    else:
+        if cfg.force:
+            raise UserError("--force replaces an existing .parquet sidecar; an HDF5 --out is never replaced (continue "
+                            "it with --resume, or choose another --out)")
+        refuse_writing_into_inputs(cfg.out, {"--input": cfg.input, "--model": cfg.model})
+        check_writable(cfg.out)
+        if dst.exists() and not cfg.resume:
+            raise UserError(f"{cfg.out} already exists; pass --resume to continue labelling it, or choose another "
+                            "--out")
+    camera, camera_note = _lerobot_camera(src, cfg) if kind == "lerobot" else (None, None)  # fails before the model
     source_task = None if cfg.task else _source_task(src, kind)
     if model is None:
         from ..models.pretrained import resolve_model_path
@@ -119,11 +160,21 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
         "datasets": "reward = standardised diffusion term (raw - stats_mean) / stats_std, raw = model score, "
                     "sparse = the source's task reward",
     }
+    if kind == "lerobot":
+        provenance["source_options"]["camera"] = camera
+    if kind == "rosbag2":  # the robot-state layout (an output of another layout cannot be continued with --resume)
+        provenance["source_options"].update(gripper_topic=cfg.gripper_topic, state_fields=list(cfg.state_fields),
+                                            joint_names=list(cfg.joint_names) if cfg.joint_names else None)
+    if camera_note and cfg.progress:  # said on stderr where the progress bar goes, once every check has passed
+        print(camera_note, file=sys.stderr)
+    if sidecar:
+        return _write_sidecar(cfg, src, dst, scorer, label, provenance, camera)
     done = _already_labelled(dst, label, provenance) if dst.exists() else {}  # source name -> output name
     summary = RelabelSummary(out=dst)
     started = time.perf_counter()
     episodes = open_source(src, cfg.image_topic, cfg.state_topic, cfg.action_topic, cfg.rate_hz,
-                           cfg.episode_topic, cfg.gap_s, cfg.tolerance_s)
+                           cfg.episode_topic, cfg.gap_s, cfg.tolerance_s, cfg.camera, cfg.gripper_topic, cfg.layout)
+    summary.camera = camera
     resume_command = f"diffusion-reward relabel --input {cfg.input} --out {cfg.out} --resume (same options)"
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.closing(episodes))
@@ -167,6 +218,110 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
 
 class _NonFiniteRewards(Exception):
     pass
+
+
+def _lerobot_camera(src: Path, cfg: RelabelConfig) -> tuple[str, str]:
+    """(the camera a LeRobot source is scored on, the line that says so). Checks the metadata, the camera and
+    that every file the episodes need exists, so a bad dataset fails before the model loads."""
+    from .sources.lerobot import check_files, episode_refs, pick_camera, read_meta
+
+    meta = read_meta(src)
+    camera = pick_camera(meta, cfg.camera)
+    check_files(meta, episode_refs(meta), camera)
+    how = "chosen with --camera" if cfg.camera else "the first image feature; pick another with --camera"
+    return camera, (f"LeRobot {meta.version} dataset: scoring camera {camera} ({meta.features[camera]['dtype']}, "
+                    f"{how}; cameras: {', '.join(meta.cameras)})")
+
+
+def _check_sidecar_output(cfg: RelabelConfig, src: Path, kind: str) -> None:
+    """A sidecar goes beside the dataset, or inside it as a new file outside LeRobot's own folders; an earlier
+    sidecar is replaced only with --force, never a file of the dataset."""
+    from .sources.lerobot import LEROBOT_FOLDERS
+
+    if kind != "lerobot":
+        raise UserError(f"--out {cfg.out}: a {SIDECAR_SUFFIX} sidecar of per-frame rewards is written for LeRobot "
+                        f"datasets only; label {kind} input into an HDF5 --out")
+    if cfg.resume:
+        raise UserError("--resume continues an HDF5 --out; a .parquet sidecar is written in one go (--force "
+                        "replaces an earlier one)")
+    refuse_writing_into_inputs(cfg.out, {"--model": cfg.model})
+    target = Path(cfg.out).resolve()
+    if target == src or src in target.parents:
+        part = target.relative_to(src).parts[0]
+        if part in LEROBOT_FOLDERS:
+            raise UserError(f"--out {cfg.out} is inside the dataset's {part}/ folder, which LeRobot reads; write the "
+                            "sidecar beside the dataset or at its top level (nothing was written)")
+        if os.path.lexists(cfg.out) or os.path.lexists(target):
+            raise UserError(f"--out {cfg.out} is a file of the input dataset {cfg.input}; a sidecar inside the "
+                            "dataset must be a new file (--force never replaces an input; nothing was written)")
+        check_writable(cfg.out)
+    else:
+        check_output(cfg.out, {"--input": cfg.input, "--model": cfg.model}, force=cfg.force)
+        if Path(cfg.out).is_dir():
+            raise UserError(f"--out {cfg.out} is a folder; a sidecar is one .parquet file (nothing was written)")
+
+
+def _write_sidecar(cfg: RelabelConfig, src: Path, dst: Path, scorer: RewardScorer, label: str, provenance: dict,
+                   camera: str) -> RelabelSummary:
+    """The per-frame rewards of every episode of a LeRobot dataset into one Parquet file (SIDECAR columns,
+    provenance in the schema metadata), written under a temporary name and renamed when complete."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .sources.lerobot import episode_lengths, read_meta
+
+    meta = read_meta(src)
+    lengths = episode_lengths(src)
+    metadata = {"label": label, "provenance": provenance, "columns": SIDECAR,
+                "dataset": {"path": str(src), "codebase_version": meta.version, "fps": meta.fps, "camera": camera,
+                            "total_episodes": len(lengths), "robot_type": meta.info.get("robot_type")},
+                "software_version": __version__}
+    schema = pa.schema([("episode_index", pa.int64()), ("frame_index", pa.int64()), ("timestamp", pa.float32()),
+                        ("reward", pa.float32()), ("raw", pa.float32())],
+                       metadata={SIDECAR_METADATA_KEY: json.dumps(metadata, default=str).encode()})
+    summary = RelabelSummary(out=dst, camera=camera)
+    started = time.perf_counter()
+    tmp = dst.with_name(f".{dst.name}.partial")
+    expected = None if any(n is None for n in lengths.values()) else sum(lengths.values())
+    episodes = open_source(src, tolerance_s=cfg.tolerance_s, camera=camera)
+    try:
+        with contextlib.closing(episodes), _progress(cfg.progress, expected) as bar, \
+                pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for ep in episodes:
+                if expected is None:
+                    bar.total = (bar.total or 0) + len(ep.frames)
+                    bar.refresh()
+                bar.set_postfix_str(ep.name)
+                raw, reward = _episode_rewards(scorer, ep, bar.update)
+                steps = len(raw)
+                writer.write_table(pa.table({
+                    "episode_index": np.full(steps, ep.attrs["lerobot_episode_index"], np.int64),
+                    "frame_index": np.arange(steps, dtype=np.int64),
+                    "timestamp": np.asarray(ep.timestamps, np.float32), "reward": reward, "raw": raw}, schema=schema))
+                summary.written.append(ep.name)
+                summary.frames += steps
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _episode_rewards(scorer: RewardScorer, ep: SourceEpisode, progress) -> tuple[np.ndarray, np.ndarray]:
+    """(raw, standardised) rewards of one episode, its frames read and scored a chunk at a time."""
+    scoring = scorer.chunked(progress)
+    results = []
+    for start in range(0, len(ep.frames), READ_CHUNK):
+        results.append(scoring.push(_model_frames(scorer, ep.name, ep.frames[start:start + READ_CHUNK])))
+    results.append(scoring.finish())
+    raw = np.concatenate([r.raw for r in results]).astype(np.float32)
+    reward = np.concatenate([r.reward for r in results]).astype(np.float32)
+    if not (np.isfinite(raw).all() and np.isfinite(reward).all()):
+        raise UserError(f"episode {ep.name}: the model gave NaN / infinite rewards; no sidecar was written")
+    if len(raw) != len(ep.frames):
+        raise UserError(f"episode {ep.name}: {len(raw)} rewards for {len(ep.frames)} frames")
+    return raw, reward
 
 
 def _labelled_rows(scorer: RewardScorer, ep: SourceEpisode, label: str, progress) -> Iterator[dict[str, np.ndarray]]:
@@ -276,6 +431,14 @@ def _env_args(src: Path, kind: str, task: str, model: RewardModel, ep: SourceEpi
     if kind == "hdf5":
         with Dataset(src) as ds:
             env_args = dict(ds.env_args)
+    if kind == "lerobot":
+        from .sources.lerobot import read_meta
+
+        meta = read_meta(src)
+        env_args = {"fps": meta.fps, "robot_type": meta.info.get("robot_type"),
+                    "lerobot_codebase_version": meta.version}
+    # a bag's robot-state layout, under the live recorder's env_args names (FORMAT.md, "Robot state layout")
+    env_args.update({k: ep.attrs[k] for k in ("joint_names", "state_fields", "gripper_joint_names") if k in ep.attrs})
     camera = env_args.get("camera") or ep.attrs.get("topics", {}).get("image") or ep.attrs.get("image_key")
     env_args.update(task=task, image_size=model.image_size, image_key="image", camera=camera,
                     source=kind, source_path=str(src), software_version=__version__)
@@ -285,6 +448,11 @@ def _env_args(src: Path, kind: str, task: str, model: RewardModel, ep: SourceEpi
 def _expected_frames(src: Path, kind: str, done: set[str]) -> int | None:
     """Frames still to label, for the progress bar's total: an HDF5 source knows it before it is read; other
     sources tell it episode by episode (None): rosbag2 and RealSense streams once synchronised to a control rate."""
+    if kind == "lerobot":  # from the episode metadata, when it lists lengths
+        from .sources.lerobot import episode_lengths
+
+        lengths = {name: n for name, n in episode_lengths(src).items() if name not in done}
+        return None if any(n is None for n in lengths.values()) else sum(lengths.values())
     if kind != "hdf5":
         return None
     frames = 0

@@ -2,7 +2,8 @@
 
     metrics = build_report(ReportConfig(model="m.safetensors", task="button-press-v3", out="qa/"))
 
-Writes `metrics.json`, `report.md` and PNG plots into `out`. A good reward model gives AUROC near 1 for
+Writes `metrics.json`, `report.md` and PNG plots into `out` (with `video=True` also one MP4 per epsilon of one
+reset seed, the episode above its reward curve with a moving cursor: `video.py`). A good reward model gives AUROC near 1 for
 expert (epsilon 0) vs epsilon-1 episodes and vs a frozen robot, on the rows while the task is being done as
 well as on whole episodes, and a strongly negative Spearman correlation between epsilon and the episode-mean
 reward; the stillness diagnostics show whether it only rewards standing still (`quality.py` defines them all).
@@ -42,6 +43,8 @@ class ReportConfig:
     diversity: bool = False           # the paper's Table 2: mutual SSIM / PSNR of sampled next frames per epsilon
     diversity_samples: int = 4        # sampled next frames per context
     lpips_weights: str | None = None  # adds LPIPS to the diversity table
+    video: bool = False               # an MP4 per epsilon of one seed: the episode over its reward curve
+    video_seed: int | None = None     # that seed (default: the first expert episode's)
     progress: bool = True
 
     def __post_init__(self):
@@ -57,6 +60,8 @@ class ReportConfig:
         check_int("--diversity-samples", self.diversity_samples, 2)
         if self.lpips_weights and not self.diversity:
             raise UserError("--lpips-weights adds LPIPS to the --diversity table; pass --diversity too")
+        if self.video_seed is not None and not self.video:
+            raise UserError("--video-seed picks the episodes of the --video MP4s; pass --video too")
         ScoreConfig(skip_step=self.skip_step, num_samples=self.num_samples, seed=self.seed)  # its checks
 
 
@@ -84,6 +89,10 @@ def build_report(cfg: ReportConfig) -> dict:
                            progress=cfg.progress, controls=True)
     if not any(e.epsilon == 0.0 for e in episodes):
         raise UserError("the report needs expert (epsilon 0) episodes to compare against.")
+    if cfg.video:
+        from .video import pick_episodes
+
+        pick_episodes(episodes, cfg.video_seed)  # a seed without episodes fails before anything is written
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +109,10 @@ def build_report(cfg: ReportConfig) -> dict:
                 results[key]["diversity"] = diversity(scorer, scored, num_samples=cfg.diversity_samples, lpips=lpips)
             if key == "model":
                 _plots(scored, scale, out)
+                if cfg.video:
+                    from .video import write_videos
+
+                    results[key]["videos"] = write_videos(scored, f"reward ({scale})", out, cfg.video_seed)
     metrics = {"task": cfg.task, "episodes_source": cfg.data or "simulation",
                "report_config": asdict(cfg), **results["model"]}
     if "compare_model" in results:
@@ -228,6 +241,9 @@ def _markdown(metrics: dict, results: dict) -> str:
               "![expert episode](episode_expert.png)", ""]
     if len(results) > 1:
         lines += ["![comparison](auroc_comparison.png)", ""]
+    if metrics.get("videos"):
+        lines += ["Episodes over their reward curve (MP4, the cursor marks the frame shown): "
+                  + ", ".join(f"[{name}]({name})" for name in metrics["videos"]), ""]
     return "\n".join(lines)
 
 

@@ -9,6 +9,8 @@
   with d3rlpy alone: `ReplayBuffer.load(open(OUT, "rb"), InfiniteBuffer())`.
 - `minari`: a Minari 0.5 dataset folder (`OUT/data/main_data.hdf5` + `metadata.json`) with every step kept:
   `minari.MinariDataset("OUT/data")`.
+- `lerobot`: a LeRobot v3.0 dataset folder (`meta/info.json`, Parquet data, AV1 MP4 videos) with the Eq. 5 reward
+  as `next.reward`: `LeRobotDataset("diffusion_reward/<name>", root=OUT)`.
 
 The input is never modified; the output is written under a temporary name and renamed when complete.
 """
@@ -23,7 +25,8 @@ from ...checks import check_float, check_seed
 from ...errors import UserError
 from ...outputs import check_output
 
-TARGETS = ("robomimic", "d3rlpy", "minari")
+TARGETS = ("robomimic", "d3rlpy", "minari", "lerobot")
+VIDEO_CODEC_CHOICES = ("auto", "av1", "h264")
 
 
 @dataclass
@@ -38,6 +41,8 @@ class ConvertConfig:
     seed: int = 0  # robomimic: the train/valid shuffle
     obs: str = "state"  # d3rlpy: state | image | both
     frame_stack: int = 1  # d3rlpy: frames stacked along channels
+    fps: int | None = None  # lerobot: frames per second (default: from the timestamps)
+    video_codec: str = "auto"  # lerobot: auto (AV1, else H.264) | av1 | h264
     force: bool = False
     progress: bool = True
 
@@ -51,6 +56,10 @@ class ConvertConfig:
         if not self.valid_fraction < 1.0:
             raise UserError("--valid-fraction must be below 1 (some episodes must be left to train on)")
         check_seed("--seed", self.seed)
+        if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, int) or self.fps < 1):
+            raise UserError(f"--fps must be a whole number >= 1, got {self.fps!r}")
+        if self.video_codec not in VIDEO_CODEC_CHOICES:
+            raise UserError(f"--video-codec must be one of {', '.join(VIDEO_CODEC_CHOICES)}, got {self.video_codec!r}")
 
 
 @dataclass
@@ -81,10 +90,14 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
             from .d3rlpy_dataset import write_d3rlpy
 
             summary = write_d3rlpy(cfg, tmp)
-        else:
+        elif cfg.to == "minari":
             from .minari import write_minari
 
             summary = write_minari(cfg, tmp, out)
+        else:
+            from .lerobot import write_lerobot
+
+            summary = write_lerobot(cfg, tmp, out)
         _remove(out)  # an earlier output (--force) or an empty folder: check_output allowed replacing it
         os.replace(tmp, out)
     except BaseException:

@@ -2,8 +2,8 @@
 
 Kinds: our HDF5 datasets and robomimic-layout HDF5 files, rosbag2 recordings (directories with mcap or
 sqlite3 storage, bare `.mcap` / `.db3` files), RealSense recordings (`.db3` from the pyrealsense2
-recorder, `.bag`), and folders of PNG frames in the authors' `<domain>/<task>/<split>/<episode>/<i>.png`
-layout. Every episode's `attrs` carry `source_kind`, `source_path` and `source_episode`.
+recorder, `.bag`), LeRobot datasets (a folder with `meta/info.json`, v2.0 / v2.1 / v3.0; `lerobot.py`), and
+folders of PNG frames in the authors' `<domain>/<task>/<split>/<episode>/<i>.png` layout. Every episode's `attrs` carry `source_kind`, `source_path` and `source_episode`.
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Iterator
 
 from ...errors import UserError
+from ...robot_state import StateLayout
 from .episode import SourceEpisode
 from .rosbag import DEFAULT_GAP_S
 
-KINDS = ("hdf5", "rosbag2", "realsense", "png")
+KINDS = ("hdf5", "rosbag2", "realsense", "lerobot", "png")
 
 
 def detect_kind(path: Path) -> str:
@@ -24,13 +25,16 @@ def detect_kind(path: Path) -> str:
     if path.is_dir():
         if (path / "metadata.yaml").exists():
             return "rosbag2"
+        if (path / "meta" / "info.json").exists():
+            return "lerobot"
         if next(path.rglob("*.png"), None) is not None:
             return "png"
         storage = sorted(p.name for p in path.iterdir() if p.suffix in (".mcap", ".db3"))
         if storage:
             raise UserError(f"{path} has no metadata.yaml; pass the storage file inside it as --input "
                             f"({', '.join(storage)})")
-        raise UserError(f"{path} is neither a rosbag2 directory (no metadata.yaml) nor a folder of PNG frames")
+        raise UserError(f"{path} is neither a rosbag2 directory (no metadata.yaml), a LeRobot dataset (no "
+                        "meta/info.json) nor a folder of PNG frames")
     suffix = path.suffix.lower()
     if suffix in (".hdf5", ".h5"):
         return "hdf5"
@@ -48,15 +52,29 @@ def detect_kind(path: Path) -> str:
 
 def open_source(path: str | os.PathLike, image_topic: str | None = None, state_topic: str | None = None,
                 action_topic: str | None = None, rate_hz: float | None = None, episode_topic: str | None = None,
-                gap_s: float = DEFAULT_GAP_S, tolerance_s: float | None = None) -> Iterator[SourceEpisode]:
+                gap_s: float = DEFAULT_GAP_S, tolerance_s: float | None = None,
+                camera: str | None = None, gripper_topic: str | None = None,
+                layout: StateLayout | None = None) -> Iterator[SourceEpisode]:
     """Episodes of a recording. Topics apply to rosbag2 (for HDF5, `image_topic` is the obs key);
-    `rate_hz` / `tolerance_s` resample time-stamped recordings (rosbag2, RealSense) to a control rate."""
+    `rate_hz` / `tolerance_s` resample time-stamped recordings (rosbag2, RealSense) to a control rate;
+    `camera` is the image feature of a LeRobot dataset, where `tolerance_s` matches video frames to timestamps;
+    `gripper_topic` ("none": no gripper) and `layout` (joint names, state fields) lay out a rosbag2's robot state
+    as the live recorder does (`diffusion_reward.robot_state`)."""
     path = Path(path)
     kind = detect_kind(path)
-    if kind in ("hdf5", "png") and (rate_hz or tolerance_s is not None):
+    if kind in ("hdf5", "png", "lerobot") and rate_hz:
         raise UserError(f"--rate applies to time-stamped recordings (rosbag2, RealSense), not to {kind} input")
-    if kind != "rosbag2" and (state_topic or action_topic or episode_topic):
-        raise UserError(f"state/action/episode topics apply to rosbag2 recordings, not to {kind} input")
+    if kind in ("hdf5", "png") and tolerance_s is not None:
+        raise UserError(f"--tolerance applies to rosbag2, RealSense and LeRobot input, not to {kind} input")
+    if kind != "rosbag2" and (state_topic or action_topic or episode_topic or gripper_topic):
+        raise UserError(f"state/gripper/action/episode topics apply to rosbag2 recordings, not to {kind} input")
+    if kind != "rosbag2" and layout not in (None, StateLayout()):
+        raise UserError(f"--joint-names / --state-fields lay out a rosbag2 recording's JointState, not {kind} input")
+    if kind == "lerobot" and image_topic:
+        raise UserError("a LeRobot dataset's camera is chosen with --camera (an image or video feature key), "
+                        "not --image-topic")
+    if kind != "lerobot" and camera:
+        raise UserError(f"--camera picks a LeRobot dataset's image feature; for {kind} input use --image-topic")
     if kind == "hdf5":
         from .hdf5 import read_hdf5
 
@@ -65,11 +83,15 @@ def open_source(path: str | os.PathLike, image_topic: str | None = None, state_t
         from .rosbag import read_rosbag
 
         episodes = read_rosbag(path, image_topic, state_topic, action_topic, rate_hz, episode_topic, gap_s,
-                               tolerance_s)
+                               tolerance_s, gripper_topic, layout)
     elif kind == "realsense":
         from .realsense import read_realsense
 
         episodes = read_realsense(path, rate_hz, tolerance_s)
+    elif kind == "lerobot":
+        from .lerobot import read_lerobot
+
+        episodes = read_lerobot(path, camera, tolerance_s)
     else:
         from .folder import read_png_folder
 

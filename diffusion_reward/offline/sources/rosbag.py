@@ -2,6 +2,14 @@
 
 Messages are read with `rosbags`; a bare `.mcap` that `rosbags` refuses (another profile, no summary)
 is read with the `mcap` package and deserialised with the schema stored in the file.
+
+Robot state is laid out as the live episode recorder lays it out, by the same functions (`robot_state`, layout in
+data/FORMAT.md "Robot state layout"): a JointState state topic gives `obs/state` = the `state_fields` (default
+position, velocity) of the arm joints (default the FR3's seven, when the bag has them; else every joint of the first
+message, in its order), the gripper topic (default `/franka_gripper/joint_states`, when the bag has it) gives
+`obs/gripper` = the finger positions, and a JointTrajectory command topic gives the last point's positions in the
+arm's joint order. The names used are in each episode's attrs (`joint_names`, `state_fields`,
+`gripper_joint_names`).
 """
 from __future__ import annotations
 
@@ -11,14 +19,19 @@ from typing import Iterator
 import numpy as np
 
 from ...errors import UserError
+from ...nodes.image_conv import image_to_rgb
+from ...robot_state import (DEFAULT_GRIPPER_TOPIC, DEFAULT_STATE_TOPIC, MissingJointsError, StateLayout,
+                            command_vector, gripper_vector, state_vector)
 from ..sync import synchronise
 from .episode import SourceEpisode
-from ...nodes.image_conv import image_to_rgb
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 DEFAULT_IMAGE_TOPICS = ("/camera/camera/color/image_raw", "/camera/color/image_raw",
                         "/camera/camera/color/image_raw/compressed", "/camera/color/image_raw/compressed")
-DEFAULT_STATE_TOPICS = ("/franka/joint_states", "/joint_states")
+DEFAULT_STATE_TOPICS = (DEFAULT_STATE_TOPIC, "/joint_states")
+DEFAULT_GRIPPER_TOPICS = (DEFAULT_GRIPPER_TOPIC,)
+JOINT_STATE = "sensor_msgs/msg/JointState"
+JOINT_TRAJECTORY = "trajectory_msgs/msg/JointTrajectory"
 DEFAULT_ACTION_TOPICS = ("/fr3_arm_controller/joint_trajectory",)
 DEFAULT_EPISODE_TOPICS = ("/episode/start", "/episode/stop")
 VECTOR_TYPES = ("sensor_msgs/msg/JointState", "trajectory_msgs/msg/JointTrajectory",
@@ -151,9 +164,10 @@ def _reorder(values, names, order: list[str]) -> np.ndarray:
 
 
 def message_vector(msg, msgtype: str, order: list[str]) -> np.ndarray:
-    """State / action message -> f32 vector. JointState: positions; JointTrajectory: positions of the first
-    point; Float*MultiArray: data; Twist(Stamped): linear xyz + angular xyz. Joints keep the order of the
-    first message (`order`, filled in place)."""
+    """State / action message -> f32 vector. Float*MultiArray: data; Twist(Stamped): linear xyz + angular xyz;
+    JointState: positions; JointTrajectory: positions of the first point. Joints keep the order of the first
+    message (`order`, filled in place). Reading a bag, JointState and JointTrajectory topics go through
+    `robot_state` instead (`_Vectors`), in the live recorder's layout."""
     if msgtype == "sensor_msgs/msg/JointState":
         names, values = list(msg.name), msg.position
     elif msgtype == "trajectory_msgs/msg/JointTrajectory":
@@ -204,40 +218,89 @@ def _split_gaps(stamps: np.ndarray, gap_s: float) -> list[np.ndarray]:
 
 
 def read_rosbag(path: Path, image_topic=None, state_topic=None, action_topic=None, rate_hz=None,
-                episode_topic=None, gap_s: float = DEFAULT_GAP_S, tolerance_s=None) -> Iterator[SourceEpisode]:
+                episode_topic=None, gap_s: float = DEFAULT_GAP_S, tolerance_s=None, gripper_topic=None,
+                layout: StateLayout | None = None) -> Iterator[SourceEpisode]:
     """Episodes of a recording. Two passes keep memory to about one slice of frames: the first reads
     stamps, robot vectors and markers; the second decodes only the frames the episodes use, as the
-    consumer slices each episode's `frames` (`BagFrames`)."""
+    consumer slices each episode's `frames` (`BagFrames`). `gripper_topic` "none" reads no gripper."""
+    layout = layout or StateLayout()
     bag = BagMessages(path)
     try:
         image_topic = bag.pick(image_topic, DEFAULT_IMAGE_TOPICS, IMAGE_TYPES, "image", "--image-topic", True)
         state_topic = bag.pick(state_topic, DEFAULT_STATE_TOPICS, VECTOR_TYPES, "state", "--state-topic", False)
         action_topic = bag.pick(action_topic, DEFAULT_ACTION_TOPICS, VECTOR_TYPES, "action", "--action-topic", False)
+        gripper_topic = None if (gripper_topic or "").lower() == "none" else bag.pick(
+            gripper_topic, DEFAULT_GRIPPER_TOPICS, (JOINT_STATE,), "gripper", "--gripper-topic", False)
         marker_topics = [bag.pick(episode_topic, (), MARKER_TYPES, "episode marker", "--episode-topic", True)] \
             if episode_topic else [t for t in DEFAULT_EPISODE_TOPICS if bag.topics.get(t) in MARKER_TYPES]
-        streams = {k: t for k, t in (("image", image_topic), ("state", state_topic), ("action", action_topic)) if t}
-        stamps, vectors, markers = _read_streams(bag, streams, marker_topics, named_markers=bool(episode_topic))
+        streams = {k: t for k, t in (("image", image_topic), ("state", state_topic), ("gripper", gripper_topic),
+                                     ("action", action_topic)) if t}
+        stamps, vectors, markers, names = _read_streams(bag, streams, marker_topics, bool(episode_topic), layout)
         plans = _plan_episodes(path, stamps, markers, gap_s, rate_hz, tolerance_s)
         for plan in _with_frames(bag, image_topic, plans):
             pick, sync = plan["pick"], plan["sync"]
             yield SourceEpisode(
                 name=plan["name"], frames=plan["frames"],
-                obs={"state": vectors["state"][pick["state"]]} if "state" in pick else {},
+                obs={k: vectors[k][pick[k]] for k in ("state", "gripper") if k in pick},
                 actions=vectors["action"][pick["action"]] if "action" in pick else None,
                 timestamps=sync.times, stamps=sync.stamps,
-                attrs={"topics": {s: streams[s] for s in pick}, **sync.stats})
+                attrs={"topics": {s: streams[s] for s in pick}, **names, **sync.stats})
     finally:
         bag.close()
 
 
-def _read_streams(bag: BagMessages, streams: dict[str, str], marker_topics: list[str], named_markers: bool):
-    """First pass: per-stream stamps (s), state/action vectors, episode markers (t, start/stop/boundary).
-    Only the first image is decoded, so an unsupported encoding fails before any work is done."""
+class _Vectors:
+    """The vectors of one state / gripper / action topic. JointState and JointTrajectory go through
+    `robot_state`, as the live recorder's do; their joint names are fixed by the first message (`layout`)."""
+
+    def __init__(self, stream: str, topic: str, msgtype: str, layout: StateLayout):
+        self.stream, self.topic, self.msgtype, self.layout = stream, topic, msgtype, layout
+        self.joints: list[str] | None = None  # resolved at the first message
+        self.order: list[str] = []  # message_vector's joint order for other message types
+
+    def __call__(self, msg) -> np.ndarray:
+        try:
+            if self.msgtype == JOINT_STATE:
+                if self.joints is None:
+                    pick = self.layout.gripper_joints if self.stream == "gripper" else self.layout.arm_joints
+                    self.joints = pick(msg.name)
+                if self.stream == "gripper":
+                    return gripper_vector(msg, self.joints)
+                fields = self.layout.state_fields if self.stream == "state" else ("position",)
+                return state_vector(msg, self.joints, fields)
+            if self.msgtype == JOINT_TRAJECTORY:
+                if self.joints is None:
+                    self.joints = self.layout.arm_joints(msg.joint_names)
+                return command_vector(msg, self.joints)
+        except MissingJointsError as exc:
+            hint = " (a recording without joint velocities: pass --state-fields position)" \
+                if "'velocity' has 0 values" in str(exc) else ""
+            raise UserError(f"{self.stream} topic {self.topic!r}: {exc}{hint}") from None
+        return message_vector(msg, self.msgtype, self.order)
+
+    def names(self) -> dict:
+        """What the episode attrs say about this stream's layout."""
+        if self.msgtype != JOINT_STATE or self.joints is None:
+            return {}
+        if self.stream == "gripper":
+            return {"gripper_joint_names": list(self.joints)}
+        if self.stream == "state":
+            return {"joint_names": list(self.joints), "state_fields": list(self.layout.state_fields)}
+        return {}
+
+
+def _read_streams(bag: BagMessages, streams: dict[str, str], marker_topics: list[str], named_markers: bool,
+                  layout: StateLayout):
+    """First pass: per-stream stamps (s), state/gripper/action vectors, episode markers (t, start/stop/boundary),
+    the joint names used. Only the first image is decoded, so an unsupported encoding fails before any work is
+    done."""
     stamps: dict[str, list[float]] = {k: [] for k in streams}
     vectors: dict[str, list[np.ndarray]] = {k: [] for k in streams if k != "image"}
-    joint_order: dict[str, list[str]] = {k: [] for k in vectors}
+    readers = {k: _Vectors(k, streams[k], bag.topics[streams[k]], layout) for k in vectors}
     markers: list[tuple[float, bool | None]] = []
-    topic_stream = {t: k for k, t in streams.items()}
+    topic_streams: dict[str, list[str]] = {}  # one topic may feed two streams (arm + fingers in /joint_states)
+    for k, t in streams.items():
+        topic_streams.setdefault(t, []).append(k)
     for topic, log_ns, msg in bag.messages(set(streams.values()) | set(marker_topics)):
         msgtype = bag.topics[topic]
         if topic in marker_topics:
@@ -247,19 +310,20 @@ def _read_streams(bag: BagMessages, streams: dict[str, str], marker_topics: list
                 kind = topic == "/episode/start"
             markers.append((log_ns / 1e9, kind))
             continue
-        stream = topic_stream[topic]
-        stamps[stream].append(message_stamp(msg, log_ns))
-        if stream != "image":
-            vectors[stream].append(message_vector(msg, msgtype, joint_order[stream]))
-        elif len(stamps["image"]) == 1:
-            image_to_rgb(msg)
+        for stream in topic_streams[topic]:
+            stamps[stream].append(message_stamp(msg, log_ns))
+            if stream != "image":
+                vectors[stream].append(readers[stream](msg))
+            elif len(stamps["image"]) == 1:
+                image_to_rgb(msg)
     if not stamps["image"]:
         raise UserError(f"image topic {streams['image']!r} in {bag.path} has no messages")
     for stream, rows in vectors.items():
         if rows and len({len(r) for r in rows}) > 1:
             raise UserError(f"{stream} topic {streams[stream]!r} changes its vector length during the recording")
+    names = {k: v for reader in readers.values() for k, v in reader.names().items()}
     return ({k: np.asarray(v, dtype=np.float64) for k, v in stamps.items()},
-            {k: np.stack(v) if v else np.zeros((0, 0), np.float32) for k, v in vectors.items()}, markers)
+            {k: np.stack(v) if v else np.zeros((0, 0), np.float32) for k, v in vectors.items()}, markers, names)
 
 
 def _plan_episodes(path: Path, stamps, markers, gap_s, rate_hz, tolerance_s) -> list[dict]:
