@@ -11,8 +11,6 @@ the bundles of image + state policies as `drq_pixel.py`, for users without this 
 """
 from __future__ import annotations
 
-from . import legacy_gym  # noqa: F401, I001  (before d3rlpy: swallows legacy gym's import notice)
-
 from dataclasses import dataclass, field
 
 import torch
