@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from diffusion_reward.data import Dataset
-from diffusion_reward.offline.export import load_exported
+from diffusion_reward.offline.policy_folder import load_exported
 from diffusion_reward.offline.mdp import MDPSpec, episode_observations, frame_windows
 from diffusion_reward.offline.train_policy import TrainPolicyConfig, load_policy, train_policy
 from test_policy_data import write_dataset

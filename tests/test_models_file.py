@@ -206,3 +206,22 @@ def test_bf16_weights_halve_the_file_and_load_back_as_rounded_float32(tmp_path):
         assert torch.equal(dict(loaded.video.named_buffers())[name], b), name
     with pytest.raises(UserError, match="weights_dtype"):
         model.save(tmp_path / "x.safetensors", weights_dtype="float16")
+
+
+def test_tokenize_feeds_the_codec_channels_last_with_the_same_tokens():
+    """`tokenize` encodes channels-last input (faster convolutions); the tokens equal those of NCHW input on the
+    shipped MetaWorld codec and real MetaWorld frames (bench/bench_codec_layout.py times both)."""
+    from diffusion_reward.models.model_file import frames_to_input
+    from diffusion_reward.models.pretrained import PRETRAINED_DIR
+    from diffusion_reward.sim import make_env
+
+    model = RewardModel.load(PRETRAINED_DIR / "metaworld.safetensors")
+    env = make_env("door-close-v3", seed=3)
+    frames = [env.reset(seed=3)["image"]]
+    rng = np.random.default_rng(0)
+    for _ in range(23):
+        frames.append(env.step(rng.uniform(-1, 1, 4))[0]["image"])
+    frames = np.stack(frames)
+    with torch.no_grad():
+        nchw = model.codec.encode(frames_to_input(torch.as_tensor(frames)))
+    assert torch.equal(model.tokenize(frames), nchw)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from diffusion_reward.cli import main
-from diffusion_reward.offline.export import load_exported
+from diffusion_reward.offline.policy_folder import load_exported
 from test_policy_data import write_dataset
 
 

@@ -1,5 +1,5 @@
 """`diffusion-reward convert`: a dataset into the files robomimic, d3rlpy, Minari or LeRobot users train on
-(layouts: offline/convert/FORMATS.md)."""
+(layouts: diffusion_reward/offline/convert/FORMATS.md)."""
 from __future__ import annotations
 
 import argparse

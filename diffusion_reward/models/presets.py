@@ -74,7 +74,8 @@ class VideoConfig:
     context_padding: str = "repeat"
     # The current context frame f[i]'s code at each grid cell is added to the input of the same cell ("copy"
     # path): a cell that does not move is then predicted from what is there now, on any scene, instead of
-    # from what the model remembers of its training scenes. Upstream has no such path (False).
+    # from what the model remembers of its training scenes. Upstream has no such path (False). Measured on the
+    # base preset (MODEL_CARD.md, "Copy path"): it makes a frozen robot likelier everywhere, so no preset uses it.
     context_copy: bool = False
     auxiliary_loss_weight: float = 1e-3
     adaptive_auxiliary_loss: bool = True
@@ -213,7 +214,7 @@ PRESETS: dict[str, RewardModelConfig] = {
         codec=CodecConfig(channels=(32, 64, 64, 128), latent_dim=32, num_codes=256, attn_resolutions=(),
                           num_res_blocks=1, norm_groups=16),
         video=VideoConfig(n_layer=2, n_embd=64, n_head=4, condition_dim=64, frame_skip=4, context_embedding="learned",
-                          context_padding="token", context_copy=True),
+                          context_padding="token"),
         preset="base",
     ),
     # fast enough on a laptop CPU for tests and the demo (a few ms per frame for encode + an 11-step chain)

@@ -47,7 +47,14 @@ def log_categorical(log_x, log_p):  # E_x[log p] over the class dim -> (B, L)
 
 
 def alpha_schedule(steps: int, num_codes: int, att_1=0.99999, att_T=0.000009, ctt_1=0.000009, ctt_T=0.99999):
-    """VQ-Diffusion `alpha1`: keep prob att falls and mask prob ctt rises linearly; float64 numpy arrays."""
+    """VQ-Diffusion `alpha1`: keep prob att falls and mask prob ctt rises linearly; float64 numpy arrays.
+
+    One forward step q(x_t | x_{t-1}) keeps a token with prob a_t + b_t, replaces it by each of the K codes with
+    prob b_t, and masks it with prob c_t; a [MASK] stays [MASK]. Returned, per step t:
+        at, bt, ct     one step:      a_t, b_t, c_t          (q(x_t | x_{t-1}), `q_pred_one_timestep`)
+        att, btt, ctt  cumulative:    abar_t, bbar_t, cbar_t  (q(x_t | x_0), `q_pred`), with one extra entry
+                       (1, 0, 0) at index T that `q_pred(.., t=-1)` reaches: the identity.
+    """
     att = np.arange(0, steps) / (steps - 1) * (att_T - att_1) + att_1
     att = np.concatenate(([1], att))
     at = att[1:] / att[:-1]
@@ -282,14 +289,10 @@ class VideoModel(nn.Module):
         self.register_buffer("Lt_count", torch.zeros(cfg.diffusion_steps))
 
     # ----------------------------------------------------------------------------------------------- network
-    def embed_condition(self, cond_tokens: torch.Tensor) -> torch.Tensor:
-        """(B, F*L) context token ids -> (B, F*L, condition_dim)."""
-        return self.condition_emb(cond_tokens)
-
     def condition(self, cond_tokens: torch.Tensor) -> Condition:
         """(B, F*L) context token ids, oldest frame first -> the `Condition` every network evaluation of a chain
         shares: cross-attention keys/values of every block, and the current (last) frame's codes if copied."""
-        emb = self.embed_condition(cond_tokens)
+        emb = self.condition_emb(cond_tokens)  # (B, F*L, condition_dim)
         kv = [block.attn2.kv(emb) for block in self.transformer.blocks]
         return Condition(kv, cond_tokens[:, -self.num_tokens:] if self.config.context_copy else None)
 
@@ -301,7 +304,11 @@ class VideoModel(nn.Module):
         return torch.cat((log_pred, mask_row), dim=1).clamp(LOG_FLOOR, 0)
 
     # ------------------------------------------------------------------------------------------ diffusion math
-    def q_pred_one_timestep(self, log_x_t, t):  # q(x_t | x_{t-1})
+    # All distributions are log-probabilities over the class dim, shape (B, K+1, L); row K is [MASK].
+    # For x_0 = code k, q(x_t | x_0) puts abar_t + bbar_t on k, bbar_t on every other code and cbar_t on [MASK]
+    # (`q_pred`); the one step q(x_t | x_{t-1}) is the same with a_t, b_t, c_t. A [MASK] stays [MASK]: its mask
+    # row carries log(1 - c) (`log_1_min_ct`), and `q_posterior` handles masked x_t positions separately.
+    def q_pred_one_timestep(self, log_x_t, t):  # q(x_t | x_{t-1}) for the observed x_t, as a function of x_{t-1}
         log_at, log_bt = _extract(self.log_at, t), _extract(self.log_bt, t)
         log_ct, log_1_min_ct = _extract(self.log_ct, t), _extract(self.log_1_min_ct, t)
         return torch.cat([log_add_exp(log_x_t[:, :-1] + log_at, log_bt),
@@ -316,7 +323,14 @@ class VideoModel(nn.Module):
                           log_add_exp(log_x_start[:, -1:] + log_1_min_cumprod_ct, log_cumprod_ct)], dim=1)
 
     def q_posterior(self, log_x_start, log_x_t, t):
-        """q(x_{t-1} | x_t, x0) marginalised over log_x_start (a distribution over x0), exactly as VQ-Diffusion."""
+        """q(x_{t-1} | x_t, x0) marginalised over log_x_start (a distribution over x0), exactly as VQ-Diffusion.
+
+        Bayes: q(x_{t-1} | x_t, x0) ∝ q(x_t | x_{t-1}) q(x_{t-1} | x0). With p(x0) = exp(log_x_start):
+            sum_x0 p(x0) q(x_{t-1} | x_t, x0) = q(x_t | x_{t-1}) * sum_x0 [p(x0) / q(x_t | x0)] q(x_{t-1} | x0)
+        `log_qt` = log q(x_t | x0) for every x0 (masked positions: cbar_t for any x0), `log_qt_one` =
+        log q(x_t | x_{t-1}) for every x_{t-1} (masked positions: c_t, and 1 from [MASK]); `q` = p(x0) / q(x_t|x0),
+        normalised (its log-normaliser added back at the end), pushed through q(x_{t-1} | x0) by `q_pred(q, t-1)`.
+        """
         b, _, n = log_x_start.shape
         mask = (log_x_t.argmax(1) == self.mask_id).unsqueeze(1)  # (B, 1, L)
         log_one = torch.zeros(b, 1, 1, dtype=log_x_t.dtype, device=log_x_t.device)

@@ -118,7 +118,7 @@ class PolicyRunnerParams:
 
 def load_policy(path: str):
     """(TorchScript module, policy.json) of an exported policy, checked for what the runner needs."""
-    from ..offline.export import load_exported
+    from ..offline.policy_folder import load_exported
 
     try:
         module, meta = load_exported(path)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from diffusion_reward.checks import check_int, check_seed
 from diffusion_reward.errors import UserError
 
-from .export import load_exported
+from .policy_folder import load_exported
 
 UNSEEN_SEED_BASE = 1_000_000
 POSITIONS = ("seen", "unseen")

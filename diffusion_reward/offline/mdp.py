@@ -18,6 +18,8 @@ counts are checked, never silently dropped.
 """
 from __future__ import annotations
 
+from . import legacy_gym  # noqa: F401, I001  (before d3rlpy: swallows legacy gym's import notice)
+
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any

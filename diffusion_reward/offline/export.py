@@ -20,8 +20,7 @@ import torch.nn as nn
 
 from diffusion_reward.errors import UserError
 
-EXPORT_KEYS = ("obs", "frame_stack", "frame_padding", "image_size", "state_dim", "action_dim", "task", "algo",
-               "action_space", "action_repeat", "camera", "source_dataset", "software_version")
+from .policy_folder import EXPORT_KEYS
 
 
 class ExportedPolicy(nn.Module):
@@ -96,27 +95,3 @@ def _atomic(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
     os.replace(tmp, path)
-
-
-def load_exported(export_dir: str | Path) -> tuple[torch.jit.ScriptModule, dict]:
-    """(TorchScript policy, its policy.json). Needs torch only."""
-    export_dir = Path(export_dir)
-    if (export_dir / "export" / "policy.ts").is_file():  # a training folder: use its export
-        export_dir = export_dir / "export"
-    if not (export_dir / "policy.ts").is_file():
-        raise UserError(f"{export_dir} has no policy.ts; run `diffusion-reward export`.")
-    meta = read_json_object(export_dir / "policy.json")
-    return torch.jit.load(str(export_dir / "policy.ts"), map_location="cpu").eval(), meta
-
-
-def read_json_object(path: Path) -> dict:
-    """A policy folder's JSON file (policy.json, params.json) as a dict; UserError when it is missing or damaged."""
-    try:
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is damaged: not JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{path} is damaged: not a JSON object")
-    return value

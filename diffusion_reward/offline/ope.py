@@ -10,6 +10,8 @@ reward settings, from policy.json).
 """
 from __future__ import annotations
 
+from . import legacy_gym  # noqa: F401, I001  (before d3rlpy: swallows legacy gym's import notice)
+
 from dataclasses import asdict, dataclass
 
 import d3rlpy

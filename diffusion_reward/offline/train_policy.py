@@ -4,15 +4,12 @@
     policy_dir = train_policy(config)
     algo, meta = load_policy(policy_dir)        # the d3rlpy algorithm, rebuilt without unpickling
 
-POLICY_DIR holds:
-    policy.json         everything needed to rebuild, evaluate and export the policy (see `PolicyMeta`)
-    params.json         d3rlpy's own config (with observation/action shapes and fitted scalers)
-    model.pt            final weights (torch state dicts, loadable with weights_only=True)
-    checkpoints/step_N.pt, metrics.jsonl   every `checkpoint_every` steps
-    export/             TorchScript policy for the robot (`offline.export`)
+The policy folder's layout is written down in `offline/policy_folder.py`.
 The run is written to `<out>.partial/` and renamed to `<out>` when it completes.
 """
 from __future__ import annotations
+
+from . import legacy_gym  # noqa: F401, I001  (before d3rlpy: swallows legacy gym's import notice)
 
 import json
 import os
@@ -38,17 +35,13 @@ from diffusion_reward.errors import UserError
 from diffusion_reward.outputs import check_writable, refuse_writing_into_inputs
 
 from .encoders import DrQPixelEncoderFactory
-from .export import read_json_object
 from .mdp import MDPInfo, MDPSpec, build_mdp
+from .policy_folder import ACTION_SPACE, POLICY_FORMAT, read_json_object, read_policy_meta
 
 ALGOS = ("iql", "cql", "td3plusbc", "bc")
 # memory of one training sample (d3rlpy on CPU, measured for iql): float32 observation copies, gradients and
 # encoder activations per observation value, plus the 256-unit MLP heads
 SAMPLE_BYTES_PER_OBS_VALUE, SAMPLE_BYTES_FIXED = 64, 16 << 10
-POLICY_FORMAT = "diffusion_reward.policy"
-POLICY_KEYS = ("algo", "obs", "frame_stack", "image_size", "state_dim", "action_dim", "train_config", "params",
-               "model")  # what evaluating and exporting read from policy.json
-ACTION_SPACE = "ee_delta_xyz_gripper"
 
 
 @dataclass
@@ -212,20 +205,6 @@ def train_policy(config: TrainPolicyConfig) -> Path:
     export_policy(run_dir, run_dir / "export", onnx=config.onnx)
     os.replace(run_dir, out)
     return out
-
-
-def read_policy_meta(policy_dir: str | Path) -> dict[str, Any]:
-    path = Path(policy_dir) / "policy.json"
-    if not path.is_file():
-        raise UserError(f"{policy_dir} is not a policy folder (no policy.json); train one with "
-                        "`diffusion-reward train-policy`.")
-    meta = read_json_object(path)
-    if meta.get("format") != POLICY_FORMAT:
-        raise UserError(f"{path} is not a diffusion_reward policy file.")
-    missing = [key for key in POLICY_KEYS if key not in meta]
-    if missing:
-        raise UserError(f"{path} is damaged: it lacks {', '.join(missing)}")
-    return meta
 
 
 def load_policy(policy_dir: str | Path, device: str = "cpu", checkpoint: str | None = None):

@@ -49,7 +49,8 @@ import torch
 
 from diffusion_reward.errors import UserError
 
-from .export import EXPORT_KEYS, _atomic, read_json_object
+from .export import _atomic
+from .policy_folder import EXPORT_KEYS, read_json_object
 
 DRQ_TYPE = "drq_pixel"
 # DrQ encoder layers -> d3rlpy PixelEncoder(WithAction) layers (the same Conv / Linear stack, other names)
