@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,20 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
         raise
     summary.out = out
     return summary
+
+
+@contextmanager
+def labelled_input(cfg: ConvertConfig):
+    """(dataset, label, label attrs): the input dataset, open, complete and with episodes, and the reward label
+    `cfg.reward` resolves to by train-policy's rules (`offline/mdp.resolve_label`: diffusion | <name> | sparse)."""
+    from ...data import Dataset
+    from ..mdp import resolve_label
+
+    with Dataset(cfg.input) as ds:
+        ds.require_complete()
+        if not ds.episode_names:
+            raise UserError(f"{cfg.input} has no episodes")
+        yield (ds, *resolve_label(ds, cfg.reward, cfg.input))
 
 
 def _remove(path: Path) -> None:

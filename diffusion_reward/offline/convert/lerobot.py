@@ -21,7 +21,7 @@ from ...data import Dataset
 from ...errors import UserError
 from ...reward.combine import RewardMix
 from ..video import ENCODERS, VideoEncoder, pick_encoder
-from . import ConvertConfig, ConvertSummary, progress_bar
+from . import ConvertConfig, ConvertSummary, labelled_input, progress_bar
 from .robomimic import RND_NOTE, SLAB
 
 CODEBASE_VERSION = "v3.0"
@@ -38,16 +38,12 @@ VIDEO_CODECS = {"auto": ("libsvtav1", "libaom-av1", "libx264"), "av1": ("libsvta
 
 
 def write_lerobot(cfg: ConvertConfig, tmp: Path, out: Path) -> ConvertSummary:
-    from ..mdp import episode_rewards, is_terminal, resolve_label
+    from ..mdp import episode_rewards, is_terminal
 
     mix = RewardMix(cfg.alpha, cfg.beta)
     encoder = pick_encoder(VIDEO_CODECS[cfg.video_codec])
-    with Dataset(cfg.input) as ds:
-        ds.require_complete()
+    with labelled_input(cfg) as (ds, label, label_attrs):
         names = ds.episode_names
-        if not names:
-            raise UserError(f"{cfg.input} has no episodes")
-        label, label_attrs = resolve_label(ds, cfg.reward, cfg.input)
         env_args = dict(ds.env_args)
         layout = _Layout(ds, names)
         fps = cfg.fps or layout.fps()

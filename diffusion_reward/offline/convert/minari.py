@@ -14,10 +14,9 @@ import h5py
 import numpy as np
 
 from ... import __version__
-from ...data import Dataset
 from ...errors import UserError
 from ...reward.combine import RewardMix
-from . import ConvertConfig, ConvertSummary, progress_bar
+from . import ConvertConfig, ConvertSummary, labelled_input, progress_bar
 from .robomimic import RND_NOTE, SLAB
 
 MINARI_VERSION = "0.5.4"  # the Minari release whose storage layout this writes (and which the tests load it with)
@@ -30,16 +29,12 @@ def dataset_id(out: Path) -> str:
 
 
 def write_minari(cfg: ConvertConfig, tmp: Path, out: Path) -> ConvertSummary:
-    from ..mdp import episode_rewards, is_terminal, resolve_label
+    from ..mdp import episode_rewards, is_terminal
 
     mix = RewardMix(cfg.alpha, cfg.beta)
     (tmp / "data").mkdir(parents=True)
-    with Dataset(cfg.input) as ds:
-        ds.require_complete()
+    with labelled_input(cfg) as (ds, label, label_attrs):
         names = ds.episode_names
-        if not names:
-            raise UserError(f"{cfg.input} has no episodes")
-        label, label_attrs = resolve_label(ds, cfg.reward, cfg.input)
         total, spaces = 0, None
         for name in names:
             with ds.episode(name) as ep:

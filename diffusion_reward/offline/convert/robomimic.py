@@ -13,11 +13,10 @@ import h5py
 import numpy as np
 
 from ... import __version__
-from ...data import Dataset
 from ...data.format import sort_demo_names
 from ...errors import UserError
 from ...reward.combine import RewardMix
-from . import ConvertConfig, ConvertSummary, progress_bar
+from . import ConvertConfig, ConvertSummary, labelled_input, progress_bar
 
 SLAB = 256  # rows read and written at a time
 GYM_TYPE = 2  # robomimic.envs.env_base.EnvType.GYM_TYPE: a gym(nasium)-style environment named env_name
@@ -27,15 +26,9 @@ RND_NOTE = "r_rnd = 0: RND is an online bonus that a fixed dataset cannot hold"
 
 
 def write_robomimic(cfg: ConvertConfig, tmp: Path) -> ConvertSummary:
-    from ..mdp import resolve_label  # the label rules of train-policy (--reward diffusion | <name> | sparse)
-
     mix = RewardMix(cfg.alpha, cfg.beta)
-    with Dataset(cfg.input) as ds:
-        ds.require_complete()
+    with labelled_input(cfg) as (ds, label, label_attrs):
         names = ds.episode_names
-        if not names:
-            raise UserError(f"{cfg.input} has no episodes")
-        label, label_attrs = resolve_label(ds, cfg.reward, cfg.input)
         reward_info = {"label": label, "label_attrs": label_attrs, "alpha": mix.alpha, "beta": mix.beta,
                        "formula": ("beta * r_sparse" if label is None else
                                    "(1 - alpha) * r_ce_bar + alpha * r_rnd + beta * r_sparse"),
