@@ -141,3 +141,34 @@ def test_foxglove_own_decoders_show_every_message(tmp_path, capsys, labelled):
                                    label["reward"], rtol=1e-6)
         np.testing.assert_allclose(topics["/obs/state"]["values"][0], ep.obs["state"][0], rtol=1e-6)
     assert json.loads(topics["/episode"]["values"][0])["episode"] == "demo_0"
+
+
+def _layout_paths(layout: dict) -> set[str]:
+    """Every topic or message path the panels of a Foxglove layout read, after checking its panel tree."""
+    def leaves(node):
+        return [node] if isinstance(node, str) else leaves(node["first"]) + leaves(node["second"])
+    assert sorted(leaves(layout["layout"])) == sorted(layout["configById"])
+    paths = set()
+    for panel_id, config in layout["configById"].items():
+        kind = panel_id.split("!")[0]
+        paths |= ({config["imageMode"]["imageTopic"]} if kind == "Image" else
+                  {p["value"] for p in config["paths"]} if kind == "Plot" else {config["topicPath"]})
+    return paths
+
+
+def test_foxglove_layouts_read_the_topics_we_write(tmp_path, labelled):
+    """docs/foxglove: view.layout.json reads topics and fields `view` writes; live.layout.json the camera topic the
+    labeller subscribes to and the fields of its reward topic."""
+    from diffusion_reward.nodes.reward_labeller import RewardLabellerParams
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "foxglove"
+    out = tmp_path / "v.mcap"
+    assert main(["view", str(labelled), "--reward", "likelihood", "--out", str(out)]) == 0
+    _, channels, _, messages = read_mcap(out)
+    for path in _layout_paths(json.loads((docs / "view.layout.json").read_text())):
+        topic, _, field = path.partition(".")
+        assert topic in channels, path
+        assert not field or hasattr(messages[topic][0][1], field), path
+    live = _layout_paths(json.loads((docs / "live.layout.json").read_text()))
+    assert live == {RewardLabellerParams.image_topic, "/reward_labeller/reward.vector.x",
+                    "/reward_labeller/reward.vector.y", "/reward_labeller/reward.vector.z"}
