@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from .sources.episode import forward_slice
 
 DEFAULT_TOLERANCE_S = 1e-4  # LeRobot's `tolerance_s`: a stored timestamp and its video frame may differ this much
 SEEK_MARGIN_S = 0.05  # seek this far before the first time asked for; earlier frames are decoded and dropped
@@ -79,11 +80,7 @@ class VideoFrames:
         return len(self.times)
 
     def __getitem__(self, index: slice) -> np.ndarray:
-        if not isinstance(index, slice):
-            raise IndexError("video frames are read in slices")
-        start, stop, step = index.indices(len(self))
-        if step != 1 or start >= stop:
-            raise IndexError(f"video frames are read in forward slices, got {index}")
+        start, stop = forward_slice(index, len(self), "video frames")
         if self._proc is None or start < self._row:
             self._start(start)
         while self._row < start:  # skipped rows: their frames are passed over by the matching below

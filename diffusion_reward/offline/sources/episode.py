@@ -26,3 +26,14 @@ class SourceEpisode:
     next_frames: Any = None  # robomimic `next_obs` of the scored camera (T rows), kept beside `frames`
     extra: dict[str, Any] = field(default_factory=dict)  # more per-step datasets kept as they are, by path
     # (robomimic `next_obs/<key>`, `states`)
+
+
+def forward_slice(index, length: int, what: str) -> tuple[int, int]:
+    """(start, stop) of `x[a:b]` on a lazily read sequence of `length` rows; IndexError for anything but a forward,
+    non-empty, step-1 slice (`what` names the sequence in the message)."""
+    if not isinstance(index, slice):
+        raise IndexError(f"{what} are read in slices")
+    start, stop, step = index.indices(length)
+    if step != 1 or start >= stop:
+        raise IndexError(f"{what} are read in forward slices, got {index}")
+    return start, stop

@@ -50,7 +50,7 @@ import numpy as np
 
 from ...errors import UserError
 from ..video import DEFAULT_TOLERANCE_S, VideoFrames
-from .episode import SourceEpisode
+from .episode import SourceEpisode, forward_slice
 
 VERSIONS = ("v2.0", "v2.1", "v3.0")
 LEROBOT_FOLDERS = ("meta", "data", "videos", "images")  # the dataset's own folders: nothing is ever written there
@@ -303,9 +303,7 @@ class ImageFrames:
         return len(self._cells)
 
     def __getitem__(self, index: slice) -> np.ndarray:
-        start, stop, step = index.indices(len(self))
-        if step != 1 or start >= stop:
-            raise IndexError(f"image frames are read in forward slices, got {index}")
+        start, stop = forward_slice(index, len(self), "image frames")
         return np.stack([self._decode(row) for row in range(start, stop)])
 
     def _decode(self, row: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from ...nodes.image_conv import image_to_rgb
 from ...robot_state import (DEFAULT_GRIPPER_TOPIC, DEFAULT_STATE_TOPIC, MissingJointsError, StateLayout,
                             command_vector, gripper_vector, state_vector)
 from ..sync import synchronise
-from .episode import SourceEpisode
+from .episode import SourceEpisode, forward_slice
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 DEFAULT_IMAGE_TOPICS = ("/camera/camera/color/image_raw", "/camera/color/image_raw",
@@ -383,9 +383,7 @@ class BagFrames:
         return len(self._pick)
 
     def __getitem__(self, index: slice) -> np.ndarray:
-        start, stop, step = index.indices(len(self))
-        if step != 1 or start >= stop:
-            raise IndexError(f"bag frames are read in forward slices, got {index}")
+        start, stop = forward_slice(index, len(self), "bag frames")
         return self._reader.read(self._episode, self._pick, start, stop)
 
 
