@@ -42,7 +42,7 @@ from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Emp
 from ..transport.base import DEFAULT_QOS, QoS, Transport
 from ..robot_state import (DEFAULT_GRIPPER_TOPIC, DEFAULT_STATE_FIELDS, DEFAULT_STATE_TOPIC, FR3_FINGERS, FR3_JOINTS,
                            STATE_FIELDS, MissingJointsError, check_state_fields, command_vector, gripper_vector,
-                           joint_vector, state_vector)  # noqa: F401 (joint_vector: the policy runner imports it here)
+                           state_vector)
 from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 

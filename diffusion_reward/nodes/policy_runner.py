@@ -39,10 +39,10 @@ import numpy as np
 from ..errors import UserError
 from ..msgs import Bool, Duration, Empty, Float64MultiArray, Header, Image, JointState, JointTrajectory, \
     JointTrajectoryPoint, MultiArrayDimension, MultiArrayLayout, String, Time
+from ..robot_state import STATE_FIELDS, MissingJointsError, joint_vector
 from ..safety import ALLEGRO_Q_MAX, ALLEGRO_Q_MIN, ARMS, ArmCommand, FrankaKinematics, SafetyConfig, \
     SafetyEnvelope, Stop, yaw_matrix
 from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, Transport
-from .episode_recorder import STATE_FIELDS, MissingJointsError, joint_vector
 from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
