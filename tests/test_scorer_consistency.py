@@ -116,6 +116,29 @@ def test_bfloat16_stays_close_to_float32(model, episode):
     assert np.abs(bf16 - f32).max() < 0.02 * np.abs(f32).max()
 
 
+def test_diffusion_math_is_float32_inside_the_scorers_autocast_region(model):
+    """The scorer opens one bf16 autocast region per chain (weights cast once); the posterior and KL inside it must
+    compute exactly what they compute outside it."""
+    import torch
+
+    from diffusion_reward.models.video import index_to_log_onehot, multinomial_kl
+
+    video, g = model.video, torch.Generator().manual_seed(0)
+    log_x0 = torch.log_softmax(torch.randn(3, video.num_classes, video.num_tokens, generator=g), 1)
+    x_t = torch.randint(0, video.num_classes, (3, video.num_tokens), generator=g)  # some [MASK]s among codes
+    log_x_t, t = index_to_log_onehot(x_t, video.num_classes), torch.tensor([0, 40, 99])
+
+    def math():
+        post = video.q_posterior(log_x0, log_x_t, t)
+        return post, multinomial_kl(video.q_posterior(log_x_t, log_x_t, t), post)
+
+    expected = math()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = math()
+    for e, o in zip(expected, got):
+        assert o.dtype == torch.float32 and torch.equal(e, o)
+
+
 def test_resize_only_when_asked(model, episode):
     big = np.repeat(np.repeat(episode, 2, axis=1), 3, axis=2)  # 128 x 192
     with pytest.raises(UserError, match=r"\(T, 64, 64, 3\)"):
