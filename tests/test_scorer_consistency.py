@@ -116,6 +116,50 @@ def test_bfloat16_stays_close_to_float32(model, episode):
     assert np.abs(bf16 - f32).max() < 0.02 * np.abs(f32).max()
 
 
+def _posterior_inputs(video):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    log_x0 = torch.log_softmax(torch.randn(4, video.num_classes, video.num_tokens, generator=g), 1)
+    x_t = torch.randint(0, video.num_classes, (4, video.num_tokens), generator=g)  # [MASK]s among the codes
+    x_t[0] = video.mask_id  # all masked (the chain's first step)
+    return log_x0, x_t, torch.tensor([0, 1, 40, video.num_timesteps - 1])
+
+
+def upstream_q_posterior(video, log_x_start, log_x_t, t):
+    """VQ-Diffusion's q_posterior as written upstream (dense over a log one-hot x_t), the reference."""
+    import torch
+
+    from diffusion_reward.models.video import _extract
+
+    b, _, n = log_x_start.shape
+    mask = (log_x_t.argmax(1) == video.mask_id).unsqueeze(1)
+    log_one = torch.zeros(b, 1, 1)
+    log_zero = torch.log(log_one + 1.0e-30).expand(-1, -1, n)
+    log_qt = video.q_pred(log_x_t, t)[:, :-1]
+    ct_cumprod = _extract(video.log_cumprod_ct, t).expand(-1, video.num_classes - 1, -1)
+    log_qt = (~mask) * log_qt + mask * ct_cumprod
+    log_qt_one = torch.cat((video.q_pred_one_timestep(log_x_t, t)[:, :-1], log_zero), dim=1)
+    ct_vector = torch.cat((_extract(video.log_ct, t).expand(-1, video.num_classes - 1, -1), log_one), dim=1)
+    log_qt_one = (~mask) * log_qt_one + mask * ct_vector
+    q = torch.cat((log_x_start[:, :-1] - log_qt, log_zero), dim=1)
+    q_log_sum_exp = torch.logsumexp(q, dim=1, keepdim=True)
+    q = q - q_log_sum_exp
+    return (video.q_pred(q, t - 1) + log_qt_one + q_log_sum_exp).clamp(-70, 0)
+
+
+def test_posterior_from_tokens_is_upstreams_dense_posterior_bit_for_bit(model):
+    import torch
+
+    from diffusion_reward.models.video import index_to_log_onehot
+
+    video = model.video
+    log_x0, x_t, t = _posterior_inputs(video)
+    log_x_t = index_to_log_onehot(x_t, video.num_classes)
+    for start in (log_x0, log_x_t):  # the model's prediction, and a one-hot x0 (the KL's true posterior)
+        assert torch.equal(video.q_posterior(start, x_t, t), upstream_q_posterior(video, start, log_x_t, t))
+
+
 def test_diffusion_math_is_float32_inside_the_scorers_autocast_region(model):
     """The scorer opens one bf16 autocast region per chain (weights cast once); the posterior and KL inside it must
     compute exactly what they compute outside it."""
@@ -123,14 +167,12 @@ def test_diffusion_math_is_float32_inside_the_scorers_autocast_region(model):
 
     from diffusion_reward.models.video import index_to_log_onehot, multinomial_kl
 
-    video, g = model.video, torch.Generator().manual_seed(0)
-    log_x0 = torch.log_softmax(torch.randn(3, video.num_classes, video.num_tokens, generator=g), 1)
-    x_t = torch.randint(0, video.num_classes, (3, video.num_tokens), generator=g)  # some [MASK]s among codes
-    log_x_t, t = index_to_log_onehot(x_t, video.num_classes), torch.tensor([0, 40, 99])
+    video = model.video
+    log_x0, x_t, t = _posterior_inputs(video)
 
     def math():
-        post = video.q_posterior(log_x0, log_x_t, t)
-        return post, multinomial_kl(video.q_posterior(log_x_t, log_x_t, t), post)
+        post = video.q_posterior(log_x0, x_t, t)
+        return post, multinomial_kl(video.q_posterior(index_to_log_onehot(x_t, video.num_classes), x_t, t), post)
 
     expected = math()
     with torch.autocast("cpu", dtype=torch.bfloat16):

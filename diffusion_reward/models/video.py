@@ -322,7 +322,7 @@ class VideoModel(nn.Module):
         return torch.cat([log_add_exp(log_x_start[:, :-1] + log_cumprod_at, log_cumprod_bt),
                           log_add_exp(log_x_start[:, -1:] + log_1_min_cumprod_ct, log_cumprod_ct)], dim=1)
 
-    def q_posterior(self, log_x_start, log_x_t, t):
+    def q_posterior(self, log_x_start, x_t, t):
         """q(x_{t-1} | x_t, x0) marginalised over log_x_start (a distribution over x0), exactly as VQ-Diffusion.
 
         Bayes: q(x_{t-1} | x_t, x0) ∝ q(x_t | x_{t-1}) q(x_{t-1} | x0). With p(x0) = exp(log_x_start):
@@ -330,21 +330,30 @@ class VideoModel(nn.Module):
         `log_qt` = log q(x_t | x0) for every x0 (masked positions: cbar_t for any x0), `log_qt_one` =
         log q(x_t | x_{t-1}) for every x_{t-1} (masked positions: c_t, and 1 from [MASK]); `q` = p(x0) / q(x_t|x0),
         normalised (its log-normaliser added back at the end), pushed through q(x_{t-1} | x0) by `q_pred(q, t-1)`.
+
+        x_t is given as tokens (B, L): q(x_t | .) then takes one of three values per (batch row, position), "hot"
+        where the class is x_t's code, "cold" for every other code, or the [MASK] value, so `log_qt` and
+        `log_qt_one` are each one select over (B, K, L) between (B, 1, 1)-sized constants. The constants are
+        upstream's formula (`q_pred` of a log one-hot x_t) applied to the one-hot's two values log 1 and log 1e-30,
+        so the result is bit for bit upstream's; only the dense passes are fewer (tests/test_scorer_consistency.py).
         """
-        b, _, n = log_x_start.shape
-        mask = (log_x_t.argmax(1) == self.mask_id).unsqueeze(1)  # (B, 1, L)
-        log_one = torch.zeros(b, 1, 1, dtype=log_x_t.dtype, device=log_x_t.device)
-        log_zero = torch.log(log_one + 1.0e-30).expand(-1, -1, n)
+        k = self.num_classes - 1
+        mask = (x_t == self.mask_id).unsqueeze(1)  # (B, 1, L)
+        hot = torch.arange(k, device=x_t.device).view(1, k, 1) == x_t.unsqueeze(1)  # (B, K, L): class == x_t
+        log_one = torch.zeros(len(x_t), 1, 1, dtype=log_x_start.dtype, device=log_x_start.device)
+        log_zero = torch.log(log_one + 1.0e-30)  # the log one-hot's "0" (index_to_log_onehot)
 
-        log_qt = self.q_pred(log_x_t, t)[:, :-1]  # (B, K, L)
-        ct_cumprod = _extract(self.log_cumprod_ct, t).expand(-1, self.num_classes - 1, -1)
-        log_qt = (~mask) * log_qt + mask * ct_cumprod
+        def hot_cold(log_a, log_b):  # log_add_exp(log onehot + log_a, log_b) at the one-hot's two values
+            return log_add_exp(log_one + log_a, log_b), log_add_exp(log_zero + log_a, log_b)
 
-        log_qt_one = torch.cat((self.q_pred_one_timestep(log_x_t, t)[:, :-1], log_zero), dim=1)
-        ct_vector = torch.cat((_extract(self.log_ct, t).expand(-1, self.num_classes - 1, -1), log_one), dim=1)
-        log_qt_one = (~mask) * log_qt_one + mask * ct_vector
+        qt_hot, qt_cold = hot_cold(_extract(self.log_cumprod_at, t), _extract(self.log_cumprod_bt, t))
+        log_qt = torch.where(hot, qt_hot, torch.where(mask, _extract(self.log_cumprod_ct, t), qt_cold))  # (B, K, L)
 
-        q = torch.cat((log_x_start[:, :-1] - log_qt, log_zero), dim=1)
+        one_hot_, one_cold = hot_cold(_extract(self.log_at, t), _extract(self.log_bt, t))
+        log_qt_one = torch.cat((torch.where(hot, one_hot_, torch.where(mask, _extract(self.log_ct, t), one_cold)),
+                                torch.where(mask, log_one, log_zero)), dim=1)  # (B, K+1, L)
+
+        q = torch.cat((log_x_start[:, :-1] - log_qt, log_zero.expand(-1, -1, x_t.shape[1])), dim=1)
         q_log_sum_exp = torch.logsumexp(q, dim=1, keepdim=True)
         q = q - q_log_sum_exp
         out = self.q_pred(q, t - 1) + log_qt_one + q_log_sum_exp
@@ -383,11 +392,10 @@ class VideoModel(nn.Module):
         log_x0 = index_to_log_onehot(x0_tokens, self.num_classes)
         u = torch.rand(log_x0.shape, generator=generator, device=_device(generator, device)).to(device)
         x_t = self.log_sample(self.q_pred(log_x0, t), u)  # q(x_t | x0)
-        log_xt = index_to_log_onehot(x_t, self.num_classes)
 
         log_x0_recon = self.predict_start(x_t, t, self.condition(cond_tokens))
-        log_model_prob = self.q_posterior(log_x0_recon, log_xt, t)
-        log_true_prob = self.q_posterior(log_x0, log_xt, t)
+        log_model_prob = self.q_posterior(log_x0_recon, x_t, t)
+        log_true_prob = self.q_posterior(log_x0, x_t, t)
 
         kl = multinomial_kl(log_true_prob, log_model_prob).sum(1)  # mask_weight [1, 1]
         decoder_nll = -log_categorical(log_x0, log_model_prob).sum(1)

@@ -226,20 +226,19 @@ class RewardScorer:
         video, b = self.video, cond.kv[0][0].shape[0]
         device = self.model.device
         x_t = torch.full((b, video.num_tokens), video.mask_id, dtype=torch.long, device=device)
-        steps = []  # (log one-hot x_t, model posterior, t') per evaluation
+        steps = []  # (x_t, model posterior, t') per evaluation
         for e, t in enumerate(self.timesteps):
             tt = torch.full((b,), t, dtype=torch.long, device=device)
             tp = torch.full((b,), posterior_timestep(t, self.cfg.skip_step), dtype=torch.long, device=device)
             log_x0 = video.predict_start(x_t, tt, cond)
-            log_x_t = index_to_log_onehot(x_t, video.num_classes)
-            model_log_prob = video.q_posterior(log_x0.float(), log_x_t, tp)
-            steps.append((x_t, log_x_t, model_log_prob, tp))
+            model_log_prob = video.q_posterior(log_x0.float(), x_t, tp)
+            steps.append((x_t, model_log_prob, tp))
             x_t = video.log_sample(model_log_prob, None if noise is None else noise(e).to(device))
         x0 = x_t if target_tokens is None else target_tokens.to(device)
         log_x0 = index_to_log_onehot(x0, video.num_classes)
-        terms = [-multinomial_kl(video.q_posterior(log_x0, log_x_t, tp), model_log_prob).sum(1)
-                 for _, log_x_t, model_log_prob, tp in steps[:-1]]
-        terms.append(steps[-1][2].gather(1, x0.unsqueeze(1)).squeeze(1).sum(1))
+        terms = [-multinomial_kl(video.q_posterior(log_x0, x_t_, tp), model_log_prob).sum(1)
+                 for x_t_, model_log_prob, tp in steps[:-1]]
+        terms.append(steps[-1][1].gather(1, x0.unsqueeze(1)).squeeze(1).sum(1))
         terms = torch.stack(terms, 1)  # (B, n)
         if trace is not None:
             trace.update(x_t=torch.stack([s[0] for s in steps], 1).cpu(), x0_hat=x_t.cpu(), terms=terms.cpu())
