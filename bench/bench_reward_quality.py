@@ -344,15 +344,16 @@ def main(argv: list[str] | None = None) -> int:
         model = getattr(args, f"model_{domain}")
         if model is None:
             model = work / f"{domain}.safetensors"
-            data = []
-            for task in seen + extra:
-                path = work / "data" / f"{task}.h5"
-                if not path.with_name(path.name + ".done").exists():
-                    timed(f"collect {task}", lambda: collect_experts(
-                        task, args.extra_train_episodes if task in extra else args.train_episodes or spec["episodes"],
-                        None if args.steps_after_success < 0 else args.steps_after_success, path))
-                data.append(str(path))
-            if not model.exists():
+            if not model.exists():  # collect the training videos (those not collected yet) and train
+                data = []
+                for task in seen + extra:
+                    path = work / "data" / f"{task}.h5"
+                    if not path.with_name(path.name + ".done").exists():
+                        episodes = (args.extra_train_episodes if task in extra
+                                    else args.train_episodes or spec["episodes"])
+                        timed(f"collect {task}", lambda: collect_experts(
+                            task, episodes, None if args.steps_after_success < 0 else args.steps_after_success, path))
+                    data.append(str(path))
                 ckpt, codec = Path(str(model) + ".ckpt"), getattr(args, f"codec_{domain}")
                 cfg = TrainConfig(data=data, out=str(model), preset=args.preset, video_model=args.video_model,
                                   codec_steps=args.codec_steps,
