@@ -185,7 +185,7 @@ def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path,
         episodes, provenance = load_episodes([str(data)], half.image_size)
         frames = [e.frames for e in episodes][:STATS_EPISODES]
         for reward_type in reward_types:
-            stats = compute_stats(half, frames, task, reward_type, progress=False)
+            stats = compute_stats(half, frames, task, ScoreConfig(reward_type=reward_type), progress=False)
             store_stats(half, stats, source=f"{data.name} sha256:{provenance[0]['sha256']} first {stats.episodes} "
                                             f"episodes frames:{stats.frames} seed:0")
             accuracy.append({"task": task, "reward_type": reward_type, "reward_std_nats": stats.std,

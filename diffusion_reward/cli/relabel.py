@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 
 from ..offline.sources.rosbag import DEFAULT_GAP_S
-from ..precision import DTYPES
-from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
 from ..robot_state import DEFAULT_STATE_FIELDS
+from ..scoring_options import add_scoring_arguments, scoring_options
 
 
 EXAMPLES = """examples:
@@ -73,15 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace an existing .parquet sidecar (never a file of the input; an HDF5 --out is "
                         "continued with --resume instead)")
-    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto", help=REWARD_TYPE_HELP)
-    p.add_argument("--skip-step", type=int, default=9, help="entropy mode: reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
-    p.add_argument("--num-samples", type=int, default=1, help="sampling chains averaged per frame (entropy mode)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the per-frame sampling noise (the same seed gives the same rewards)")
-    p.add_argument("--no-noise", action="store_true", help="argmax chain (the authors' noise: false; parity only)")
+    add_scoring_arguments(p)
     p.add_argument("--label-name", help="name of the label group reward_labels/<name> (default: the reward type)")
-    p.add_argument("--chunk-size", type=int, default=64, help="rows per network batch (bounds memory)")
-    p.add_argument("--dtype", choices=DTYPES, default="float32",
-                   help="network precision (default float32; auto = bfloat16 where the hardware has native bf16)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
 
 
@@ -93,9 +85,8 @@ def run(args: argparse.Namespace) -> int:
         state_topic=args.state_topic, action_topic=args.action_topic, episode_topic=args.episode_topic,
         gripper_topic=args.gripper_topic, joint_names=args.joint_names, state_fields=args.state_fields,
         rate_hz=args.rate_hz, tolerance_s=args.tolerance_s, gap_s=args.gap_s, resize=args.resize,
-        resume=args.resume, camera=args.camera, force=args.force, reward_type=args.reward_type, skip_step=args.skip_step, num_samples=args.num_samples,
-        noise=not args.no_noise, seed=args.seed, label_name=args.label_name, chunk_size=args.chunk_size,
-        dtype=args.dtype, device=args.device)
+        resume=args.resume, camera=args.camera, force=args.force, label_name=args.label_name, device=args.device,
+        **scoring_options(args))
     s = relabel(cfg)
     rate = s.frames / s.seconds if s.seconds else 0.0
     print(f"relabelled {len(s.written)} episode(s), {s.frames} frames ({rate:.1f} frames/s) into {s.out}"

@@ -5,6 +5,7 @@ import argparse
 
 from ..outputs import check_output
 from ..reward_types import REWARD_TYPE_HELP
+from ..scoring_options import REPORT_OPTIONS, add_scoring_arguments, scoring_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,9 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="TYPE[,TYPE...]",
                    help=f"{REWARD_TYPE_HELP}. Several, comma-separated (e.g. entropy,likelihood), score every model "
                    "with each and add a side-by-side table: the paper's 2 x 2 with a VideoGPT --compare-model")
-    p.add_argument("--skip-step", type=int, default=9, help="entropy mode: reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
-    p.add_argument("--num-samples", type=int, default=1, help="sampling chains averaged per frame (entropy mode)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the per-frame sampling noise (the same seed gives the same rewards)")
+    add_scoring_arguments(p, REPORT_OPTIONS)
+    p.add_argument("--seed", type=int, default=0,
+                   help="reset seed of the first simulated episode per epsilon (then seed + 1, ...) and of the "
+                        "per-frame sampling noise")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
     p.add_argument("--diversity", action="store_true",
                    help="also decode sampled next frames and report their mutual SSIM / PSNR per epsilon (Table 2)")
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                             "--lpips-weights": args.lpips_weights}, force=args.force)
     cfg = ReportConfig(model=args.model, task=args.task, out=args.out, episodes=args.episodes, data=args.data,
                        compare_model=args.compare_model, max_steps=args.max_steps, reward_types=args.reward_type,
-                       skip_step=args.skip_step, num_samples=args.num_samples, seed=args.seed, device=args.device,
+                       seed=args.seed, device=args.device, **scoring_options(args, REPORT_OPTIONS),
                        diversity=args.diversity, diversity_samples=args.diversity_samples,
                        lpips_weights=args.lpips_weights, video=args.video, video_seed=args.video_seed,
                        progress=args.progress)

@@ -14,8 +14,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..outputs import check_output
-from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
-from ..precision import DTYPES
+from ..scoring_options import SCORE_OPTIONS, ScoreConfig, add_scoring_arguments, scoring_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,19 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--frames", type=Path, help=".npy of uint8 frames (T, H, W, 3)")
     src.add_argument("--data", type=Path, help="dataset (HDF5) whose image stream is scored")
     p.add_argument("--episode", help="dataset episode name or number (default: all episodes -> .npz keyed by episode)")
-    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto", help=REWARD_TYPE_HELP)
-    p.add_argument("--skip-step", type=int, default=9, help="reverse-chain stride (9 -> 11 network evaluations)")
-    p.add_argument("--num-samples", type=int, default=1, help="chains averaged per frame")
-    p.add_argument("--no-noise", action="store_true", help="argmax chain instead of Gumbel sampling (parity checks)")
+    add_scoring_arguments(p, SCORE_OPTIONS)
     p.add_argument("--raw", action="store_true", help="write raw scores instead of standardised rewards")
-    p.add_argument("--seed", type=int, default=0, help="seed of the per-frame sampling noise (the same seed gives the same rewards)")
     p.add_argument("--task", help="task whose statistics standardise the scores (default: the dataset's task)")
-    p.add_argument("--resize", action="store_true", help="center-crop and resize frames to the model's image size")
-    p.add_argument("--likelihood-compat", action="store_true",
-                   help="likelihood mode with the authors' context layout (scored frame inside its own condition)")
-    p.add_argument("--dtype", choices=DTYPES, default="float32",
-                   help="network precision (default float32; auto = bfloat16 where the hardware has native bf16)")
-    p.add_argument("--chunk-size", type=int, default=64, help="rows per network batch (memory bound)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
     p.add_argument("--out", required=True, type=Path, help="output .npy (one episode) or .npz (all episodes)")
     p.add_argument("--force", action="store_true", help="replace an existing --out (never an input)")
@@ -48,13 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..models import RewardModel
     from ..models.pretrained import resolve_model_path
-    from ..reward import RewardScorer, ScoreConfig
+    from ..reward import RewardScorer
 
     check_output(args.out, {"--model": args.model, "--frames": args.frames, "--data": args.data}, force=args.force)
-    config = ScoreConfig(
-        reward_type=args.reward_type, skip_step=args.skip_step, num_samples=args.num_samples,
-        noise=not args.no_noise, seed=args.seed, task=args.task, standardize=not args.raw, chunk_size=args.chunk_size,
-        dtype=args.dtype, likelihood_compat=args.likelihood_compat, resize=args.resize)
+    config = ScoreConfig(**scoring_options(args, SCORE_OPTIONS), task=args.task, standardize=not args.raw)
     episodes = _load_episodes(args)  # validate inputs before the (slower) model load
     model = RewardModel.load(resolve_model_path(args.model, args.task or episodes.task), device=args.device)
     task = args.task or (episodes.task if not args.raw else None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..outputs import check_output
-from ..reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
+from ..scoring_options import STATS_OPTIONS, ScoreConfig, add_scoring_arguments, scoring_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,10 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="EXPERT_DATA",
                    help="HDF5 dataset (successful episodes are used) or authors' PNG video folder")
     p.add_argument("--task", help="task name (default: the dataset's task, if it holds only one)")
-    p.add_argument("--reward-type", choices=REWARD_TYPE_CHOICES, default="auto", help=REWARD_TYPE_HELP)
-    p.add_argument("--skip-step", type=int, default=9, help="entropy mode: reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
-    p.add_argument("--num-samples", type=int, default=1, help="sampling chains averaged per frame (entropy mode)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the per-frame sampling noise (the same seed gives the same rewards)")
+    add_scoring_arguments(p, STATS_OPTIONS)
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", metavar="NEW_MODEL", help="write the model with its new statistics here")
     out.add_argument("--in-place", action="store_true", help="update --model itself")
@@ -42,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.data} holds several tasks ({', '.join(tasks)}); choose one with --task.")
     if task not in tasks:
         raise UserError(f"{args.data} has no expert episodes of task {task!r} (it has: {', '.join(tasks)}).")
-    stats = compute_stats(model, [e.frames for e in episodes if e.task == task], task, args.reward_type,
-                          args.skip_step, args.num_samples, args.seed, args.progress)
+    stats = compute_stats(model, [e.frames for e in episodes if e.task == task], task,
+                          ScoreConfig(**scoring_options(args, STATS_OPTIONS)), args.progress)
     store_stats(model, stats, source=f"{args.data} sha256:{provenance[0]['sha256']} episodes:{stats.episodes} "
                                      f"frames:{stats.frames} seed:{args.seed}")
     out = model.save(args.model if args.in_place else args.out)

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..reward_types import REWARD_TYPE_CHOICES
+from ..scoring_options import ScoreConfig, option_field, scoring_options
 from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, Time, \
     Vector3, Vector3Stamped
 from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, QoS, Transport
@@ -46,21 +47,22 @@ EPISODE_END = object()
 EPISODE_BOUNDARIES = {"/episode/start": Empty, "/episode/stop": Empty, "/episode/result": Bool, "~/reset": Empty}
 
 
+LABELLER_OPTIONS = ("reward_type", "skip_step", "num_samples", "noise", "seed", "dtype")  # its scoring parameters
+
+
 @dataclass
 class RewardLabellerParams:
     model_path: str = field(default="", metadata={"help": "reward model file (.safetensors); empty: the shipped "
                                                           "model of the task's domain (MetaWorld / Adroit)"})
     task: str = field(default="", metadata={"help": "task whose standardisation statistics to use"})
-    reward_type: str = field(default="auto", metadata={
-        "help": "entropy (paper Eq. 3) | likelihood | auto (the model's own: likelihood for the shipped models)"})
-    skip_step: int = field(default=9, metadata={"help": "diffusion step skip (9: 11 network evaluations)"})
-    num_samples: int = field(default=1, metadata={"help": "reward samples averaged per frame"})
-    noise: bool = field(default=True, metadata={"help": "Gumbel sampling noise (false only for parity checks)"})
-    seed: int = field(default=0, metadata={"help": "sampling seed (same seed, same rewards)"})
+    reward_type: str = option_field("reward_type")  # the scoring options (scoring_options.py)
+    skip_step: int = option_field("skip_step")
+    num_samples: int = option_field("num_samples")
+    noise: bool = option_field("noise")
+    seed: int = option_field("seed")
     alpha: float = field(default=0.95, metadata={"help": "Eq. 5 RND weight, recorded for the learner"})
     device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:1"})
-    dtype: str = field(default="float32", metadata={
-        "help": "network precision: float32 | bfloat16 | auto (bfloat16 where the hardware has native bf16)"})
+    dtype: str = option_field("dtype")
     crop: str = field(default="center", metadata={"help": "center | none | x,y,w,h (pixels) before resize"})
     image_topic: str = field(default="/camera/camera/color/image_raw",
                              metadata={"help": "colour image topic (…/compressed: CompressedImage)"})
@@ -263,13 +265,12 @@ def _load_scorer(p: RewardLabellerParams):
     """Model + scorer for the parameters, and the provenance the recorder stores with each reward label."""
     from ..models import RewardModel
     from ..models.pretrained import resolve_model_path
-    from ..reward import RewardScorer, ScoreConfig
+    from ..reward import RewardScorer
 
     p.model_path = resolve_model_path(p.model_path, p.task)
     model = RewardModel.load(p.model_path, device=p.device)
-    scorer = RewardScorer(model, ScoreConfig(reward_type=p.reward_type, skip_step=p.skip_step,  # UserError when
-                                             num_samples=p.num_samples, noise=p.noise, seed=p.seed,  # the task has
-                                             task=p.task, standardize=True, dtype=p.dtype))  # no statistics
+    options = ScoreConfig(**scoring_options(p, LABELLER_OPTIONS), task=p.task)
+    scorer = RewardScorer(model, options)  # UserError when the task has no statistics
     mean, std = scorer.stats
     provenance = {
         "model_path": p.model_path, "model_hash": model.weights_hash, "task": p.task,

@@ -42,8 +42,9 @@ from ..models import RewardModel
 from ..models.model_file import TOKENIZE_BATCH
 from ..outputs import check_output, check_writable, refuse_writing_into_inputs
 from ..data.format import REWARD_ALIGNMENT
-from ..reward import RewardScorer, ScoreConfig
+from ..reward import RewardScorer
 from ..robot_state import DEFAULT_STATE_FIELDS, StateLayout
+from ..scoring_options import ScoreConfig, option_field, scoring_options
 from .sources import SourceEpisode, detect_kind, open_source
 from .sources.folder import png_folders
 from .sources.rosbag import DEFAULT_GAP_S
@@ -84,19 +85,19 @@ class RelabelConfig:
     resize: bool = False
     resume: bool = False
     force: bool = False  # replace an existing .parquet sidecar (never a file of the input)
-    reward_type: str = "auto"  # entropy | likelihood | auto (the model's own, RewardModel.reward_type)
-    skip_step: int = 9
-    num_samples: int = 1
-    noise: bool = True
-    seed: int = 0
+    reward_type: str = option_field("reward_type")  # the scoring options (scoring_options.py)
+    skip_step: int = option_field("skip_step")
+    num_samples: int = option_field("num_samples")
+    noise: bool = option_field("noise")
+    seed: int = option_field("seed")
+    chunk_size: int = option_field("chunk_size")
+    dtype: str = option_field("dtype")
     label_name: str | None = None  # default: the reward type
-    chunk_size: int = 64
-    dtype: str = "float32"
     device: str = "cpu"
     progress: bool = True
 
     def __post_init__(self):  # bad numbers fail before the model loads or anything is read
-        ScoreConfig(skip_step=self.skip_step, num_samples=self.num_samples, seed=self.seed, chunk_size=self.chunk_size)
+        ScoreConfig(**scoring_options(self))
         check_rate(self.rate_hz)
         if self.tolerance_s is not None:
             check_float("--tolerance", self.tolerance_s, 0.0)
@@ -143,9 +144,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
         model = RewardModel.load(cfg.model, device=cfg.device)
     cfg = replace(cfg, reward_type=model.resolve_reward_type(cfg.reward_type))  # "auto": the model's own type
     task = cfg.task or source_task or _model_task(model, cfg)
-    scorer = RewardScorer(model, ScoreConfig(
-        reward_type=cfg.reward_type, skip_step=cfg.skip_step, num_samples=cfg.num_samples, noise=cfg.noise,
-        seed=cfg.seed, task=task, standardize=True, chunk_size=cfg.chunk_size, dtype=cfg.dtype, resize=cfg.resize))
+    scorer = RewardScorer(model, ScoreConfig(**scoring_options(cfg), task=task, resize=cfg.resize))
     mean, std = scorer.stats
     label = cfg.label_name or cfg.reward_type
     provenance = {

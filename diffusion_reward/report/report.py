@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ..checks import check_int
 from ..errors import UserError
+from ..scoring_options import REPORT_OPTIONS, ScoreConfig, option_field, scoring_options
 from . import plots
 from .episodes import ScoredEpisode, collect, frozen_first_frame, read_dataset
 from .quality import analyse, strip_replicates
@@ -36,9 +37,9 @@ class ReportConfig:
     compare_model: str | None = None  # second model scored on the same episodes
     max_steps: int | None = None      # episode length in simulation (default: the task's)
     reward_types: tuple[str, ...] = ("auto",)  # each model is scored with each: entropy | likelihood | viper | auto
-    skip_step: int = 9
-    num_samples: int = 1
-    seed: int = 0
+    skip_step: int = option_field("skip_step")  # the scoring options of REPORT_OPTIONS (scoring_options.py)
+    num_samples: int = option_field("num_samples")
+    seed: int = 0                     # reset seeds of the simulated episodes (seed, seed + 1, ...) and sampling noise
     device: str = "cpu"
     diversity: bool = False           # the paper's Table 2: mutual SSIM / PSNR of sampled next frames per epsilon
     diversity_samples: int = 4        # sampled next frames per context
@@ -48,8 +49,6 @@ class ReportConfig:
     progress: bool = True
 
     def __post_init__(self):
-        from ..reward import ScoreConfig
-
         from ..reward_types import REWARD_TYPE_CHOICES
 
         check_int("--episodes", self.episodes, 1)
@@ -62,7 +61,7 @@ class ReportConfig:
             raise UserError("--lpips-weights adds LPIPS to the --diversity table; pass --diversity too")
         if self.video_seed is not None and not self.video:
             raise UserError("--video-seed picks the episodes of the --video MP4s; pass --video too")
-        ScoreConfig(skip_step=self.skip_step, num_samples=self.num_samples, seed=self.seed)  # its checks
+        ScoreConfig(**scoring_options(self, REPORT_OPTIONS), seed=self.seed)  # its checks
 
 
 def build_report(cfg: ReportConfig) -> dict:
@@ -133,10 +132,10 @@ def build_report(cfg: ReportConfig) -> dict:
 
 def _score(model, reward_type: str, episodes: list[ScoredEpisode], cfg: ReportConfig, desc: str):
     """Fill every episode's reward; standardised when the model has statistics for the task, else raw."""
-    from ..reward import RewardScorer, ScoreConfig
+    from ..reward import RewardScorer
 
-    score_cfg = ScoreConfig(reward_type=reward_type, skip_step=cfg.skip_step, num_samples=cfg.num_samples,
-                            seed=cfg.seed, task=cfg.task, standardize=False)
+    score_cfg = ScoreConfig(**scoring_options(cfg, REPORT_OPTIONS), reward_type=reward_type, seed=cfg.seed,
+                            task=cfg.task, standardize=False)
     scorer = RewardScorer(model, score_cfg)  # resolves what the model's reward type fixes (VideoGPT: skip, samples)
     try:
         model.get_stats(cfg.task, scorer.cfg.reward_type, scorer.cfg.skip_step, scorer.cfg.num_samples,

@@ -28,35 +28,15 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ..checks import check_int, check_memory, check_seed
+from ..checks import check_memory
 from ..errors import UserError
 from ..models.model_file import TOKENIZE_BATCH, RewardModel
 from ..models.video import context_window, gather_context, index_to_log_onehot, multinomial_kl
 from ..precision import resolve_dtype
+from ..scoring_options import ScoreConfig
 
 # noise hook: (row ids (B,), sample index) -> function(evaluation index) -> uniforms (B, K+1, L) in (0, 1)
 NoiseSource = Callable[[np.ndarray, int], Callable[[int], torch.Tensor]]
-
-
-@dataclass
-class ScoreConfig:
-    reward_type: str = "auto"  # entropy | likelihood | auto (the model's own, `RewardModel.reward_type`)
-    skip_step: int = 9
-    num_samples: int = 1
-    noise: bool = True  # False = argmax chain (the authors' `noise: false`, for parity checks)
-    seed: int = 0
-    task: str | None = None
-    standardize: bool = True  # needs the model's statistics for (task, type, skip, samples)
-    chunk_size: int = 64  # rows per network batch; bounds memory, does not change the numbers
-    dtype: str = "float32"  # float32 | bfloat16 | auto (autocast for the networks; diffusion math stays float32)
-    likelihood_compat: bool = False
-    resize: bool = False  # center-crop to square and INTER_AREA-resize frames of another size
-
-    def __post_init__(self):
-        check_int("--skip-step", self.skip_step, 0)
-        check_int("--num-samples", self.num_samples, 1)
-        check_int("--chunk-size", self.chunk_size, 1)
-        check_seed("--seed", self.seed)
 
 
 @dataclass

@@ -6,6 +6,7 @@ compute them). They are stored in the model file under (task, reward type, skip 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,21 +28,22 @@ class RewardStats:
     frames: int
 
 
-def compute_stats(model, episodes: list[np.ndarray], task: str, reward_type: str = "auto", skip_step: int = 9,
-                  num_samples: int = 1, seed: int = 0, progress: bool = True) -> RewardStats:
-    """Mean / std of the raw per-frame score over `episodes` (u8[T,H,W,3] each), every frame counted once."""
+def compute_stats(model, episodes: list[np.ndarray], task: str, options: ScoreConfig | None = None,
+                  progress: bool = True) -> RewardStats:
+    """Mean / std of the raw per-frame score over `episodes` (u8[T,H,W,3] each), every frame counted once, scored
+    with `options` (reward type, skip step, samples, seed, ...; default: ScoreConfig's)."""
     if not episodes:
         raise UserError(f"no expert episodes of task {task!r} to compute statistics from.")
-    scorer = RewardScorer(model, ScoreConfig(reward_type=reward_type, skip_step=skip_step, num_samples=num_samples,
-                                             seed=seed, task=task, standardize=False))
+    options = dataclasses.replace(options or ScoreConfig(), task=task, standardize=False)
+    scorer = RewardScorer(model, options)
     raw = [scorer.score_episode(frames).raw
            for frames in tqdm(episodes, desc=f"stats {task}", unit="ep", disable=not progress)]
     scores = np.concatenate(raw).astype(np.float64)
     std = float(scores.std())
     if not np.isfinite(std) or std <= 0:
         raise UserError(f"the scores of task {task!r} have no spread (std {std}); give more or longer episodes.")
-    return RewardStats(task, scorer.cfg.reward_type, skip_step, num_samples, float(scores.mean()), std,  # "auto"
-                       len(episodes), len(scores))  # resolved to the type actually scored
+    return RewardStats(task, scorer.cfg.reward_type, options.skip_step, options.num_samples,  # "auto" resolved to
+                       float(scores.mean()), std, len(episodes), len(scores))  # the type actually scored
 
 
 def store_stats(model, stats: RewardStats, source: str) -> None:
