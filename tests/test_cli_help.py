@@ -62,3 +62,31 @@ def test_relabel_progress_bar_has_a_total(tmp_path, capsys, model_path):  # noqa
     assert main(["relabel", "--model", str(model_path), "--input", str(src), "--out", str(tmp_path / "out.hdf5")]) == 0
     err = capsys.readouterr().err
     assert "0/12" in err and "relabel: 100%" in err and "12/12" in err, err[-500:]  # the total from the start
+
+
+def test_scoring_flags_are_scoreconfigs_fields_in_every_command():
+    """The scoring options are written once (scoring_options.py): every command offers its set of them with
+    ScoreConfig's default and help, and the labeller node's parameters and the relabel / report configs carry
+    the same defaults."""
+    import dataclasses
+
+    from diffusion_reward.nodes.reward_labeller import RewardLabellerParams
+    from diffusion_reward.offline.relabel import RelabelConfig
+    from diffusion_reward.report import ReportConfig
+    from diffusion_reward.scoring_options import (REPORT_OPTIONS, SCORE_OPTIONS, SCORING_FLAGS, STATS_OPTIONS,
+                                                  ScoreConfig, flag_name)
+
+    fields = {f.name: f for f in dataclasses.fields(ScoreConfig)}
+    sets = {"score": SCORE_OPTIONS, "relabel": SCORING_FLAGS, "stats": STATS_OPTIONS, "report": REPORT_OPTIONS}
+    for command, names in sets.items():
+        actions = {a.dest: a for a in PARSERS[command]._actions}
+        for name in names:
+            f, action = fields[name], actions[name]
+            assert action.option_strings == [flag_name(name)], (command, name)
+            assert action.default == f.default, (command, name)
+            assert action.help == f.metadata.get("flag_help", f.metadata["help"]), (command, name)
+    assert all("skip_step" in names for names in sets.values())
+    for config in (RewardLabellerParams, RelabelConfig, ReportConfig):
+        for f in dataclasses.fields(config):
+            if f.name in SCORING_FLAGS:
+                assert f.default == fields[f.name].default, (config.__name__, f.name)
