@@ -7,6 +7,8 @@
    `diffusion-reward live labeller` (live mode: newest-frame queue, drops when slower than the camera) with a
    random-weight model of each preset, and this process receives `~/reward`: latency = reward arrival -
    camera stamp; sustained rate = rewards per second after warm-up; the rest of the frames were skipped.
+3. The breakdown: the labeller's median time per stage (queue wait, decode + resize, codec, chain, publish) from
+   its /diagnostics, beside the end-to-end p50; the difference is transport and what no stage covers.
 
     .venv/bin/python bench/bench_live_latency.py                      # tiny + paper, 20 s each
     .venv/bin/python bench/bench_live_latency.py --presets tiny --seconds 10 --dtype bfloat16
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from diffusion_reward import msgs
+from diffusion_reward.nodes.reward_labeller import STAGES
 from diffusion_reward.transport.base import SENSOR_DATA_QOS
 from diffusion_reward.transport.dds import DdsTransport
 
@@ -101,6 +104,10 @@ def end_to_end(domain: int, preset: str, dtype: str, seconds: float, warmup_s: f
     arrivals = []  # (arrival wall time s, latency s)
     node.create_subscription(msgs.Vector3Stamped, "/reward_labeller/reward",
                              lambda m: arrivals.append((time.time(), (time.time_ns() - m.header.stamp.to_ns()) / 1e9)))
+    stages = {}  # the labeller's last /diagnostics: median ms per stage of a processed frame
+    node.create_subscription(msgs.DiagnosticArray, "/diagnostics", lambda m: stages.update(
+        {kv.key[:-len("_p50_ms")]: float(kv.value) for st in m.status if st.name.endswith(": reward")
+         for kv in st.values if kv.key[:-len("_p50_ms")] in STAGES}))
     cam = start_camera(domain, "/bench/camera", 480, 640, 30.0, seconds + warmup_s)
     node.spin_until(lambda: cam.poll() is not None, seconds + warmup_s + 300)
     node.spin_until(lambda: False, 2.0)  # rewards still in flight
@@ -115,7 +122,8 @@ def end_to_end(domain: int, preset: str, dtype: str, seconds: float, warmup_s: f
     p50, p99 = percentiles(steady)
     span = arrivals[-1][0] - t0
     return {"case": f"e2e 640x480@30Hz {preset} ({dtype})", "sent": sent, "received": len(arrivals),
-            "p50_ms": p50, "p99_ms": p99, "rate_hz": (len(steady) - 1) / span if span > 0 else float("nan")}
+            "p50_ms": p50, "p99_ms": p99, "rate_hz": (len(steady) - 1) / span if span > 0 else float("nan"),
+            "stages": stages}
 
 
 def main() -> None:
@@ -135,6 +143,14 @@ def main() -> None:
     for r in rows:
         print(f"{r['case']:<36} {r['sent']:>6} {r['received']:>9} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
               f"{r['rate_hz']:>8.1f}")
+    print(f"\nwhere a reward's time goes, median ms per processed frame (the labeller's /diagnostics; transport + "
+          "rest = e2e p50 - their sum: camera publish -> labeller callback, and what the stages do not cover)")
+    print(f"{'case':<36} " + " ".join(f"{s:>8}" for s in STAGES) + f" {'scorer':>8} {'e2e p50':>8} {'transport':>10}")
+    for r in rows:
+        if "stages" in r and all(s in r["stages"] for s in STAGES):
+            st = r["stages"]
+            print(f"{r['case']:<36} " + " ".join(f"{st[s]:>8.2f}" for s in STAGES) +
+                  f" {st['encode'] + st['chain']:>8.2f} {r['p50_ms']:>8.2f} {r['p50_ms'] - sum(st.values()):>10.2f}")
     print(f"\n{os.cpu_count()} CPU cores; DDS on loopback (Cyclone DDS, rt/ topics, plain CDR); received = "
           f"rewards for e2e rows (the labeller drops frames it cannot keep up with).")
 

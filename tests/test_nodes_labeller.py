@@ -7,7 +7,7 @@ from diffusion_reward.errors import UserError
 from diffusion_reward.models import RewardModel
 from diffusion_reward.msgs import CompressedImage, DiagnosticArray, Empty, Header, Image, Time, Vector3Stamped
 from diffusion_reward.nodes.image_conv import rgb_to_image
-from diffusion_reward.nodes.reward_labeller import RewardLabellerNode
+from diffusion_reward.nodes.reward_labeller import STAGES, RewardLabellerNode
 from diffusion_reward.reward import RewardScorer, ScoreConfig
 from diffusion_reward.reward.scorer import resize_frames
 from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
@@ -177,6 +177,8 @@ def test_drops_oldest_frames_under_load_and_reports(model_path):
     assert status.level == status.WARN and status.name == "reward_labeller: reward"
     assert (int(values["processed"]), int(values["skipped"])) == (lab.processed, lab.skipped)
     assert float(values["latency_p99_ms"]) >= float(values["latency_p50_ms"]) > 0
+    stages = {stage: float(values[f"{stage}_p50_ms"]) for stage in STAGES}  # where the time goes
+    assert min(stages.values()) >= 0 and stages["encode"] > 0 and stages["chain"] > 0
     assert values["model_hash"] == RewardModel.load(model_path).weights_hash
     assert any(level == "warn" and "slower than the camera" in m for level, m in lab.transport.logs)
     lab.close()

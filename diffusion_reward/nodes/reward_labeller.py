@@ -21,7 +21,7 @@ std_msgs/Bool) restart the temporal context, so the first frame of an episode is
 row 0 offline, and release the rows likelihood mode holds back for its last frames. They are handled in
 arrival order: frames queued before a boundary still belong to the episode that ends. Diagnostics
 (`/diagnostics`, about 1 Hz) report counts (received = processed + skipped + errors + queued), latency
-percentiles and the labelling provenance (model hash, statistics, reward settings), which the episode
+percentiles, the median time of each stage of a processed frame (`STAGES`) and the labelling provenance (model hash, statistics, reward settings), which the episode
 recorder stores with the rewards.
 """
 from __future__ import annotations
@@ -47,6 +47,9 @@ EPISODE_END = object()
 EPISODE_BOUNDARIES = {"/episode/start": Empty, "/episode/stop": Empty, "/episode/result": Bool, "~/reset": Empty}
 
 
+# where a processed frame's time goes, in order (each reported as <stage>_p50_ms in /diagnostics): waiting in the
+# queue, decode + crop + resize, the codec, the reverse chain, publishing its reward
+STAGES = ("wait", "convert", "encode", "chain", "publish")
 LABELLER_OPTIONS = ("reward_type", "skip_step", "num_samples", "noise", "seed", "dtype")  # its scoring parameters
 
 
@@ -98,6 +101,7 @@ class RewardLabellerNode:
 
         self.received = self.processed = self.skipped = self.late = self.errors = 0
         self._latencies: deque[float] = deque(maxlen=1000)
+        self._stages = {stage: deque(maxlen=1000) for stage in STAGES}  # seconds per processed frame
         self._skipped_reported = self._lost_reported = 0
         self._error_messages: set[str] = set()
         self._queue: deque = deque()  # (image message, receive time) or EPISODE_END, in arrival order
@@ -176,6 +180,7 @@ class RewardLabellerNode:
                     self._cond.notify_all()
 
     def _process(self, msg: Image | CompressedImage, received_at: float) -> None:
+        start = time.monotonic()
         try:
             frame = to_model_frame(image_to_rgb(msg), self.crop, self.model.image_size)
         except ImageConversionError as exc:
@@ -186,22 +191,28 @@ class RewardLabellerNode:
             if first:  # one line per kind of problem, not one per frame at 30 Hz
                 self.transport.log("error", f"skipping frames from {self.params.image_topic}: {exc}")
             return
+        converted = time.monotonic()
         self._unscored.append((msg.header, received_at))
         row = self.stream.push(frame)
-        if row is not None:
-            self._publish(*self._unscored.popleft(), *row)
+        published = self._publish(*self._unscored.popleft(), *row) if row is not None else 0.0
         with self._cond:
             self.processed += 1
+            for stage, seconds in zip(STAGES, (start - received_at, converted - start, self.stream.timings["encode"],
+                                               self.stream.timings["chain"], published)):
+                self._stages[stage].append(seconds)
 
-    def _publish(self, header: Header, received_at: float, raw: float, reward: float) -> None:
-        """The reward of the frame with `header` (the stream's rows may lag its input: likelihood mode)."""
-        latency = time.monotonic() - received_at
+    def _publish(self, header: Header, received_at: float, raw: float, reward: float) -> float:
+        """The reward of the frame with `header` (the stream's rows may lag its input: likelihood mode); returns
+        the seconds `publish` took."""
+        start = time.monotonic()
+        latency = start - received_at
         self.reward_pub.publish(Vector3Stamped(
             header=Header(stamp=Time(header.stamp.sec, header.stamp.nanosec), frame_id=header.frame_id),
             vector=Vector3(x=float(reward), y=float(raw), z=latency)))
         with self._cond:
             self.late += latency > self.params.late_after_s
             self._latencies.append(latency)
+        return time.monotonic() - start
 
     def _end_episode(self) -> None:
         """Publish the rows the stream still holds (likelihood mode's last frames), then start afresh."""
@@ -218,6 +229,8 @@ class RewardLabellerNode:
                           queued=sum(item is not EPISODE_END for item in self._queue),
                           lost_in_transport=self.image_subscription.dropped + self.image_subscription.lost)
             latencies = np.array(self._latencies) if self._latencies else np.zeros(1)
+            stages = {f"{stage}_p50_ms": f"{np.median(times) * 1000:.2f}" for stage, times in self._stages.items()
+                      if times}
             new_skips = self.skipped - self._skipped_reported
             self._skipped_reported = self.skipped
             new_losses = counts["lost_in_transport"] - self._lost_reported
@@ -233,7 +246,8 @@ class RewardLabellerNode:
         message = (f"{counts['processed']} frames scored, {counts['skipped']} dropped, "
                    f"{counts['lost_in_transport']} lost in transport, {counts['errors']} unreadable; "
                    f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms")
-        values = {**counts, "latency_p50_ms": f"{p50:.2f}", "latency_p99_ms": f"{p99:.2f}", **self.provenance}
+        values = {**counts, "latency_p50_ms": f"{p50:.2f}", "latency_p99_ms": f"{p99:.2f}", **stages,
+                  **self.provenance}
         self.diagnostics_pub.publish(DiagnosticArray(
             header=Header(stamp=Time.from_ns(self.transport.now_ns())),
             status=[DiagnosticStatus(level=level, name=f"{self.transport.name}: reward", message=message,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -359,6 +360,7 @@ class ScoreStream:
         self.tokens: list[torch.Tensor] = []  # the last few frames' tokens
         self.num_pushed = 0
         self.last_raw: float | None = None
+        self.timings = {"encode": 0.0, "chain": 0.0}  # seconds the last push spent in the codec and the chain
 
     def push(self, frame) -> tuple[float, float | None] | None:
         s = self.scorer
@@ -366,14 +368,16 @@ class ScoreStream:
         if frame.ndim != 3:
             size = s.model.image_size
             raise UserError(f"a frame must have shape ({size}, {size}, 3), got {frame.shape}")
+        start = time.perf_counter()
         self.tokens.append(s.model.tokenize(s.prepare_frames(frame[None]))[0])
+        encoded = time.perf_counter()
         self.tokens = self.tokens[-((s.num_frames + 1) * s.frame_skip + 1):]
         self.num_pushed += 1
         i = self.num_pushed
         row = i - 1 - s.lookahead
-        if row < 0:
-            return None
-        return self._score_row(row, i)
+        result = None if row < 0 else self._score_row(row, i)
+        self.timings = {"encode": encoded - start, "chain": time.perf_counter() - encoded}
+        return result
 
     def finish(self) -> list[tuple[float, float | None]]:
         """Rows still open at the end of the episode (likelihood mode: the carried last k rows)."""
