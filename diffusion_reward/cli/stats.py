@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..outputs import check_output
-from ..scoring_options import STATS_OPTIONS, ScoreConfig, add_scoring_arguments, scoring_options
+from ..scoring_options import STATS_OPTIONS, add_scoring_arguments, scoring_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,26 +24,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..models import RewardModel
-    from ..reward.stats import compute_stats, store_stats
-    from ..training.data import load_episodes
 
     if args.out and Path(args.out).resolve() == Path(args.model).resolve():
         raise UserError("--out is the model itself; pass --in-place to update it.")
     if args.out:
         check_output(args.out, {"--model": args.model, "--data": args.data}, force=args.force)
     model = RewardModel.load(args.model)
-    episodes, provenance = load_episodes([args.data], model.image_size)
-    tasks = sorted({e.task for e in episodes})
-    task = args.task or (tasks[0] if len(tasks) == 1 else None)
-    if task is None:
-        raise UserError(f"{args.data} holds several tasks ({', '.join(tasks)}); choose one with --task.")
-    if task not in tasks:
-        raise UserError(f"{args.data} has no expert episodes of task {task!r} (it has: {', '.join(tasks)}).")
-    stats = compute_stats(model, [e.frames for e in episodes if e.task == task], task,
-                          ScoreConfig(**scoring_options(args, STATS_OPTIONS)), args.progress)
-    store_stats(model, stats, source=f"{args.data} sha256:{provenance[0]['sha256']} episodes:{stats.episodes} "
-                                     f"frames:{stats.frames} seed:{args.seed}")
+    stats = model.compute_stats(args.data, args.task, progress=args.progress, **scoring_options(args, STATS_OPTIONS))
     out = model.save(args.model if args.in_place else args.out)
-    print(f"{task} {stats.reward_type} skip {stats.skip_step} n {stats.num_samples}: mean {stats.mean:.4f} "
+    print(f"{stats.task} {stats.reward_type} skip {stats.skip_step} n {stats.num_samples}: mean {stats.mean:.4f} "
           f"std {stats.std:.4f} over {stats.frames} frames of {stats.episodes} episodes -> {out}")
     return 0

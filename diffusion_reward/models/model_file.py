@@ -78,6 +78,37 @@ class RewardModel(nn.Module):
     def from_preset(cls, name: str, seed: int = 0, video_model: str = "vqdiffusion") -> "RewardModel":
         return cls.from_config(get_preset(name, video_model), seed=seed)
 
+    # ------------------------------------------------------------------------------------- the Python API
+    def fit(self, cfg) -> "RewardModel":
+        """Train this model (codec, then video model) on `cfg.data` as `train-reward` does (a `TrainConfig`:
+        steps, batches, checkpoints, resume; steps left at None take the model's preset's defaults, or cfg.preset's
+        for a model built from a custom config). Writes cfg.out and keeps the trained weights here."""
+        import dataclasses
+
+        from ..training import PRESET_DEFAULTS, train_reward_model
+
+        preset = self.config.preset if self.config.preset in PRESET_DEFAULTS else cfg.preset
+        train_reward_model(dataclasses.replace(cfg, preset=preset, video_model=self.video_model,
+                                               frame_skip=self.config.video.frame_skip), model=self)
+        return self.eval()
+
+    def compute_stats(self, data, task: str | None = None, progress: bool = True, **options):
+        """Standardisation statistics of `task` over the expert episodes of `data` (HDF5 dataset or the authors'
+        PNG video folder), stored in this model (save it to keep them); options are ScoreConfig's (reward_type,
+        skip_step, num_samples, seed). Returns the RewardStats."""
+        from ..reward.stats import stats_from_data
+        from ..scoring_options import ScoreConfig
+
+        return stats_from_data(self, str(data), task, ScoreConfig(**options), progress)
+
+    def scorer(self, **options):
+        """A RewardScorer of this model; options are ScoreConfig's (task=..., reward_type=..., dtype=..., ...):
+        `.score_episode(frames)`, `.chunked()`, `.stream()`."""
+        from ..reward import RewardScorer
+        from ..scoring_options import ScoreConfig
+
+        return RewardScorer(self, ScoreConfig(**options))
+
     @property
     def video_model(self) -> str:
         """"vqdiffusion" (Diffusion Reward) or "videogpt" (VIPER)."""

@@ -49,3 +49,23 @@ def compute_stats(model, episodes: list[np.ndarray], task: str, options: ScoreCo
 def store_stats(model, stats: RewardStats, source: str) -> None:
     model.set_stats(stats.task, stats.reward_type, stats.skip_step, stats.num_samples, stats.mean, stats.std,
                     source=source)
+
+
+def stats_from_data(model, data: str, task: str | None = None, options: ScoreConfig | None = None,
+                    progress: bool = True) -> RewardStats:
+    """Statistics of `task` over the expert episodes of a dataset (HDF5, or the authors' PNG video folder), stored
+    in `model` with the data's hash as their source. task=None: the dataset's only task."""
+    from ..training.data import load_episodes
+
+    episodes, provenance = load_episodes([data], model.image_size)
+    tasks = sorted({e.task for e in episodes})
+    task = task or (tasks[0] if len(tasks) == 1 else None)
+    if task is None:
+        raise UserError(f"{data} holds several tasks ({', '.join(tasks)}); choose one with --task.")
+    if task not in tasks:
+        raise UserError(f"{data} has no expert episodes of task {task!r} (it has: {', '.join(tasks)}).")
+    stats = compute_stats(model, [e.frames for e in episodes if e.task == task], task, options, progress)
+    seed = (options or ScoreConfig()).seed
+    store_stats(model, stats, source=f"{data} sha256:{provenance[0]['sha256']} episodes:{stats.episodes} "
+                                     f"frames:{stats.frames} seed:{seed}")
+    return stats

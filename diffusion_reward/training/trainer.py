@@ -39,13 +39,14 @@ MAX_VAL_ITEMS = 512  # frames / windows evaluated per validation (evenly spaced 
 LOG_EVERY = 10
 
 
-def train_reward_model(cfg: TrainConfig) -> Path:
-    """Train codec then video model; returns the written model file (rank 0; other ranks return it too)."""
-    return RewardTrainer(cfg).fit()
+def train_reward_model(cfg: TrainConfig, model=None) -> Path:
+    """Train codec then video model (`model`, or a new one of cfg's preset); returns the written model file (rank 0;
+    other ranks return it too)."""
+    return RewardTrainer(cfg, model).fit()
 
 
 class RewardTrainer:
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, model=None):
         from ..models import RewardModel
 
         self.cfg = cfg = cfg.resolved()
@@ -54,7 +55,7 @@ class RewardTrainer:
             if getattr(cfg, name) % self.dist.world_size:
                 raise UserError(f"{name} {getattr(cfg, name)} is not divisible by the {self.dist.world_size} ranks.")
         self.device = torch.device(self.dist.device)
-        self.model = RewardModel.from_config(cfg.model_config(), seed=cfg.seed)
+        self.model = model if model is not None else RewardModel.from_config(cfg.model_config(), seed=cfg.seed)
         self.codec_source = RewardModel.load(cfg.codec_from) if cfg.codec_from else None  # read before writing
         self.lpips = None
         if cfg.lpips_weights:  # also read before writing: a damaged file fails before the checkpoint folder exists
