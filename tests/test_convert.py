@@ -161,7 +161,8 @@ print({"episodes": len(buffer.episodes), "transitions": buffer.transition_count,
 """
 
 
-@pytest.mark.parametrize("obs,frame_stack,shape", [("state", 1, [12, 39]), ("both", 2, [[12, 6, 64, 64], [12, 39]])])
+@pytest.mark.parametrize("obs,frame_stack,shape", [  # the image + state layout in the slow tier
+    ("state", 1, [12, 39]), pytest.param("both", 2, [[12, 6, 64, 64], [12, 39]], marks=pytest.mark.slow)])
 def test_d3rlpy_file_loads_with_plain_d3rlpy(tmp_path, capsys, labelled, obs, frame_stack, shape):
     out = tmp_path / "dataset.h5"
     rc, _, err = run(capsys, "convert", labelled, "--to", "d3rlpy", "--obs", obs, "--frame-stack", frame_stack,

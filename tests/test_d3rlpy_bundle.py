@@ -55,8 +55,9 @@ def _plain_d3rlpy(tmp_path, bundle, obs, algo_class, register=False):
     return np.load(out)
 
 
-@pytest.mark.parametrize("obs,algo,algo_class", [("state", "bc", "BC"), ("image", "iql", "IQL"),
-                                                 ("both", "td3plusbc", "TD3PlusBC")])
+@pytest.mark.parametrize("obs,algo,algo_class", [  # one in the default tier, the other layouts in the slow tier
+    ("state", "bc", "BC"), pytest.param("image", "iql", "IQL", marks=pytest.mark.slow),
+    pytest.param("both", "td3plusbc", "TD3PlusBC", marks=pytest.mark.slow)])
 def test_plain_d3rlpy_loads_the_bundle_and_acts_as_our_policy(tmp_path, capsys, data, obs, algo, algo_class):
     policy = train_policy(TrainPolicyConfig(data=str(data), out=str(tmp_path / "policy"), algo=algo, obs=obs,
                                             frame_stack=2, steps=4, batch_size=4, checkpoint_every=2,

@@ -157,6 +157,7 @@ def test_ssim_and_psnr_of_identical_similar_and_different_images():
     assert (psnr(a, noisy) > 20).all() and (psnr(a, other) < 10).all()
 
 
+@pytest.mark.slow  # decodes sampled next frames for every episode: the slow tier
 def test_report_diversity_samples_next_frames_seeded_like_the_reward(models, tmp_path, capsys):
     from diffusion_reward.reward import RewardScorer, ScoreConfig
 

@@ -153,6 +153,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow  # two torch.distributed processes (DDP over gloo): the slow tier, which CI runs
 def test_two_process_gloo_training_keeps_identical_weights(data, tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
