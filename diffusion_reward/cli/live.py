@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..live import NODE_ALIASES, LaunchSet, dds_config, parse_param, run_node
-from ..transport.dds import LOG_LEVELS
+from ..transport.base import LOG_LEVELS
 
 _NODE_HELP = {
     "labeller": "reward labeller: camera frames in, ~/reward out",

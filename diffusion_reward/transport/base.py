@@ -45,6 +45,25 @@ class Timer(abc.ABC):
     def cancel(self) -> None: ...
 
 
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+
+
+def check_log_level(level: str) -> int:
+    """The rank of a log level (LOG_LEVELS); ValueError for anything else (a bug in the caller)."""
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log level must be one of {LOG_LEVELS}, got {level!r}")
+    return LOG_LEVELS.index(level)
+
+
+def timer_schedule(period_s: float, now_ns: int, use_sim_time: bool) -> tuple[int, int | None]:
+    """(period ns, first deadline ns) of a new timer; the deadline is None while sim time has not started (no
+    /clock yet): such a timer starts counting at the first clock message, as in rclpy."""
+    if not period_s > 0:
+        raise ValueError("timer period must be > 0")
+    period_ns = round(period_s * 1e9)
+    return period_ns, None if (use_sim_time and now_ns == 0) else now_ns + period_ns
+
+
 class Transport(abc.ABC):
     """One node's connection to the graph. `name` is the node name (used for `~/` topics)."""
 

@@ -48,10 +48,10 @@ from cyclonedds.util import duration
 from .. import msgs
 from ..errors import UserError
 from . import cdr
-from .base import DEFAULT_QOS, OverrideParameters, Publisher, QoS, Subscription, Timer, Transport
+from .base import (DEFAULT_QOS, LOG_LEVELS, OverrideParameters, Publisher, QoS, Subscription, Timer, Transport,
+                   check_log_level, timer_schedule)
 
 LOOPBACK_CONFIG = Path(__file__).with_name("dds_loopback.xml")
-LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 _ANY_SAMPLE = SampleState.Any | ViewState.Any | InstanceState.Any
 _GRAPH_CHECK_NS = 500_000_000  # how often peers' types and QoS are checked for mismatches
 _MAX_WAIT_S = 0.1  # upper bound on one wait, so signal handlers run promptly
@@ -286,11 +286,7 @@ class DdsTransport(OverrideParameters, Transport):
         return sub
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
-        if not period_s > 0:
-            raise ValueError("timer period must be > 0")
-        period_ns = round(period_s * 1e9)
-        now = self.now_ns()
-        first = None if (self.use_sim_time and now == 0) else now + period_ns
+        period_ns, first = timer_schedule(period_s, self.now_ns(), self.use_sim_time)
         timer = _Timer(period_ns, callback, first, self.use_sim_time)
         self._timers.append(timer)
         self._wake()  # let a waiting spin recompute its timeout
@@ -307,9 +303,7 @@ class DdsTransport(OverrideParameters, Transport):
                 timer.next_ns = self._sim_ns + timer.period_ns
 
     def log(self, level: str, message: str) -> None:
-        if level not in LOG_LEVELS:
-            raise ValueError(f"log level must be one of {LOG_LEVELS}, got {level!r}")
-        if LOG_LEVELS.index(level) >= self._min_level:
+        if check_log_level(level) >= self._min_level:
             ns = time.time_ns()
             sys.stderr.write(f"[{level.upper()}] [{ns // 10**9}.{ns % 10**9:09d}] [{self.name}]: {message}\n")
             sys.stderr.flush()

@@ -30,9 +30,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .base import DEFAULT_QOS, OverrideParameters, Publisher, QoS, Subscription, Timer, Transport
+from .base import (DEFAULT_QOS, OverrideParameters, Publisher, QoS, Subscription, Timer, Transport, check_log_level,
+                   timer_schedule)
 
-LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 _PY_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR,
               "fatal": logging.CRITICAL}
 START_NS = 1_700_000_000 * 1_000_000_000  # manual clock origin: a fixed, realistic epoch time
@@ -240,11 +240,7 @@ class InProcessTransport(OverrideParameters, Transport):
         return sub
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
-        if not period_s > 0:
-            raise ValueError("timer period must be > 0")
-        period_ns = round(period_s * 1e9)
-        start = self.bus.sim_ns() if self.use_sim_time else self.bus.wall_ns()
-        first = None if (self.use_sim_time and start == 0) else start + period_ns
+        period_ns, first = timer_schedule(period_s, self.now_ns(), self.use_sim_time)
         timer = _Timer(self, period_ns, callback, first)
         self.bus._add_timer(timer)
         return timer
@@ -254,8 +250,7 @@ class InProcessTransport(OverrideParameters, Transport):
         return self.bus.sim_ns() if self.use_sim_time else self.bus.wall_ns()
 
     def log(self, level: str, message: str) -> None:
-        if level not in LOG_LEVELS:
-            raise ValueError(f"log level must be one of {LOG_LEVELS}, got {level!r}")
+        check_log_level(level)
         self.logs.append((level, message))
         self._logger.log(_PY_LEVELS[level], "[%s] %s", self.name, message)
 
