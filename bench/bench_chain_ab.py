@@ -27,16 +27,13 @@ SHIPPED = REPO / "diffusion_reward" / "models" / "pretrained" / "metaworld.safet
 CHILD = """
 import sys, time, numpy as np, torch
 torch.set_num_threads(1)
+model_name, rows, reward_type, dtype, shipped, bench = sys.argv[1], int(sys.argv[2]), *sys.argv[3:7]
+sys.path.insert(0, bench)
+from bench_reward_speed import episode  # the same moving-square episode; imports the checkout on PYTHONPATH
 from diffusion_reward.models import RewardModel
 from diffusion_reward.reward import RewardScorer, ScoreConfig
-model_name, rows, reward_type, dtype, shipped = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 model = RewardModel.load(shipped) if model_name == "base" else RewardModel.from_preset(model_name, seed=0)
-rng = np.random.default_rng(0)
-frames = np.empty((rows, 64, 64, 3), np.uint8)
-frames[:] = rng.integers(40, 200, 3, dtype=np.uint8)
-for i in range(rows):  # a square moving over a plain background
-    y, x = (4 + 2 * i) % 48, (8 + 3 * i) % 48
-    frames[i, y:y + 16, x:x + 16] = (230, 40, 30)
+frames = episode(rows)
 tokens = model.tokenize(frames)
 scorer = RewardScorer(model, ScoreConfig(standardize=False, dtype=dtype, reward_type=reward_type))
 scorer.score_token_episode(tokens[:4])  # warm-up
@@ -56,7 +53,8 @@ print(batch * 1000, (time.perf_counter() - start) / 6 * 1000, float(raw.astype(n
 def run_child(checkout: Path, case: str, rows: int, dtype: str) -> tuple[float, float, float]:
     model, reward_type = case.split(":")
     env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", CHILD, model, str(rows), reward_type, dtype, str(SHIPPED)],
+    out = subprocess.run([sys.executable, "-c", CHILD, model, str(rows), reward_type, dtype, str(SHIPPED),
+                          str(REPO / "bench")],
                          env=env, capture_output=True, text=True, cwd="/", check=True).stdout
     batch, stream, total = map(float, out.split()[-3:])
     return batch, stream, total

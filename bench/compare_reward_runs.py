@@ -53,8 +53,7 @@ def main() -> int:
     print("|" + "---|" * (header.count("|") - 1))
     for run in args.run:
         label, _, folder = run.partition("=")
-        results = {json.loads(f.read_text())["name"]: json.loads(f.read_text())
-                   for f in sorted(Path(folder).glob("*.json"))}
+        results = {r["name"]: r for r in (json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.json")))}
         cells = [label]
         s = summarise([results[t] for t in seen if t in results]) if any(t in results for t in seen) else None
         u = summarise([results[t] for t in unseen if t in results]) if any(t in results for t in unseen) else None

@@ -349,8 +349,8 @@ class VideoModel(nn.Module):
         qt_hot, qt_cold = hot_cold(_extract(self.log_cumprod_at, t), _extract(self.log_cumprod_bt, t))
         log_qt = torch.where(hot, qt_hot, torch.where(mask, _extract(self.log_cumprod_ct, t), qt_cold))  # (B, K, L)
 
-        one_hot_, one_cold = hot_cold(_extract(self.log_at, t), _extract(self.log_bt, t))
-        log_qt_one = torch.cat((torch.where(hot, one_hot_, torch.where(mask, _extract(self.log_ct, t), one_cold)),
+        step_hot, step_cold = hot_cold(_extract(self.log_at, t), _extract(self.log_bt, t))
+        log_qt_one = torch.cat((torch.where(hot, step_hot, torch.where(mask, _extract(self.log_ct, t), step_cold)),
                                 torch.where(mask, log_one, log_zero)), dim=1)  # (B, K+1, L)
 
         q = torch.cat((log_x_start[:, :-1] - log_qt, log_zero.expand(-1, -1, x_t.shape[1])), dim=1)

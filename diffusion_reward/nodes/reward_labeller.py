@@ -21,8 +21,8 @@ std_msgs/Bool) restart the temporal context, so the first frame of an episode is
 row 0 offline, and release the rows likelihood mode holds back for its last frames. They are handled in
 arrival order: frames queued before a boundary still belong to the episode that ends. Diagnostics
 (`/diagnostics`, about 1 Hz) report counts (received = processed + skipped + errors + queued), latency
-percentiles, the median time of each stage of a processed frame (`STAGES`) and the labelling provenance (model hash, statistics, reward settings), which the episode
-recorder stores with the rewards.
+percentiles, the median time of each stage of a processed frame (`STAGES`) and the labelling provenance
+(model hash, statistics, reward settings), which the episode recorder stores with the rewards.
 """
 from __future__ import annotations
 

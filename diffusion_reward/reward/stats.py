@@ -57,6 +57,7 @@ def stats_from_data(model, data: str, task: str | None = None, options: ScoreCon
     in `model` with the data's hash as their source. task=None: the dataset's only task."""
     from ..training.data import load_episodes
 
+    options = options or ScoreConfig()
     episodes, provenance = load_episodes([data], model.image_size)
     tasks = sorted({e.task for e in episodes})
     task = task or (tasks[0] if len(tasks) == 1 else None)
@@ -65,7 +66,6 @@ def stats_from_data(model, data: str, task: str | None = None, options: ScoreCon
     if task not in tasks:
         raise UserError(f"{data} has no expert episodes of task {task!r} (it has: {', '.join(tasks)}).")
     stats = compute_stats(model, [e.frames for e in episodes if e.task == task], task, options, progress)
-    seed = (options or ScoreConfig()).seed
     store_stats(model, stats, source=f"{data} sha256:{provenance[0]['sha256']} episodes:{stats.episodes} "
-                                     f"frames:{stats.frames} seed:{seed}")
+                                     f"frames:{stats.frames} seed:{options.seed}")
     return stats
