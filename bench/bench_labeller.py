@@ -22,7 +22,7 @@ import numpy as np
 def run(preset: str, dtype: str, frames: int, camera_hz: float, skip_step: int, workdir: Path) -> dict:
     from diffusion_reward.models import RewardModel
     from diffusion_reward.msgs import Image, Vector3Stamped
-    from diffusion_reward.nodes.image_conv import rgb_to_image
+    from diffusion_reward.data.frames import rgb_to_image
     from diffusion_reward.nodes.reward_labeller import RewardLabellerNode
     from diffusion_reward.transport import SENSOR_DATA_QOS
     from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport

@@ -100,7 +100,7 @@ def labeller_child(frames: int, model: str) -> None:
     import torch
 
     from diffusion_reward.msgs import Image, Vector3Stamped
-    from diffusion_reward.nodes.image_conv import rgb_to_image
+    from diffusion_reward.data.frames import rgb_to_image
     from diffusion_reward.nodes.reward_labeller import RewardLabellerNode
     from diffusion_reward.transport import SENSOR_DATA_QOS
     from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport

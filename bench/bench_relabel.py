@@ -22,7 +22,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from diffusion_reward.models import RewardModel
 from diffusion_reward.offline.relabel import RelabelConfig, relabel
-from diffusion_reward.offline.sources import open_source
+from diffusion_reward.data.sources import open_source
 
 TASK = "bench-task"
 

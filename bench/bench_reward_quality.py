@@ -168,7 +168,7 @@ def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path,
     from diffusion_reward.models import RewardModel
     from diffusion_reward.reward import RewardScorer, ScoreConfig
     from diffusion_reward.reward.stats import compute_stats, store_stats
-    from diffusion_reward.training.data import load_episodes
+    from diffusion_reward.data.sources import load_episodes
 
     full = RewardModel.load(model_path)
     tmp = out.with_name(out.name + ".bf16.tmp")

@@ -1,6 +1,6 @@
 """One state layout per robot: the vectors a robot episode stores, built from ROS 2 messages by the same functions
 whether the episode is recorded live (`nodes/episode_recorder.py`) or relabelled from a rosbag2
-(`offline/sources/rosbag.py`). The layout is written down once, in `data/FORMAT.md` ("Robot state layout"):
+(`data/sources/rosbag.py`). The layout is written down once, in `data/FORMAT.md` ("Robot state layout"):
 
 - `obs/state`  = for each of `state_fields` (default position, velocity), that field of each of `joint_names`
   (default the FR3's fr3_joint1..7), in that order: 14 float32 for the Franka arm;

@@ -41,18 +41,30 @@ class ScoreConfig:
     resize: bool = _option(False, "center-crop frames to a square and resize them to the model's input size")
 
     def __post_init__(self):
-        check_int("--skip-step", self.skip_step, 0)
-        check_int("--num-samples", self.num_samples, 1)
-        check_int("--chunk-size", self.chunk_size, 1)
-        check_seed("--seed", self.seed)
+        check_options(dataclasses.asdict(self))
+
+
+LOWEST = {"skip_step": 0, "num_samples": 1, "chunk_size": 1}  # the smallest value of each integer option
+
+
+def check_options(values: dict, label=None) -> None:
+    """The checks of the scoring options in `values` ({option: value}), written once for ScoreConfig and for the
+    configs that carry options (the labeller's parameters); `label(option)` names one in a message (default: its
+    flag, `--skip-step`)."""
+    label = label or flag_name
+    for name, value in values.items():
+        if name in LOWEST:
+            check_int(label(name), value, LOWEST[name])
+        elif name == "seed":
+            check_seed(label(name), value)
 
 
 # which options each command offers: relabel all of SCORING_FLAGS; score also likelihood_compat and resize; stats
-# those its statistics are keyed by, and the seed; report the chain's settings (its --seed also seeds resets and
+# those its statistics are keyed by, the seed and resize (any recording kind); report the chain's settings (its --seed also seeds resets and
 # its --reward-type takes several types, so both are its own flags)
 SCORING_FLAGS = ("reward_type", "skip_step", "num_samples", "noise", "seed", "chunk_size", "dtype")
 SCORE_OPTIONS = SCORING_FLAGS + ("likelihood_compat", "resize")
-STATS_OPTIONS = ("reward_type", "skip_step", "num_samples", "seed")
+STATS_OPTIONS = ("reward_type", "skip_step", "num_samples", "seed", "resize")
 REPORT_OPTIONS = ("skip_step", "num_samples")
 _FIELDS = {f.name: f for f in dataclasses.fields(ScoreConfig)}
 

@@ -33,14 +33,16 @@ def video_dataset(tmp_path):
 
 def test_reads_every_task_from_the_top_folder_in_numeric_order(video_dataset):
     episodes = list(read_video_folder(video_dataset))
-    assert [(e.domain, e.task, e.name) for e in episodes] == [
-        ("adroit", "door", "3"),
-        ("metaworld", "button-press-v2", "0"), ("metaworld", "button-press-v2", "1"),
-        ("metaworld", "button-press-v2", "2"), ("metaworld", "button-press-v2", "10"),
-        ("metaworld", "door-open-v2", "5"),
+    assert [(e.attrs["domain"], e.task, e.name) for e in episodes] == [
+        ("adroit", "door", "adroit/door/train/3"),
+        ("metaworld", "button-press-v2", "metaworld/button-press-v2/train/0"),
+        ("metaworld", "button-press-v2", "metaworld/button-press-v2/train/1"),
+        ("metaworld", "button-press-v2", "metaworld/button-press-v2/train/2"),
+        ("metaworld", "button-press-v2", "metaworld/button-press-v2/train/10"),
+        ("metaworld", "door-open-v2", "metaworld/door-open-v2/train/5"),
     ]
     ten = episodes[4]
-    assert ten.frames.shape == (12, 8, 8, 3) and ten.frames.dtype == np.uint8 and ten.split == "train"
+    assert ten.frames.shape == (12, 8, 8, 3) and ten.frames.dtype == np.uint8 and ten.attrs["split"] == "train"
     np.testing.assert_array_equal(ten.frames[:, 0, 0, 1], np.arange(12))  # 10.png after 9.png, not after 1.png
     np.testing.assert_array_equal(ten.frames[0, 0, 0], [10, 0, 200])  # RGB, not OpenCV's BGR
 
@@ -49,7 +51,8 @@ def test_root_may_be_a_domain_or_a_task_folder(video_dataset):
     by_domain = read_video_folder(video_dataset / "metaworld", task="button-press-v2")
     assert len(by_domain) == 4 and by_domain.tasks == ["button-press-v2"]
     by_task = read_video_folder(video_dataset / "metaworld" / "button-press-v2", split="test")
-    assert [(e.domain, e.task, e.split, e.name) for e in by_task] == [("metaworld", "button-press-v2", "test", "0")]
+    assert [(e.attrs["domain"], e.task, e.attrs["split"], e.name) for e in by_task] == [
+        ("metaworld", "button-press-v2", "test", "metaworld/button-press-v2/test/0")]
 
 
 def test_nothing_matching_lists_what_exists(video_dataset):

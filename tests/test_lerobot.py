@@ -2,7 +2,7 @@
 
 Three kinds of LeRobot folder are read: one written by LeRobot's own writer (`fixtures/lerobot/`, made by the
 standalone lerobot-dataset 0.4.4, which does not install beside requirements.txt: see make_fixture.py), and v2.1
-and v3.0 folders this file writes from the documented layout (offline/sources/lerobot.py), with AV1 video encoded
+and v3.0 folders this file writes from the documented layout (data/sources/lerobot.py), with AV1 video encoded
 by imageio-ffmpeg's own writer. Frames for the comparisons are decoded independently of the reader, with
 imageio-ffmpeg's `read_frames` (whole files, split by episode length, no timestamps).
 """
@@ -23,7 +23,7 @@ import pytest
 from diffusion_reward.cli import main
 from diffusion_reward.data import Dataset, DatasetWriter
 from diffusion_reward.models import RewardModel
-from diffusion_reward.offline.sources import detect_kind, open_source
+from diffusion_reward.data.sources import detect_kind, open_source
 from diffusion_reward.reward.combine import RewardMix
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lerobot"

@@ -8,7 +8,7 @@ import pytest
 from diffusion_reward.errors import UserError
 from diffusion_reward.msgs import CameraInfo, Image
 from diffusion_reward.nodes.camera import CameraNode
-from diffusion_reward.nodes.image_conv import image_to_rgb
+from diffusion_reward.data.frames import image_to_rgb
 from diffusion_reward.transport import QoS
 from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
 from realsense_recording import Intrinsics, record_realsense

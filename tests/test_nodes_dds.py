@@ -9,9 +9,9 @@ import numpy as np
 
 from diffusion_reward.models import RewardModel
 from diffusion_reward.msgs import Empty, Image, Vector3Stamped
-from diffusion_reward.nodes.image_conv import rgb_to_image
+from diffusion_reward.data.frames import rgb_to_image
 from diffusion_reward.reward import RewardScorer, ScoreConfig
-from diffusion_reward.reward.scorer import resize_frames
+from diffusion_reward.data.frames import resize_frames
 from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
 from diffusion_reward.transport.dds import DdsTransport
 

@@ -6,10 +6,10 @@ import pytest
 from diffusion_reward.errors import UserError
 from diffusion_reward.models import RewardModel
 from diffusion_reward.msgs import CompressedImage, DiagnosticArray, Empty, Header, Image, Time, Vector3Stamped
-from diffusion_reward.nodes.image_conv import rgb_to_image
+from diffusion_reward.data.frames import rgb_to_image
 from diffusion_reward.nodes.reward_labeller import STAGES, RewardLabellerNode
 from diffusion_reward.reward import RewardScorer, ScoreConfig
-from diffusion_reward.reward.scorer import resize_frames
+from diffusion_reward.data.frames import resize_frames
 from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
 from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
 
@@ -203,8 +203,8 @@ def test_bad_encoding_logs_one_error_and_keeps_running(model_path):
     ({"model_path": "", "task": "franka-kitchen-wipe"}, "no reward model given and 'franka-kitchen-wipe' is not"),
     ({"task": "door-open-v3"}, "diffusion-reward stats"),
     ({"reward_type": "entropyy"}, "reward_type must be one of"),
-    ({"skip_step": 0}, "skip_step must be >= 1"),
-    ({"num_samples": 0}, "num_samples must be >= 1"),
+    ({"skip_step": -1}, "parameter skip_step must be >= 0"),  # the bounds of ScoreConfig (scoring_options.py)
+    ({"num_samples": 0}, "parameter num_samples must be >= 1"),
     ({"crop": "10,10"}, "crop must be"),
     ({"queue_size": 0}, "queue_size must be >= 1"),
 ])

@@ -5,7 +5,7 @@ from diffusion_reward.data import Dataset
 from diffusion_reward.models import RewardModel
 from diffusion_reward.msgs import Bool, Empty, Header, Image, JointState, Time
 from diffusion_reward.nodes.episode_recorder import FR3_JOINTS, EpisodeRecorderNode
-from diffusion_reward.nodes.image_conv import rgb_to_image
+from diffusion_reward.data.frames import rgb_to_image
 from diffusion_reward.nodes.reward_labeller import RewardLabellerNode
 from diffusion_reward.reward import RewardScorer, ScoreConfig
 from diffusion_reward.transport import SENSOR_DATA_QOS

@@ -8,7 +8,7 @@ from diffusion_reward.errors import UserError
 from diffusion_reward.msgs import Bool, DiagnosticArray, DiagnosticStatus, Empty, Float64MultiArray, Header, \
     JointState, JointTrajectory, JointTrajectoryPoint, KeyValue, Time, Vector3, Vector3Stamped
 from diffusion_reward.nodes.episode_recorder import FR3_JOINTS, EpisodeRecorderNode
-from diffusion_reward.nodes.image_conv import rgb_to_image
+from diffusion_reward.data.frames import rgb_to_image
 from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
 from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
 

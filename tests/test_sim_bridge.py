@@ -7,7 +7,7 @@ import torch
 
 from diffusion_reward.errors import UserError
 from diffusion_reward.msgs import Bool, CameraInfo, Clock, Empty, Float64MultiArray, Image, JointState, String
-from diffusion_reward.nodes.image_conv import Crop, image_to_rgb, to_model_frame
+from diffusion_reward.data.frames import Crop, image_to_rgb, to_model_frame
 from diffusion_reward.nodes.policy_runner import PolicyRunnerNode
 from diffusion_reward.nodes.sim_bridge import SimBridgeNode
 from diffusion_reward.safety import FR3, FrankaKinematics

@@ -11,7 +11,7 @@ import pytest
 
 from diffusion_reward.data import DatasetWriter
 from diffusion_reward.errors import UserError
-from diffusion_reward.offline.sources import detect_kind, open_source
+from diffusion_reward.data.sources import detect_kind, open_source
 from realsense_recording import record_realsense
 
 

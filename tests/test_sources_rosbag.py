@@ -9,8 +9,8 @@ from rosbags.typesys import Stores, get_typestore
 from test_sources_files import read_episodes
 
 from diffusion_reward.errors import UserError
-from diffusion_reward.offline.sources import detect_kind, open_source
-from diffusion_reward.offline.sources.rosbag import message_stamp, message_vector
+from diffusion_reward.data.sources import detect_kind, open_source
+from diffusion_reward.data.sources.rosbag import message_stamp, message_vector
 
 T0 = 100.0  # s, first camera stamp
 RATE = 10.0  # Hz camera

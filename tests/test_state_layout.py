@@ -13,10 +13,10 @@ from diffusion_reward.data import Dataset
 from diffusion_reward.models import RewardModel
 from diffusion_reward.msgs import Empty, Header, JointState, JointTrajectory, JointTrajectoryPoint, Time
 from diffusion_reward.nodes.episode_recorder import EpisodeRecorderNode
-from diffusion_reward.nodes.image_conv import rgb_to_image
+from diffusion_reward.data.frames import rgb_to_image
 from diffusion_reward.errors import UserError
-from diffusion_reward.offline.sources import open_source
-from diffusion_reward.offline.sources.rosbag import _Vectors
+from diffusion_reward.data.sources import open_source
+from diffusion_reward.data.sources.rosbag import _Vectors
 from diffusion_reward.robot_state import FR3_FINGERS, FR3_JOINTS, StateLayout, state_vector
 from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
 from diffusion_reward.transport.cdr import serialize

@@ -20,8 +20,8 @@ from diffusion_reward.models import RewardModel
 from diffusion_reward.models.model_file import TOKENIZE_BATCH
 from diffusion_reward.models.presets import get_preset
 from diffusion_reward.offline import relabel as relabel_module
-from diffusion_reward.offline.sources import open_source
-from diffusion_reward.offline.sources import rosbag
+from diffusion_reward.data.sources import open_source
+from diffusion_reward.data.sources import rosbag
 from diffusion_reward.reward import RewardScorer, ScoreConfig
 from diffusion_reward.reward.scorer import ChunkedScore
 

@@ -9,17 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from diffusion_reward.cli import main as cli_main
 from diffusion_reward.data import DatasetWriter
+from diffusion_reward.data.sources import load_episodes
 from diffusion_reward.errors import UserError
 from diffusion_reward.models import RewardModel
 from diffusion_reward.training import TrainConfig, train_reward_model
 from diffusion_reward.training.checkpoint import EMA
-from diffusion_reward.training.data import WindowSampler, context_indices, load_episodes, split_by_episode
+from diffusion_reward.training.data import WindowSampler, context_indices, split_by_episode
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,7 +75,7 @@ def test_split_holds_out_episodes_of_every_task(data):
     episodes, provenance = load_episodes(data, 64)
     train, val = split_by_episode(episodes, 0.3, seed=0)
     assert {e.task for e in val} == {"squares-a", "squares-b"}
-    assert not {(e.source, e.name) for e in train} & {(e.source, e.name) for e in val}
+    assert not {(e.attrs["source_path"], e.name) for e in train} & {(e.attrs["source_path"], e.name) for e in val}
     assert len(train) + len(val) == 7
     assert [p["episodes"] for p in provenance] == [4, 3] and len(provenance[0]["sha256"]) == 64
 
@@ -218,8 +220,6 @@ def test_lpips_loads_both_weight_layouts_from_a_file_and_feeds_the_codec_loss(da
 
 
 def test_trains_on_the_authors_png_video_folders(tmp_path):
-    import cv2
-
     for task, seed in (("task-a", 0), ("task-b", 5)):
         for episode in range(2):
             folder = tmp_path / "video_dataset" / "metaworld" / task / "train" / str(episode)
@@ -229,7 +229,7 @@ def test_trains_on_the_authors_png_video_folders(tmp_path):
     path = train_reward_model(tiny_config([str(tmp_path / "video_dataset")], tmp_path / "m.safetensors",
                                           codec_steps=2, video_steps=2, val_fraction=0.0))
     p = RewardModel.load(path).provenance
-    assert p["tasks"] == ["task-a", "task-b"] and p["data"][0]["kind"] == "video_folder"
+    assert p["tasks"] == ["task-a", "task-b"] and p["data"][0]["kind"] == "png"
     assert p["data"][0]["episodes"] == 4 and p["data"][0]["frames"] == 24
 
 
@@ -284,3 +284,42 @@ def test_a_model_file_with_nan_weights_is_refused_at_load(tmp_path):
     path = model.save(tmp_path / "nan.safetensors")
     with pytest.raises(UserError, match="NaN or infinite weights in video."):
         RewardModel.load(path)
+
+
+def test_trains_and_computes_statistics_on_a_rosbag_through_the_one_reader(tmp_path):
+    """The reader relabel uses (data.sources) feeds training and statistics too: a rosbag2 of 16x20 camera frames
+    trains with resize (the scorer's center-crop + resize) and is refused without it, naming the option."""
+    from rosbags.typesys import Stores, get_typestore
+    from test_sources_rosbag import bag_messages, make_frames, write_bag
+
+    from diffusion_reward.data.frames import resize_frames
+    from diffusion_reward.data.sources import open_source
+    from diffusion_reward.reward import ScoreConfig
+    from diffusion_reward.reward.stats import stats_from_data
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    bag = str(write_bag(tmp_path / "teleop", bag_messages(ts, make_frames()), ts))
+    with pytest.raises(UserError, match="resize"):
+        load_episodes([bag], 64)
+    [episode], [provenance] = load_episodes([bag], 64, resize=True)
+    [streamed] = [resize_frames(ep.frames[0:len(ep.frames)], 64) for ep in open_source(bag)]
+    np.testing.assert_array_equal(episode.frames, streamed)
+    assert (episode.task, provenance["kind"], provenance["frames"]) == ("teleop", "rosbag2", len(streamed))
+    path = train_reward_model(tiny_config([bag], tmp_path / "m.safetensors", codec_steps=2, video_steps=2,
+                                          val_fraction=0.0, resize=True))
+    model = RewardModel.load(path)
+    assert model.provenance["data"] == [provenance]
+    stats = stats_from_data(model, bag, options=ScoreConfig(resize=True), progress=False)
+    assert (stats.task, stats.episodes, stats.frames) == ("teleop", 1, len(streamed))
+
+
+def test_png_training_keeps_the_authors_test_split_out(tmp_path):
+    for split, episodes in (("train", 2), ("test", 1)):
+        for episode in range(episodes):
+            folder = tmp_path / "video_dataset" / "metaworld" / "task-a" / split / str(episode)
+            folder.mkdir(parents=True)
+            for i, frame in enumerate(square_video(episode, steps=4)):
+                cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    episodes, [provenance] = load_episodes([str(tmp_path / "video_dataset")], 64)
+    assert sorted(e.name for e in episodes) == ["metaworld/task-a/train/0", "metaworld/task-a/train/1"]
+    assert provenance["tasks"] == ["task-a"] and provenance["kind"] == "png"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..offline.sources.rosbag import DEFAULT_GAP_S
+from ..data.sources.rosbag import DEFAULT_GAP_S
 from ..robot_state import DEFAULT_STATE_FIELDS
 from ..scoring_options import add_scoring_arguments, scoring_options
 

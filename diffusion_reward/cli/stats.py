@@ -12,7 +12,8 @@ from ..scoring_options import STATS_OPTIONS, add_scoring_arguments, scoring_opti
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="reward model file")
     p.add_argument("--data", required=True, metavar="EXPERT_DATA",
-                   help="HDF5 dataset (successful episodes are used) or authors' PNG video folder")
+                   help="expert recording (episodes recorded as failed are left out): HDF5 dataset, rosbag2, RealSense, "
+                        "LeRobot dataset or authors' PNG video folder")
     p.add_argument("--task", help="task name (default: the dataset's task, if it holds only one)")
     add_scoring_arguments(p, STATS_OPTIONS)
     out = p.add_mutually_exclusive_group(required=True)

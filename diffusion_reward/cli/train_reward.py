@@ -22,8 +22,9 @@ EXAMPLES = """examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EXAMPLES
-    p.add_argument("--data", action="append", required=True, metavar="DATASET_OR_VIDEO_DIR",
-                   help="HDF5 dataset or authors' PNG video folder; repeat for several tasks")
+    p.add_argument("--data", action="append", required=True, metavar="RECORDING",
+                   help="expert recording: HDF5 dataset, rosbag2, RealSense, LeRobot dataset or authors' PNG video "
+                        "folder; repeat for several tasks")
     p.add_argument("--preset", default="tiny", help=f"model preset: {', '.join(PRESET_DEFAULTS)} (default tiny)")
     p.add_argument("--video-model", choices=VIDEO_MODELS, default="vqdiffusion",
                    help="vqdiffusion (Diffusion Reward, default) or videogpt (the VIPER baseline), on the preset's codec")
@@ -49,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--lpips-weights", metavar="FILE",
                    help="VGG16-LPIPS weights file; adds the perceptual loss (never downloaded)")
-    p.add_argument("--all-episodes", action="store_true", help="also train on unsuccessful episodes")
+    p.add_argument("--all-episodes", action="store_true", help="also train on episodes recorded as failed")
+    p.add_argument("--resize", action="store_true",
+                   help="center-crop and resize frames of another size to the model's (as score/relabel --resize)")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast for both networks (default: on where the hardware has native bf16, "
                         "else float32)")
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, codec_batch_size=args.codec_batch_size, lr=args.lr, codec_lr=args.codec_lr,
         seed=args.seed, resume=args.resume, checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
         val_fraction=args.val_fraction, device=args.device, lpips_weights=args.lpips_weights,
-        all_episodes=args.all_episodes, bf16=args.bf16, progress=args.progress, disc_start=args.disc_start,
+        all_episodes=args.all_episodes, resize=args.resize, bf16=args.bf16, progress=args.progress, disc_start=args.disc_start,
         codebook_restart_every=args.codebook_restart_every, codec_from=args.codec_from, frame_skip=args.frame_skip,
     )
     from ..training import RewardTrainer

@@ -70,9 +70,10 @@ class CheckedGroup(h5py.Group):
         return self[name] if name in self else default
 
 
-class Episode:
-    """One episode. `obs[key]` are lazy h5py datasets (reads of damaged chunks raise a UserError); the small
-    per-step vectors load on access."""
+class StoredEpisode:
+    """One stored episode (the `data/demo_N` group), read lazily: `obs[key]` are lazy h5py datasets (reads of
+    damaged chunks raise a UserError); the small per-step vectors load on access. The readers of
+    `data.sources` turn it into the one in-memory `data.Episode`."""
 
     def __init__(self, name: str, group: h5py.Group, owned_file: h5py.File | None = None):
         self.name = name
@@ -142,14 +143,14 @@ class Episode:
             self._owned_file.close()
             self._owned_file = None
 
-    def __enter__(self) -> "Episode":
+    def __enter__(self) -> "StoredEpisode":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Episode({self.name!r}, num_samples={self.num_samples}, success={self.success})"
+        return f"StoredEpisode({self.name!r}, num_samples={self.num_samples}, success={self.success})"
 
 
 class Dataset:
@@ -163,7 +164,7 @@ class Dataset:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._file = open_hdf5(self.path)
-        self._episodes: weakref.WeakSet[Episode] = weakref.WeakSet()
+        self._episodes: weakref.WeakSet[StoredEpisode] = weakref.WeakSet()
         try:
             self._read_header()
         except BaseException:
@@ -204,14 +205,14 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.episode_names)
 
-    def __iter__(self) -> Iterator[Episode]:
+    def __iter__(self) -> Iterator[StoredEpisode]:
         for name in self.episode_names:
             yield self.episode(name)
 
-    def __getitem__(self, index: int | str) -> Episode:
+    def __getitem__(self, index: int | str) -> StoredEpisode:
         return self.episode(self.episode_names[index] if isinstance(index, int) else index)
 
-    def episode(self, name: str) -> Episode:
+    def episode(self, name: str) -> StoredEpisode:
         link = self._data.get(name, getlink=True)
         if link is None:
             raise UserError(f"{self.path} has no episode {name!r}")
@@ -223,9 +224,9 @@ class Dataset:
                 owned = h5py.File(target, "r")
             except OSError as exc:
                 raise UserError(f"{name}: cannot open episode file {target}: {exc}") from None
-            episode = Episode(name, owned[link.path], owned)
+            episode = StoredEpisode(name, owned[link.path], owned)
         else:
-            episode = Episode(name, self._data[name])
+            episode = StoredEpisode(name, self._data[name])
         self._episodes.add(episode)
         return episode
 
@@ -386,14 +387,14 @@ class Dataset:
         return f"Dataset({str(self.path)!r}, episodes={len(self)}, image_key={self.image_key!r})"
 
 
-def _obs_spec(ep: Episode) -> dict[str, dict[str, Any]]:
+def _obs_spec(ep: StoredEpisode) -> dict[str, dict[str, Any]]:
     if "obs" not in ep.group:
         return {}
     return {k: {"shape": list(v.shape[1:]), "dtype": str(v.dtype)}
             for k, v in ep.obs.items() if isinstance(v, h5py.Dataset)}
 
 
-def _per_step_datasets(ep: Episode) -> dict[str, h5py.Dataset]:
+def _per_step_datasets(ep: StoredEpisode) -> dict[str, h5py.Dataset]:
     """Every dataset that must have one row per step, by path inside the episode."""
     found = {}
     for group_path in ("obs", "next_obs", STAMPS_GROUP):
@@ -408,7 +409,7 @@ def _per_step_datasets(ep: Episode) -> dict[str, h5py.Dataset]:
     return found
 
 
-def _verify_episode(ep: Episode) -> dict[str, dict[str, Any]]:
+def _verify_episode(ep: StoredEpisode) -> dict[str, dict[str, Any]]:
     name = ep.name
     datasets = _per_step_datasets(ep)
     if not any(p.startswith("obs/") for p in datasets):

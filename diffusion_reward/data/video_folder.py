@@ -14,16 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
-
-
-@dataclass
-class VideoEpisode:
-    domain: str
-    task: str
-    split: str
-    name: str
-    path: Path
-    frames: np.ndarray  # u8[T,H,W,3] RGB
+from .episode import Episode
 
 
 @dataclass(frozen=True)
@@ -44,9 +35,10 @@ class VideoFolder:
     def __len__(self) -> int:
         return len(self.refs)
 
-    def __iter__(self) -> Iterator[VideoEpisode]:
+    def __iter__(self) -> Iterator[Episode]:
         for ref in self.refs:
-            yield VideoEpisode(ref.domain, ref.task, ref.split, ref.name, ref.path, read_png_frames(ref.path))
+            yield Episode(name=f"{ref.domain}/{ref.task}/{ref.split}/{ref.name}", frames=read_png_frames(ref.path),
+                          task=ref.task, attrs={"domain": ref.domain, "task": ref.task, "split": ref.split})
 
     @property
     def tasks(self) -> list[str]:

@@ -43,7 +43,7 @@ from ..transport.base import DEFAULT_QOS, QoS, Transport
 from ..robot_state import (DEFAULT_GRIPPER_TOPIC, DEFAULT_STATE_FIELDS, DEFAULT_STATE_TOPIC, FR3_FINGERS, FR3_JOINTS,
                            STATE_FIELDS, MissingJointsError, check_state_fields, command_vector, gripper_vector,
                            state_vector)
-from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
+from ..data.frames import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
 ACTION_TYPES = {"joint_trajectory": JointTrajectory, "float64_multi_array": Float64MultiArray}

@@ -43,7 +43,7 @@ from ..robot_state import STATE_FIELDS, MissingJointsError, joint_vector
 from ..safety import ALLEGRO_Q_MAX, ALLEGRO_Q_MIN, ARMS, ArmCommand, FrankaKinematics, SafetyConfig, \
     SafetyEnvelope, Stop, yaw_matrix
 from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, Transport
-from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
+from ..data.frames import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
 ALLEGRO_JOINTS = [f"ah_joint{finger}{joint}" for finger in range(4) for joint in range(4)]

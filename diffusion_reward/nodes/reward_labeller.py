@@ -35,11 +35,11 @@ import numpy as np
 
 from ..errors import UserError
 from ..reward_types import REWARD_TYPE_CHOICES
-from ..scoring_options import ScoreConfig, option_field, scoring_options
+from ..scoring_options import ScoreConfig, check_options, option_field, scoring_options
 from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, Time, \
     Vector3, Vector3Stamped
 from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, QoS, Transport
-from .image_conv import Crop, ImageConversionError, image_to_rgb, to_model_frame
+from ..data.frames import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
 # every episode boundary restarts the temporal context (and releases likelihood mode's last rows)
@@ -82,7 +82,8 @@ class RewardLabellerParams:
         if self.reward_type not in REWARD_TYPE_CHOICES:
             raise UserError(f"parameter reward_type must be one of {', '.join(REWARD_TYPE_CHOICES)}, "
                             f"got '{self.reward_type}'")
-        for name in ("skip_step", "num_samples", "queue_size", "replay_queue_size"):
+        check_options(scoring_options(self, LABELLER_OPTIONS), label=lambda name: f"parameter {name}")
+        for name in ("queue_size", "replay_queue_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"parameter {name} must be >= 1, got {getattr(self, name)}")
         if self.late_after_s <= 0 or self.diagnostics_period_s <= 0:

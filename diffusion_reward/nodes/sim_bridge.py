@@ -35,7 +35,7 @@ from ..msgs import Bool, CameraInfo, Clock, Empty, Float64MultiArray, Header, Im
     Time
 from ..safety import FR3, ArmCommand, FrankaKinematics, SafetyConfig, SafetyEnvelope, Stop, yaw_matrix
 from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, QoS, Transport
-from .image_conv import rgb_to_image
+from ..data.frames import rgb_to_image
 from .params import declare_params
 
 FINGERS = ["fr3_finger_joint1", "fr3_finger_joint2"]

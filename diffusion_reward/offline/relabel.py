@@ -45,10 +45,11 @@ from ..data.format import REWARD_ALIGNMENT
 from ..reward import RewardScorer
 from ..robot_state import DEFAULT_STATE_FIELDS, StateLayout
 from ..scoring_options import ScoreConfig, option_field, scoring_options
-from .sources import SourceEpisode, detect_kind, open_source
-from .sources.folder import png_folders
-from .sources.rosbag import DEFAULT_GAP_S
-from .sync import check_rate
+from ..data import Episode
+from ..data.sources import detect_kind, open_source
+from ..data.sources.folder import png_folders
+from ..data.sources.rosbag import DEFAULT_GAP_S
+from ..data.sync import check_rate
 
 READ_CHUNK = TOKENIZE_BATCH  # source rows read, resized and scored at a time: memory does not grow with T
 # provenance keys that must agree for --resume (paths and software version may change between runs)
@@ -222,7 +223,7 @@ class _NonFiniteRewards(Exception):
 def _lerobot_camera(src: Path, cfg: RelabelConfig) -> tuple[str, str]:
     """(the camera a LeRobot source is scored on, the line that says so). Checks the metadata, the camera and
     that every file the episodes need exists, so a bad dataset fails before the model loads."""
-    from .sources.lerobot import check_files, episode_refs, pick_camera, read_meta
+    from ..data.sources.lerobot import check_files, episode_refs, pick_camera, read_meta
 
     meta = read_meta(src)
     camera = pick_camera(meta, cfg.camera)
@@ -235,7 +236,7 @@ def _lerobot_camera(src: Path, cfg: RelabelConfig) -> tuple[str, str]:
 def _check_sidecar_output(cfg: RelabelConfig, src: Path, kind: str) -> None:
     """A sidecar goes beside the dataset, or inside it as a new file outside LeRobot's own folders; an earlier
     sidecar is replaced only with --force, never a file of the dataset."""
-    from .sources.lerobot import LEROBOT_FOLDERS
+    from ..data.sources.lerobot import LEROBOT_FOLDERS
 
     if kind != "lerobot":
         raise UserError(f"--out {cfg.out}: a {SIDECAR_SUFFIX} sidecar of per-frame rewards is written for LeRobot "
@@ -267,7 +268,7 @@ def _write_sidecar(cfg: RelabelConfig, src: Path, dst: Path, scorer: RewardScore
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .sources.lerobot import episode_lengths, read_meta
+    from ..data.sources.lerobot import episode_lengths, read_meta
 
     meta = read_meta(src)
     lengths = episode_lengths(src)
@@ -307,7 +308,7 @@ def _write_sidecar(cfg: RelabelConfig, src: Path, dst: Path, scorer: RewardScore
     return summary
 
 
-def _episode_rewards(scorer: RewardScorer, ep: SourceEpisode, progress) -> tuple[np.ndarray, np.ndarray]:
+def _episode_rewards(scorer: RewardScorer, ep: Episode, progress) -> tuple[np.ndarray, np.ndarray]:
     """(raw, standardised) rewards of one episode, its frames read and scored a chunk at a time."""
     scoring = scorer.chunked(progress)
     results = []
@@ -323,7 +324,7 @@ def _episode_rewards(scorer: RewardScorer, ep: SourceEpisode, progress) -> tuple
     return raw, reward
 
 
-def _labelled_rows(scorer: RewardScorer, ep: SourceEpisode, label: str, progress) -> Iterator[dict[str, np.ndarray]]:
+def _labelled_rows(scorer: RewardScorer, ep: Episode, label: str, progress) -> Iterator[dict[str, np.ndarray]]:
     """The output rows of one episode, `{dataset path: rows}` a chunk at a time, each row written once its
     reward is out. Layout (FORMAT.md): `obs/image` = the frames at the model's resolution, `obs/image_full` =
     the source frames when they were resized, the source's other observations, actions, sparse rewards, dones,
@@ -425,13 +426,13 @@ def _model_task(model: RewardModel, cfg: RelabelConfig) -> str:
     return tasks[0]
 
 
-def _env_args(src: Path, kind: str, task: str, model: RewardModel, ep: SourceEpisode) -> dict:
+def _env_args(src: Path, kind: str, task: str, model: RewardModel, ep: Episode) -> dict:
     env_args = {}
     if kind == "hdf5":
         with Dataset(src) as ds:
             env_args = dict(ds.env_args)
     if kind == "lerobot":
-        from .sources.lerobot import read_meta
+        from ..data.sources.lerobot import read_meta
 
         meta = read_meta(src)
         env_args = {"fps": meta.fps, "robot_type": meta.info.get("robot_type"),
@@ -448,7 +449,7 @@ def _expected_frames(src: Path, kind: str, done: set[str]) -> int | None:
     """Frames still to label, for the progress bar's total: an HDF5 source knows it before it is read; other
     sources tell it episode by episode (None): rosbag2 and RealSense streams once synchronised to a control rate."""
     if kind == "lerobot":  # from the episode metadata, when it lists lengths
-        from .sources.lerobot import episode_lengths
+        from ..data.sources.lerobot import episode_lengths
 
         lengths = {name: n for name, n in episode_lengths(src).items() if name not in done}
         return None if any(n is None for n in lengths.values()) else sum(lengths.values())

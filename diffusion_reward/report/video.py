@@ -5,7 +5,7 @@ with a red cursor at the current frame moving along the curve; the same-seed exp
 reference. One MP4 per epsilon, all of one reset seed (the report rolls out the same seeds at every epsilon), named
 `episode_eps<epsilon>_seed<seed>.mp4`. Frame k of a video is episode frame k (as many video frames as the episode
 has frames and rewards), shown at `VIDEO_FPS`. The curve is drawn once with matplotlib; the cursor is painted on a
-copy per frame. H.264 (yuv420p) through the ffmpeg binary imageio-ffmpeg ships (`offline/video.py`), which every
+copy per frame. H.264 (yuv420p) through the ffmpeg binary imageio-ffmpeg ships (`data/video.py`), which every
 player and browser opens.
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def episode_video(episode: ScoredEpisode, reference: ScoredEpisode | None, ylabe
                   fps: int = VIDEO_FPS) -> None:
     """One MP4: the episode's frames over its reward curve with a moving cursor; written under a temporary name and
     renamed when complete."""
-    from ..offline.video import VideoEncoder, available_encoders
+    from ..data.video import VideoEncoder, available_encoders
 
     frames = np.asarray(episode.frames)
     reward = np.asarray(episode.reward, dtype=np.float64)

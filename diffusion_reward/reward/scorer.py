@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..checks import check_memory
+from ..data.frames import resize_frames
 from ..errors import UserError
 from ..models.model_file import TOKENIZE_BATCH, RewardModel
 from ..models.video import context_window, gather_context, index_to_log_onehot, multinomial_kl
@@ -405,14 +406,3 @@ class ScoreStream:
 
 def _row_seed(seed: int, row: int, sample: int) -> int:
     return int(np.random.SeedSequence([seed, row, sample]).generate_state(1, np.uint64)[0]) >> 1  # numpy 1 and 2 alike
-
-
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """Center-crop every frame to a square, then cv2 INTER_AREA resize to size x size."""
-    import cv2
-
-    h, w = frames.shape[1:3]
-    m = min(h, w)
-    y, x = (h - m) // 2, (w - m) // 2
-    return np.stack([cv2.resize(np.ascontiguousarray(f[y:y + m, x:x + m]), (size, size),
-                                interpolation=cv2.INTER_AREA) for f in frames])

@@ -53,12 +53,12 @@ def store_stats(model, stats: RewardStats, source: str) -> None:
 
 def stats_from_data(model, data: str, task: str | None = None, options: ScoreConfig | None = None,
                     progress: bool = True) -> RewardStats:
-    """Statistics of `task` over the expert episodes of a dataset (HDF5, or the authors' PNG video folder), stored
+    """Statistics of `task` over the expert episodes of a recording (any kind `data.sources` reads), stored
     in `model` with the data's hash as their source. task=None: the dataset's only task."""
-    from ..training.data import load_episodes
+    from ..data.sources import load_episodes
 
     options = options or ScoreConfig()
-    episodes, provenance = load_episodes([data], model.image_size)
+    episodes, provenance = load_episodes([data], model.image_size, resize=options.resize)
     tasks = sorted({e.task for e in episodes})
     task = task or (tasks[0] if len(tasks) == 1 else None)
     if task is None:

@@ -31,7 +31,8 @@ PRESET_DEFAULTS: dict[str, dict] = {
 class TrainConfig:
     """Everything that defines a run. Fields left at None take the preset's default (`resolved()`)."""
 
-    data: list[str]                      # HDF5 datasets and/or authors' PNG video folders (multi-task)
+    data: list[str]                      # recordings of any kind data.sources reads (HDF5, rosbag2, RealSense,
+                                         # LeRobot, PNG folders; multi-task)
     out: str                             # the model file to write
     preset: str = "tiny"
     video_model: str = "vqdiffusion"     # vqdiffusion (Diffusion Reward) or videogpt (VIPER), on the preset's codec
@@ -59,7 +60,8 @@ class TrainConfig:
     checkpoint_dir: str | None = None    # default: <out>.ckpt/
     keep_checkpoints: int = 2
     resume: bool = False
-    all_episodes: bool = False           # default: only successful (expert) episodes of HDF5 datasets
+    all_episodes: bool = False           # default: episodes recorded as failed are left out
+    resize: bool = False                 # center-crop + resize frames of another size (as scoring's resize)
     device: str = "cpu"
     bf16: bool | None = None             # bf16 autocast for both networks (None: where bf16 is native, precision.py)
     progress: bool = True

@@ -1,4 +1,4 @@
-"""Training data: expert episodes from HDF5 datasets and the authors' PNG folders, split and sampled.
+"""Training data: expert episodes (read by `data.sources.load_episodes`, any recording kind), split and sampled.
 
 Every source is read once into memory as uint8 frames (the reward model's 64x64 frames are small: 100
 episodes x 100 frames = 120 MB). Batches are drawn from one seeded `torch.Generator`; every rank draws
@@ -7,69 +7,12 @@ on the seed and the step, and a resumed run continues with the generator state i
 """
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import torch
 
+from ..data import Episode
 from ..errors import UserError
 from ..models.video import context_window, gather_context
-
-
-@dataclass
-class Episode:
-    source: str          # the --data path it came from
-    task: str
-    name: str
-    frames: np.ndarray   # u8[T,H,W,3]
-
-
-def load_episodes(paths: list[str], image_size: int, all_episodes: bool = False) -> tuple[list[Episode], list[dict]]:
-    """Read every source; returns the episodes and one provenance record per source (with a content hash)."""
-    episodes, provenance = [], []
-    for path in paths:
-        eps = _read_source(Path(path), all_episodes)
-        if not eps:
-            raise UserError(f"{path} has no usable episodes (only successful episodes are used unless --all-episodes).")
-        digest = hashlib.sha256()
-        for ep in eps:
-            if ep.frames.ndim != 4 or ep.frames.shape[1:] != (image_size, image_size, 3):
-                raise UserError(
-                    f"{path}: episode {ep.name} has frames of shape {tuple(ep.frames.shape[1:])}, "
-                    f"the model needs {image_size}x{image_size}x3."
-                )
-            if len(ep.frames) < 2:
-                raise UserError(f"{path}: episode {ep.name} has fewer than 2 frames.")
-            digest.update(ep.name.encode())
-            digest.update(np.ascontiguousarray(ep.frames).tobytes())
-        episodes += eps
-        provenance.append({
-            "path": str(path), "kind": "hdf5" if Path(path).is_file() else "video_folder",
-            "sha256": digest.hexdigest(), "episodes": len(eps), "frames": int(sum(len(e.frames) for e in eps)),
-            "tasks": sorted({e.task for e in eps}),
-        })
-    return episodes, provenance
-
-
-def _read_source(path: Path, all_episodes: bool) -> list[Episode]:
-    if not path.exists():
-        raise UserError(f"data path {path} does not exist.")
-    if path.is_dir():
-        from ..data.video_folder import read_video_folder
-
-        eps = [Episode(str(path), ep.task, f"{ep.domain}/{ep.task}/{ep.name}", np.asarray(ep.frames))
-               for ep in read_video_folder(path, split="train")]
-        if not eps:
-            raise UserError(f"video folder {path} holds no PNG frames under <domain>/<task>/train/<episode>/.")
-        return eps
-    from ..data import Dataset
-
-    ds = Dataset(path)
-    task = str(ds.env_args.get("task", path.stem))
-    return [Episode(str(path), task, ep.name, np.asarray(ep.obs[ds.image_key][()]))
-            for ep in ds if all_episodes or ep.success]
 
 
 def split_by_episode(episodes: list[Episode], val_fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:

@@ -33,7 +33,8 @@ from ..models.discriminator import PatchDiscriminator, hinge_d_loss
 from . import distributed
 from .checkpoint import EMA, Checkpoints
 from .config import TrainConfig
-from .data import FrameSampler, WindowSampler, load_episodes, split_by_episode
+from ..data.sources import load_episodes
+from .data import FrameSampler, WindowSampler, split_by_episode
 
 MAX_VAL_ITEMS = 512  # frames / windows evaluated per validation (evenly spaced when there are more)
 LOG_EVERY = 10
@@ -67,7 +68,7 @@ class RewardTrainer:
         self.model.codec.to(self.device)
         self.model.video.to(self.device)
         torch.manual_seed(cfg.seed * 1000 + self.dist.rank)  # diffusion times / noise differ between ranks
-        episodes, self.provenance = load_episodes(cfg.data, self.model.image_size, cfg.all_episodes)
+        episodes, self.provenance = load_episodes(cfg.data, self.model.image_size, cfg.all_episodes, cfg.resize)
         self.train_eps, self.val_eps = split_by_episode(episodes, cfg.val_fraction, cfg.seed)
         self.checkpoints = Checkpoints(cfg.checkpoint_dir, cfg.keep_checkpoints)
         self.log_path = Path(cfg.checkpoint_dir) / "log.jsonl"

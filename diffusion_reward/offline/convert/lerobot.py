@@ -1,5 +1,5 @@
 """Write a LeRobot v3.0 dataset folder (FORMATS.md, "lerobot") with pyarrow and the bundled ffmpeg: no `lerobot`
-install. The layout is the one `offline/sources/lerobot.py` documents and reads (LeRobot's own `LeRobotDataset`
+install. The layout is the one `data/sources/lerobot.py` documents and reads (LeRobot's own `LeRobotDataset`
 loads it: see FORMATS.md for how that was checked).
 
 Every uint8 [T,H,W,3] observation becomes a video feature `observation.images.<key>` (AV1 with LeRobot's
@@ -20,7 +20,7 @@ from ... import __version__
 from ...data import Dataset
 from ...errors import UserError
 from ...reward.combine import RewardMix
-from ..video import ENCODERS, VideoEncoder, pick_encoder
+from ...data.video import ENCODERS, VideoEncoder, pick_encoder
 from . import ConvertConfig, ConvertSummary, labelled_input, progress_bar
 from .robomimic import RND_NOTE, SLAB
 

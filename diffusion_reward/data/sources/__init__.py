@@ -1,19 +1,26 @@
-"""Recorded episodes from every kind of source, as `SourceEpisode`s ready for relabelling.
+"""Recorded episodes from every kind of source, as `Episode`s: the one reader behind relabelling, training,
+statistics and scoring.
 
 Kinds: our HDF5 datasets and robomimic-layout HDF5 files, rosbag2 recordings (directories with mcap or
 sqlite3 storage, bare `.mcap` / `.db3` files), RealSense recordings (`.db3` from the pyrealsense2
 recorder, `.bag`), LeRobot datasets (a folder with `meta/info.json`, v2.0 / v2.1 / v3.0; `lerobot.py`), and
-folders of PNG frames in the authors' `<domain>/<task>/<split>/<episode>/<i>.png` layout. Every episode's `attrs` carry `source_kind`, `source_path` and `source_episode`.
+folders of PNG frames in the authors' `<domain>/<task>/<split>/<episode>/<i>.png` layout. Every episode's `attrs`
+carry `source_kind`, `source_path` and `source_episode`. `open_source` streams (frames stay lazy, for long
+recordings); `load_episodes` reads whole episodes into memory at the model's resolution (training, statistics).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from ...errors import UserError
 from ...robot_state import StateLayout
-from .episode import SourceEpisode
+from ..episode import Episode
+from ..frames import resize_frames
 from .rosbag import DEFAULT_GAP_S
 
 KINDS = ("hdf5", "rosbag2", "realsense", "lerobot", "png")
@@ -54,7 +61,7 @@ def open_source(path: str | os.PathLike, image_topic: str | None = None, state_t
                 action_topic: str | None = None, rate_hz: float | None = None, episode_topic: str | None = None,
                 gap_s: float = DEFAULT_GAP_S, tolerance_s: float | None = None,
                 camera: str | None = None, gripper_topic: str | None = None,
-                layout: StateLayout | None = None) -> Iterator[SourceEpisode]:
+                layout: StateLayout | None = None) -> Iterator[Episode]:
     """Episodes of a recording. Topics apply to rosbag2 (for HDF5, `image_topic` is the obs key);
     `rate_hz` / `tolerance_s` resample time-stamped recordings (rosbag2, RealSense) to a control rate;
     `camera` is the image feature of a LeRobot dataset, where `tolerance_s` matches video frames to timestamps;
@@ -101,4 +108,53 @@ def open_source(path: str | os.PathLike, image_topic: str | None = None, state_t
         yield episode
 
 
-__all__ = ["KINDS", "SourceEpisode", "detect_kind", "open_source"]
+READ_ROWS = 256  # frames read (and resized) at a time while loading: full-resolution frames are never all held
+
+
+def load_episodes(paths: list[str], image_size: int, all_episodes: bool = False,
+                  resize: bool = False) -> tuple[list[Episode], list[dict]]:
+    """Whole episodes of every source in memory, frames u8[T,image_size,image_size,3], and one provenance record per
+    source (kind, content hash, counts, tasks). Episodes known to have failed (`success` False) are left out unless
+    `all_episodes`; so is the authors' held-out `test` split of a PNG folder. `resize` center-crops and resizes
+    frames of another size (`frames.resize_frames`, what scoring does); without it they are an error. An
+    episode's task is the one its source names, else the source file's stem."""
+    episodes, provenance = [], []
+    for path in paths:
+        kind = detect_kind(Path(path))
+        eps, digest = [], hashlib.sha256()
+        for ep in open_source(path):
+            if ep.attrs.get("split") == "test" or (ep.success is False and not all_episodes):
+                continue
+            frames = _read_frames(path, ep, image_size, resize)
+            eps.append(Episode(name=ep.name, frames=frames, task=ep.task or Path(path).stem,
+                               success=ep.success, attrs=ep.attrs))
+            digest.update(ep.name.encode())
+            digest.update(frames.tobytes())
+        if not eps:
+            raise UserError(f"{path} has no usable episodes (episodes recorded as failed are left out unless all "
+                            "episodes are asked for).")
+        episodes += eps
+        provenance.append({"path": str(path), "kind": kind, "sha256": digest.hexdigest(), "episodes": len(eps),
+                           "frames": int(sum(len(e.frames) for e in eps)), "tasks": sorted({e.task for e in eps})})
+    return episodes, provenance
+
+
+def _read_frames(path, ep: Episode, image_size: int, resize: bool) -> np.ndarray:
+    n, pieces = len(ep.frames), []
+    if n < 2:
+        raise UserError(f"{path}: episode {ep.name} has fewer than 2 frames.")
+    for start in range(0, n, READ_ROWS):
+        piece = np.asarray(ep.frames[start:min(n, start + READ_ROWS)])
+        if piece.ndim != 4 or piece.shape[-1] != 3 or piece.dtype != np.uint8:
+            raise UserError(f"{path}: episode {ep.name} frames are {piece.dtype}{list(piece.shape[1:])}, "
+                            "not RGB u8[H,W,3].")
+        if piece.shape[1:3] != (image_size, image_size):
+            if not resize:
+                raise UserError(f"{path}: episode {ep.name} has frames of shape {tuple(piece.shape[1:])}, the model "
+                                f"needs {image_size}x{image_size}x3 (ask for resize to center-crop and resize them).")
+            piece = resize_frames(piece, image_size)
+        pieces.append(np.ascontiguousarray(piece))
+    return np.concatenate(pieces)
+
+
+__all__ = ["KINDS", "Episode", "detect_kind", "load_episodes", "open_source"]

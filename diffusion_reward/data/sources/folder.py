@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from ...data.video_folder import VideoFolder, read_video_folder
 from ...errors import UserError
-from .episode import SourceEpisode
+from ..episode import Episode
+from ..video_folder import VideoFolder, read_video_folder
 
 SPLITS = ("train", "test")
 
@@ -24,8 +24,6 @@ def png_folders(path: Path) -> list[VideoFolder]:
     return folders
 
 
-def read_png_folder(path: Path) -> Iterator[SourceEpisode]:
+def read_png_folder(path: Path) -> Iterator[Episode]:
     for folder in png_folders(path):
-        for ep in folder:
-            yield SourceEpisode(name=f"{ep.domain}/{ep.task}/{ep.split}/{ep.name}", frames=ep.frames,
-                                attrs={"task": ep.task, "split": ep.split})
+        yield from folder

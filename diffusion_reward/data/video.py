@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .sources.episode import forward_slice
+from .episode import forward_slice
 
 DEFAULT_TOLERANCE_S = 1e-4  # LeRobot's `tolerance_s`: a stored timestamp and its video frame may differ this much
 SEEK_MARGIN_S = 0.05  # seek this far before the first time asked for; earlier frames are decoded and dropped

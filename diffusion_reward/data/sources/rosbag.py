@@ -19,11 +19,11 @@ from typing import Iterator
 import numpy as np
 
 from ...errors import UserError
-from ...nodes.image_conv import image_to_rgb
+from ..frames import image_to_rgb
 from ...robot_state import (DEFAULT_GRIPPER_TOPIC, DEFAULT_STATE_TOPIC, MissingJointsError, StateLayout,
                             command_vector, gripper_vector, state_vector)
 from ..sync import synchronise
-from .episode import SourceEpisode, forward_slice
+from ..episode import Episode, forward_slice
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 DEFAULT_IMAGE_TOPICS = ("/camera/camera/color/image_raw", "/camera/color/image_raw",
@@ -219,7 +219,7 @@ def _split_gaps(stamps: np.ndarray, gap_s: float) -> list[np.ndarray]:
 
 def read_rosbag(path: Path, image_topic=None, state_topic=None, action_topic=None, rate_hz=None,
                 episode_topic=None, gap_s: float = DEFAULT_GAP_S, tolerance_s=None, gripper_topic=None,
-                layout: StateLayout | None = None) -> Iterator[SourceEpisode]:
+                layout: StateLayout | None = None) -> Iterator[Episode]:
     """Episodes of a recording. Two passes keep memory to about one slice of frames: the first reads
     stamps, robot vectors and markers; the second decodes only the frames the episodes use, as the
     consumer slices each episode's `frames` (`BagFrames`). `gripper_topic` "none" reads no gripper."""
@@ -239,7 +239,7 @@ def read_rosbag(path: Path, image_topic=None, state_topic=None, action_topic=Non
         plans = _plan_episodes(path, stamps, markers, gap_s, rate_hz, tolerance_s)
         for plan in _with_frames(bag, image_topic, plans):
             pick, sync = plan["pick"], plan["sync"]
-            yield SourceEpisode(
+            yield Episode(
                 name=plan["name"], frames=plan["frames"],
                 obs={k: vectors[k][pick[k]] for k in ("state", "gripper") if k in pick},
                 actions=vectors["action"][pick["action"]] if "action" in pick else None,

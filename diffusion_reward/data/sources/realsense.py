@@ -14,9 +14,9 @@ import numpy as np
 
 from ...errors import UserError
 from ..sync import synchronise
-from .episode import SourceEpisode
+from ..episode import Episode
 from ...msgs import Image
-from ...nodes.image_conv import image_to_rgb
+from ..frames import image_to_rgb
 
 WAIT_MS, DRAIN_MS, POLL_MS = 2000, 250, 50  # playback silence that ends reading
 ENCODINGS = {"rgb8": "rgb8", "bgr8": "bgr8", "rgba8": "rgba8", "bgra8": "bgra8", "y8": "mono8"}  # rs -> ROS
@@ -32,7 +32,7 @@ def is_realsense_db3(path: Path) -> bool:
     return any(n.startswith("/device_0/") for n in names)
 
 
-def read_realsense(path: Path, rate_hz=None, tolerance_s=None) -> Iterator[SourceEpisode]:
+def read_realsense(path: Path, rate_hz=None, tolerance_s=None) -> Iterator[Episode]:
     import pyrealsense2 as rs
 
     try:
@@ -74,7 +74,7 @@ def read_realsense(path: Path, rate_hz=None, tolerance_s=None) -> Iterator[Sourc
     if len(frames) < 2:
         raise UserError(f"{path} holds {len(frames)} colour frame(s); need at least 2")
     sync = synchronise({"image": np.asarray(stamps)}, "image", rate_hz, tolerance_s)
-    yield SourceEpisode(name=path.stem, frames=np.stack(frames)[sync.indices["image"]], timestamps=sync.times,
+    yield Episode(name=path.stem, frames=np.stack(frames)[sync.indices["image"]], timestamps=sync.times,
                         stamps=sync.stamps, attrs={"topics": {"image": "color"}, **sync.stats})
 
 

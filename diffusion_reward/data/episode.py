@@ -1,4 +1,5 @@
-"""The episode every source reader yields."""
+"""The one episode type: what every source reader yields (`data.sources.open_source`) and what relabelling,
+training, statistics and scoring consume, whatever the recording was (HDF5, rosbag2, RealSense, LeRobot, PNG)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,13 +9,14 @@ import numpy as np
 
 
 @dataclass
-class SourceEpisode:
+class Episode:
     """`frames` and `obs` values are per-step arrays or, for long sources, read lazily: `len(x)` and forward
     slices `x[a:b]` -> array (h5py datasets; `rosbag.BagFrames` decodes bag messages as it is sliced). Read them
     while the episode is the source iterator's current one, a chunk at a time: the whole episode may not fit."""
 
     name: str  # unique within its source
     frames: Any  # u8[T,H,W,3] RGB, the camera that gets scored
+    task: str | None = None  # the task it shows, when the source says (HDF5 env_args, PNG folder)
     obs: dict[str, Any] = field(default_factory=dict)  # other observations, T rows each ("state", ...)
     actions: np.ndarray | None = None  # f32[T,A]
     rewards: np.ndarray | None = None  # sparse task reward f32[T], when the source has one

@@ -1,4 +1,7 @@
-"""Camera messages <-> numpy RGB, and the crop the reward model sees.
+"""The frames the reward model sees, written once: camera messages <-> numpy RGB, the crop, the resize.
+
+Every path that feeds the model (scorer `resize`, the nodes' `crop`, relabel, training) goes through
+`to_model_frame` / `resize_frames` here.
 
 `image_to_rgb(msg)` turns a `sensor_msgs/Image` (rgb8, bgr8, rgba8, bgra8, mono8, and the 16-bit
 rgb16, bgr16, mono16 with either byte order) or a `sensor_msgs/CompressedImage` (anything OpenCV
@@ -20,7 +23,6 @@ import numpy as np
 
 from ..errors import UserError
 from ..msgs import CompressedImage, Header, Image, Time
-from ..reward.scorer import resize_frames
 
 
 class ImageConversionError(UserError):
@@ -83,6 +85,15 @@ def rgb_to_image(rgb: np.ndarray, stamp_ns: int = 0, frame_id: str = "", encodin
                  encoding=encoding, is_bigendian=0, step=3 * w, data=np.ascontiguousarray(pixels).tobytes())
 
 
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """Center-crop every frame to a square, then cv2 INTER_AREA resize to size x size."""
+    h, w = frames.shape[1:3]
+    m = min(h, w)
+    y, x = (h - m) // 2, (w - m) // 2
+    return np.stack([cv2.resize(np.ascontiguousarray(f[y:y + m, x:x + m]), (size, size),
+                                interpolation=cv2.INTER_AREA) for f in frames])
+
+
 # -- crop ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -123,7 +134,7 @@ class Crop:
 
 def to_model_frame(rgb: np.ndarray, crop: Crop, size: int) -> np.ndarray:
     """The frame the reward model scores (u8[size,size,3]): the crop, then the scorer's own center-crop +
-    INTER_AREA resize (`diffusion_reward.reward.scorer.resize_frames`), so live and offline frames match."""
+    INTER_AREA resize (`resize_frames`), so live and offline frames match."""
     region = np.ascontiguousarray(crop.apply(rgb))
     if crop.mode == "none":  # the whole frame, squashed to a square
         return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)

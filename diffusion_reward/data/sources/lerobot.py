@@ -31,7 +31,7 @@ the Parquet: row i of an episode is the frame of the feature's MP4 at `from_time
 v2.x), matched within `tolerance_s` (LeRobot's default 1e-4 s; `relabel --tolerance`). An image feature's
 `shape` is read with its `names` ([height, width, channels] as LeRobot writes, or [channels, height, width]).
 
-Into a `SourceEpisode` (name `episode_{episode_index:06d}`): frames = the chosen camera (`relabel --camera KEY`,
+Into a `Episode` (name `episode_{episode_index:06d}`): frames = the chosen camera (`relabel --camera KEY`,
 default the first image or video feature in info.json), obs `state` = `observation.state` and obs `<name>` =
 every other numeric `observation.<name>` (dots -> `_`), actions = `action`, rewards = `next.reward`, dones =
 `next.done`, success = any `next.success`, timestamps = `timestamp`; attrs carry the camera, the episode's tasks,
@@ -50,7 +50,7 @@ import numpy as np
 
 from ...errors import UserError
 from ..video import DEFAULT_TOLERANCE_S, VideoFrames
-from .episode import SourceEpisode, forward_slice
+from ..episode import Episode, forward_slice
 
 VERSIONS = ("v2.0", "v2.1", "v3.0")
 LEROBOT_FOLDERS = ("meta", "data", "videos", "images")  # the dataset's own folders: nothing is ever written there
@@ -325,7 +325,7 @@ class ImageFrames:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_lerobot(root: Path, camera: str | None = None, tolerance_s: float | None = None) -> Iterator[SourceEpisode]:
+def read_lerobot(root: Path, camera: str | None = None, tolerance_s: float | None = None) -> Iterator[Episode]:
     meta = read_meta(root)
     camera = pick_camera(meta, camera)
     refs = episode_refs(meta)
@@ -360,7 +360,7 @@ def read_lerobot(root: Path, camera: str | None = None, tolerance_s: float | Non
         attrs = {"image_key": camera, "camera_storage": storage, "lerobot_episode_index": ref.index,
                  "lerobot_codebase_version": meta.version, "fps": meta.fps, "tasks": ref.tasks}
         try:
-            yield SourceEpisode(
+            yield Episode(
                 name=name, frames=frames, obs=obs, actions=actions,
                 rewards=None if rewards is None else rewards.astype(np.float32).reshape(steps),
                 dones=None if dones is None else dones.astype(bool).reshape(steps), timestamps=timestamps,

@@ -7,9 +7,9 @@ import pytest
 from rosbags.typesys import Stores, get_typestore
 
 from diffusion_reward.errors import UserError
-from diffusion_reward.reward.scorer import resize_frames
+from diffusion_reward.data.frames import resize_frames
 from diffusion_reward.msgs import CompressedImage, Image
-from diffusion_reward.nodes.image_conv import Crop, ImageConversionError, image_to_rgb, rgb_to_image, to_model_frame
+from diffusion_reward.data.frames import Crop, ImageConversionError, image_to_rgb, rgb_to_image, to_model_frame
 
 TS = get_typestore(Stores.ROS2_HUMBLE)
 RNG = np.random.default_rng(0)
