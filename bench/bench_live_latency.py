@@ -143,7 +143,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['case']:<36} {r['sent']:>6} {r['received']:>9} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
               f"{r['rate_hz']:>8.1f}")
-    print(f"\nwhere a reward's time goes, median ms per processed frame (the labeller's /diagnostics; transport + "
+    print("\nwhere a reward's time goes, median ms per processed frame (the labeller's /diagnostics; transport + "
           "rest = e2e p50 - their sum: camera publish -> labeller callback, and what the stages do not cover)")
     print(f"{'case':<36} " + " ".join(f"{s:>8}" for s in STAGES) + f" {'scorer':>8} {'e2e p50':>8} {'transport':>10}")
     for r in rows:

@@ -163,10 +163,9 @@ def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path,
     expert episodes of those seeds collected here, never trained on); the first reward
     type becomes the model's own (`reward_type: auto`). Returns the bf16-vs-float32 reward accuracy of the weights
     on one episode per task."""
-    import numpy as np
 
     from diffusion_reward.models import RewardModel
-    from diffusion_reward.reward import RewardScorer, ScoreConfig
+    from diffusion_reward.reward import ScoreConfig
     from diffusion_reward.reward.stats import compute_stats, store_stats
     from diffusion_reward.data.sources import load_episodes
 

@@ -47,8 +47,8 @@ def main() -> int:
     args = p.parse_args()
     seen = DOMAINS[args.domain]["train"].split(",")
     unseen = [t for t in DOMAINS[args.domain]["unseen"].split(",") if t]
-    header = (f"| reward | seen: AUROC vs epsilon 1, task rows (worst) | whole episodes | Spearman(epsilon) | "
-              f"vs frozen robot, worst: task rows / whole | unseen: task rows | whole | vs frozen, worst |")
+    header = ("| reward | seen: AUROC vs epsilon 1, task rows (worst) | whole episodes | Spearman(epsilon) | "
+              "vs frozen robot, worst: task rows / whole | unseen: task rows | whole | vs frozen, worst |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for run in args.run:

@@ -80,7 +80,6 @@ def generate_launch_description():
         DeclareLaunchArgument("num_samples", default_value="", description=LABELLER["num_samples"]),
         DeclareLaunchArgument("noise", default_value="", description=LABELLER["noise"]),
         DeclareLaunchArgument("seed", default_value="", description=LABELLER["seed"]),
-        DeclareLaunchArgument("alpha", default_value="", description=LABELLER["alpha"]),
         DeclareLaunchArgument("device", default_value="", description=LABELLER["device"]),
         DeclareLaunchArgument("dtype", default_value="", description=LABELLER["dtype"]),
         DeclareLaunchArgument("crop", default_value="", description=LABELLER["crop"]),

@@ -22,7 +22,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from packaging import tags
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename

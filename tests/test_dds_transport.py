@@ -17,7 +17,7 @@ from rosbags.typesys import Stores, get_typestore
 from diffusion_reward import msgs
 from diffusion_reward.errors import UserError
 from diffusion_reward.transport import cdr
-from diffusion_reward.transport.base import SENSOR_DATA_QOS, QoS
+from diffusion_reward.transport.base import LATCHED_QOS, SENSOR_DATA_QOS, QoS
 from diffusion_reward.transport.dds import DdsTransport, dds_qos, idl_type, interface_config, pad_sample
 from cyclonedds._clayer import ddspy_take
 
@@ -289,3 +289,16 @@ def test_a_full_reader_cache_rejects_and_counts_instead_of_overwriting(make_tran
     listener.spin_until(lambda: False, 0.3)
     assert (sub.received, sub.dropped, sub.lost) == (5, 27, 18)
     assert [m.data for m in got] == [str(i) for i in range(27, 32)]  # the newest 5 of the 32 the cache kept
+
+
+def test_latched_publisher_reaches_a_subscriber_that_joins_later(make_transport):
+    """TRANSIENT_LOCAL on both ends (LATCHED_QOS): a subscriber created after the message was sent still gets it,
+    as the recorder gets the labeller's reward provenance."""
+    pub_node, sub_node = make_transport("pub"), make_transport("sub")
+    pub = pub_node.create_publisher(msgs.String, "/latched", LATCHED_QOS)
+    pub.publish(msgs.String("old"))
+    pub.publish(msgs.String("kept"))
+    got = []
+    sub_node.create_subscription(msgs.String, "/latched", got.append, LATCHED_QOS)
+    assert sub_node.spin_until(lambda: len(got) >= 1, 10)
+    assert [m.data for m in got] == ["kept"]  # depth 1: only the last one is kept

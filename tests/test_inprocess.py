@@ -8,7 +8,7 @@ import pytest
 from diffusion_reward.errors import UserError
 from diffusion_reward.msgs import Header, String, Time, Vector3Stamped
 from diffusion_reward.nodes.params import declare_params, load_parameter_file
-from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS, QoS
+from diffusion_reward.transport import DEFAULT_QOS, LATCHED_QOS, SENSOR_DATA_QOS, QoS
 from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
 
 
@@ -53,6 +53,27 @@ def test_reliable_reader_does_not_match_best_effort_writer():
     bus.spin_until_idle()
     assert [m.data for m in reliable] == ["frame2"]
     assert [m.data for m in best_effort] == ["frame", "frame2"]
+
+
+def test_latched_publisher_keeps_its_last_messages_for_latched_late_joiners():
+    bus = InProcessBus()
+    talker, listener = InProcessTransport("talker", bus), InProcessTransport("listener", bus)
+    latched = talker.create_publisher(String, "/about", LATCHED_QOS)
+    latched.publish(String(data="old"))
+    latched.publish(String(data="kept"))
+    talker.create_publisher(String, "/about", DEFAULT_QOS).publish(String(data="volatile"))
+    late, volatile = [], []
+    listener.create_subscription(String, "/about", late.append, LATCHED_QOS)
+    listener.create_subscription(String, "/about", volatile.append, DEFAULT_QOS)
+    bus.spin_until_idle()
+    assert [m.data for m in late] == ["kept"] and volatile == []  # depth 1; a volatile subscriber gets no history
+    latched.publish(String(data="new"))
+    bus.spin_until_idle()
+    assert [m.data for m in late] == ["kept", "new"] and [m.data for m in volatile] == ["new"]
+    talker.shutdown()
+    listener.create_subscription(String, "/about", late.append, LATCHED_QOS)
+    bus.spin_until_idle()
+    assert [m.data for m in late] == ["kept", "new"]  # a publisher's node gone: nothing kept for later joiners
 
 
 def test_publisher_rejects_wrong_type():

@@ -128,10 +128,10 @@ def test_label_launch_camera_choice_and_realsense_topics():
 
 
 def test_launch_values_become_typed_parameters():
-    values = {"skip_step": "4", "noise": "false", "alpha": "1", "task": "123", "crop": "80,0,480,480",
+    values = {"skip_step": "4", "noise": "false", "late_after_s": "1", "task": "123", "crop": "80,0,480,480",
               "model_path": "", "camera": "auto", "device": "cuda:0"}
     assert parse_launch_values(RewardLabellerParams, values) == {
-        "skip_step": 4, "noise": False, "alpha": 1.0, "task": "123", "crop": "80,0,480,480", "device": "cuda:0"}
+        "skip_step": 4, "noise": False, "late_after_s": 1.0, "task": "123", "crop": "80,0,480,480", "device": "cuda:0"}
     recorder = parse_launch_values(EpisodeRecorderParams, {"joint_names": "[a, b]", "gripper_topic": "none"})
     assert recorder == {"joint_names": ["a", "b"], "gripper_topic": "none"}
     assert EpisodeRecorderParams(gripper_topic="none").gripper_topic == ""  # `none` disables the stream

@@ -262,7 +262,7 @@ def test_relabel_equals_relabelling_the_same_frames_from_our_hdf5(layout, tmp_pa
     meta = json.loads(sidecar.schema.metadata[b"diffusion_reward"])
     provenance = meta["provenance"]
     assert provenance["model_hash"] == RewardModel.load(model_path).weights_hash
-    assert (provenance["reward_type"], provenance["stats_mean"], provenance["stats_std"]) == ("likelihood", -400, 20)
+    assert (provenance["reward_type"], provenance["stats"]) == ("likelihood", {"mean": -400, "std": 20})
     assert provenance["seed"] == 3 and provenance["source_kind"] == "lerobot"
     assert provenance["source_options"]["camera"] == TOP and meta["label"] == "likelihood"
     assert meta["dataset"]["codebase_version"] == layout and meta["dataset"]["camera"] == TOP

@@ -3,14 +3,14 @@ import cv2
 import numpy as np
 import pytest
 
+from diffusion_reward.data.frames import resize_frames, rgb_to_image
+from diffusion_reward.data.labels import LabelProvenance
 from diffusion_reward.errors import UserError
 from diffusion_reward.models import RewardModel
-from diffusion_reward.msgs import CompressedImage, DiagnosticArray, Empty, Header, Image, Time, Vector3Stamped
-from diffusion_reward.data.frames import rgb_to_image
+from diffusion_reward.msgs import CompressedImage, DiagnosticArray, Empty, Header, Image, String, Time, Vector3Stamped
 from diffusion_reward.nodes.reward_labeller import STAGES, RewardLabellerNode
 from diffusion_reward.reward import RewardScorer, ScoreConfig
-from diffusion_reward.data.frames import resize_frames
-from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
+from diffusion_reward.transport import DEFAULT_QOS, LATCHED_QOS, SENSOR_DATA_QOS
 from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
 
 SKIP = 49  # 3 network evaluations per frame: fast tests, same code path as skip 9
@@ -179,8 +179,16 @@ def test_drops_oldest_frames_under_load_and_reports(model_path):
     assert float(values["latency_p99_ms"]) >= float(values["latency_p50_ms"]) > 0
     stages = {stage: float(values[f"{stage}_p50_ms"]) for stage in STAGES}  # where the time goes
     assert min(stages.values()) >= 0 and stages["encode"] > 0 and stages["chain"] > 0
-    assert values["model_hash"] == RewardModel.load(model_path).weights_hash
+    assert status.hardware_id == RewardModel.load(model_path).weights_hash and "stats_mean" not in values
     assert any(level == "warn" and "slower than the camera" in m for level, m in lab.transport.logs)
+    late = []  # the provenance is latched beside the reward stream: a subscriber joining now still gets it
+    InProcessTransport("late_recorder", g.bus).create_subscription(
+        String, "/reward_labeller/reward_provenance", late.append, LATCHED_QOS)
+    g.bus.spin_until_idle()
+    [provenance] = [LabelProvenance.from_json(m.data) for m in late]
+    assert (provenance.model_hash, provenance.task, provenance.skip_step) == (
+        RewardModel.load(model_path).weights_hash, lab.params.task, lab.params.skip_step)
+    assert provenance.stats_mean == lab.scorer.stats[0] and provenance.source == "ros2"
     lab.close()
 
 

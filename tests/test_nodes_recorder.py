@@ -4,12 +4,13 @@ import pytest
 
 from diffusion_reward.data import Dataset
 from diffusion_reward.data.format import REWARD_ALIGNMENT
+from diffusion_reward.data.labels import LabelProvenance
 from diffusion_reward.errors import UserError
 from diffusion_reward.msgs import Bool, DiagnosticArray, DiagnosticStatus, Empty, Float64MultiArray, Header, \
-    JointState, JointTrajectory, JointTrajectoryPoint, KeyValue, Time, Vector3, Vector3Stamped
+    JointState, JointTrajectory, JointTrajectoryPoint, KeyValue, String, Time, Vector3, Vector3Stamped
 from diffusion_reward.nodes.episode_recorder import FR3_JOINTS, EpisodeRecorderNode
 from diffusion_reward.data.frames import rgb_to_image
-from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
+from diffusion_reward.transport import DEFAULT_QOS, LATCHED_QOS, SENSOR_DATA_QOS
 from diffusion_reward.transport.inprocess import InProcessBus, InProcessTransport
 
 FPS = 10
@@ -28,7 +29,7 @@ class Robot:
         # sim bridge and franka's convenience topics publish: the recorder must still hear it
         self.command = t.create_publisher(JointTrajectory, "/fr3_arm_controller/joint_trajectory")
         self.reward = t.create_publisher(Vector3Stamped, "/reward_labeller/reward")
-        self.diagnostics = t.create_publisher(DiagnosticArray, "/diagnostics")
+        self.provenance = t.create_publisher(String, "/reward_labeller/reward_provenance", LATCHED_QOS)
         self.events = {name: t.create_publisher(Empty, f"/episode/{name}") for name in ("start", "stop", "discard")}
         self.success = t.create_publisher(Bool, "/episode/success", DEFAULT_QOS)
         self.rng = np.random.default_rng(0)
@@ -65,10 +66,10 @@ def _recorder(tmp_path, **overrides):
 def test_records_synced_episode_with_reward_labels_and_drop_counts(tmp_path):
     bus, rec = _recorder(tmp_path)
     robot = Robot(bus)
-    robot.diagnostics.publish(DiagnosticArray(status=[DiagnosticStatus(
-        name="reward_labeller: reward", values=[KeyValue(k, v) for k, v in {
-            "reward_type": "entropy", "model_hash": "abc", "skip_step": "9", "noise": "True", "stats_mean": "-1.5",
-            "stats_std": "2.0", "processed": "17"}.items()])]))
+    robot.provenance.publish(String(data=LabelProvenance(  # what the labeller latches beside its rewards
+        model_hash="abc", task="button-press-v3", reward_type="entropy", skip_step=9, num_samples=1, noise=True,
+        seed=0, stats_mean=-1.5, stats_std=2.0, dtype="float32", image_size=16, source="ros2",
+        extra={"crop": "center"}).to_json()))
     robot.event("start")
     start = robot.t.now_ns()
     stamps, frames = [], []
@@ -109,7 +110,8 @@ def test_records_synced_episode_with_reward_labels_and_drop_counts(tmp_path):
     np.testing.assert_array_equal(label["datasets"]["raw"], -np.array(kept, np.float32))
     attrs = label["attrs"]
     assert (attrs["model_hash"], attrs["skip_step"], attrs["noise"], attrs["source"]) == ("abc", 9, True, "ros2")
-    assert attrs["stats"] == {"mean": -1.5, "std": 2.0} and "processed" not in attrs
+    assert attrs["stats"] == {"mean": -1.5, "std": 2.0} and attrs["crop"] == "center"
+    assert LabelProvenance.from_attrs(attrs).stats_std == 2.0 and attrs["topic"] == "/reward_labeller/reward"
     assert attrs["alignment"] == REWARD_ALIGNMENT
     assert list(ep.dones) == [0, 0, 0, 0, 1] and list(ep.rewards) == [0, 0, 0, 0, 1.0]
     sync = ep.attrs["sync"]

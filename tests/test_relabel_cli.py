@@ -96,7 +96,7 @@ def test_hdf5_relabel_equals_direct_scoring(tmp_path, capsys, model_path):
             assert attrs["model_hash"] == RewardModel.load(model_path).weights_hash
             assert (attrs["reward_type"], attrs["skip_step"], attrs["num_samples"], attrs["noise"], attrs["seed"]) == \
                 ("entropy", 9, 1, True, 3)
-            assert (attrs["task"], attrs["stats_mean"], attrs["stats_std"]) == (TASK, -400.0, 20.0)
+            assert (attrs["task"], attrs["stats"], attrs["source"]) == (TASK, {"mean": -400.0, "std": 20.0}, "relabel")
             assert "transition that starts at frame i" in attrs["alignment"] and attrs["software_version"]
             assert attrs["source_path"] == str(src.resolve()) and attrs["source_kind"] == "hdf5"
             assert ep.attrs["source_episode"] == src_ep.name

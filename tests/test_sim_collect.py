@@ -81,7 +81,6 @@ def test_sigkill_during_collect_leaves_an_incomplete_dataset_that_resume_finishe
     the dataset is marked incomplete (info, info --verify and a plain append say so and name --resume), and the
     resumed run adds exactly the episodes the killed run had left, leaving the kept ones byte for byte."""
     import hashlib
-    import os
     import signal
     import subprocess
     import sys

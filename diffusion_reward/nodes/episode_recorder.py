@@ -10,7 +10,7 @@ One step per colour image. Every other stream is matched to the image by HEADER 
   relabel uses too, with the same defaults: one layout per robot (FORMAT.md, "Robot state layout");
 - reward (`reward_topic`, the labeller's `~/reward`): the reward whose stamp EQUALS the image stamp,
   stored as the reward label group `reward_labels/<reward_type>/{reward, raw, latency}` with the
-  labeller's provenance (read from its `/diagnostics`);
+  labeller's provenance (`data.labels.LabelProvenance`, latched beside the stream on `<reward_topic>_provenance`);
 - commanded action (`action_topic`: `trajectory_msgs/JointTrajectory`, last point's positions, or
   `std_msgs/Float64MultiArray`, which has no header and is stamped on receipt): nearest within the
   tolerance, else the last command before the image (the controller holds it).
@@ -36,10 +36,11 @@ import numpy as np
 
 from .. import __version__
 from ..data.format import REWARD_ALIGNMENT
+from ..data.labels import LabelProvenance, provenance_topic
 from ..errors import UserError
 from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Float64MultiArray, Header, \
-    Image, JointState, JointTrajectory, KeyValue, Time, Vector3Stamped
-from ..transport.base import DEFAULT_QOS, QoS, Transport
+    Image, JointState, JointTrajectory, KeyValue, String, Time, Vector3Stamped
+from ..transport.base import DEFAULT_QOS, LATCHED_QOS, QoS, Transport
 from ..robot_state import (DEFAULT_GRIPPER_TOPIC, DEFAULT_STATE_FIELDS, DEFAULT_STATE_TOPIC, FR3_FINGERS, FR3_JOINTS,
                            STATE_FIELDS, MissingJointsError, check_state_fields, command_vector, gripper_vector,
                            state_vector)
@@ -142,7 +143,7 @@ class EpisodeRecorderNode:
         if p.action_topic:
             self.streams["action"] = _Stream()
         self.rewards: dict[int, tuple[float, float, float]] = {}  # image stamp ns -> (reward, raw, latency)
-        self.labeller_provenance: dict[str, str] = {}
+        self.labeller_provenance: LabelProvenance | None = None
         self.episode = None
         self.stopping = False
         self.success = False
@@ -167,7 +168,7 @@ class EpisodeRecorderNode:
             transport.create_subscription(ACTION_TYPES[p.action_type], p.action_topic, self._on_action, STREAM_QOS)
         if p.reward_topic:
             transport.create_subscription(Vector3Stamped, p.reward_topic, self._on_reward, REWARD_QOS)
-            transport.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, DEFAULT_QOS)
+            transport.create_subscription(String, provenance_topic(p.reward_topic), self._on_provenance, LATCHED_QOS)
         transport.create_subscription(Empty, "/episode/start", lambda _: self.start(), DEFAULT_QOS)
         transport.create_subscription(Empty, "/episode/stop", lambda _: self.stop(), DEFAULT_QOS)
         transport.create_subscription(Empty, "/episode/discard", lambda _: self.discard(), DEFAULT_QOS)
@@ -283,12 +284,12 @@ class EpisodeRecorderNode:
         self.rewards[stamp] = (msg.vector.x, msg.vector.y, msg.vector.z)
         self._drain()
 
-    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        parts = [part for part in self.params.reward_topic.split("/") if part]
-        labeller = parts[-2] if len(parts) > 1 else ""  # /ns/<labeller node>/reward
-        for status in msg.status:
-            if status.name == f"{labeller}: reward":
-                self.labeller_provenance = {kv.key: kv.value for kv in status.values}
+    def _on_provenance(self, msg: String) -> None:
+        try:
+            self.labeller_provenance = LabelProvenance.from_json(msg.data)
+        except UserError as exc:
+            self._log_once("error", f"unreadable reward provenance on {provenance_topic(self.params.reward_topic)}: "
+                                    f"{exc}")
 
     def _on_success(self, msg: Bool) -> None:
         self.success = bool(msg.data)
@@ -427,25 +428,18 @@ class EpisodeRecorderNode:
     def _label_name(self) -> str:
         """The reward label group of this episode, fixed at its first step (the reward type, when known)."""
         if self.label is None:
-            self.label = self.labeller_provenance.get("reward_type", "labeller")
+            self.label = self.labeller_provenance.reward_type if self.labeller_provenance else "labeller"
         return self.label
 
     def _label_provenance(self) -> dict:
-        """FORMAT.md's provenance attributes, from the labeller's diagnostics (strings) with their types back."""
-        seen = dict(self.labeller_provenance)
-        typed = {k: int(seen.pop(k)) for k in ("skip_step", "num_samples", "seed", "image_size") if k in seen}
-        typed.update({k: seen.pop(k) == "True" for k in ("noise", "synchronous") if k in seen})
-        typed.update({k: float(seen.pop(k)) for k in ("alpha",) if k in seen})
-        if "stats_mean" in seen and "stats_std" in seen:
-            typed["stats"] = {"mean": float(seen.pop("stats_mean")), "std": float(seen.pop("stats_std"))}
-        for counter in ("received", "processed", "skipped", "late", "errors", "queued", "latency_p50_ms",
-                        "latency_p99_ms"):
-            seen.pop(counter, None)
-        if not self.labeller_provenance:
-            self._log_once("warn", "no labeller diagnostics seen on /diagnostics: reward provenance is incomplete")
-        return {**seen, **typed, "source": "ros2", "topic": self.params.reward_topic, "alignment": REWARD_ALIGNMENT,
-                "datasets": "reward = standardised (Vector3Stamped.x), raw = model score (.y), latency = s (.z)",
-                "software_version": __version__}
+        """FORMAT.md's provenance attributes: the labeller's, and how this recorder received its rewards."""
+        ours = {"topic": self.params.reward_topic, "alignment": REWARD_ALIGNMENT,
+                "datasets": "reward = standardised (Vector3Stamped.x), raw = model score (.y), latency = s (.z)"}
+        if self.labeller_provenance is None:
+            self._log_once("warn", f"no reward provenance received on {provenance_topic(self.params.reward_topic)}: "
+                                   "the reward label's provenance is incomplete")
+            return {**ours, "source": "ros2", "software_version": __version__}
+        return {**self.labeller_provenance.attrs(), **ours}
 
     def _env_args(self) -> dict:
         p = self.params

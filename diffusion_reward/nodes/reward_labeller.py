@@ -21,8 +21,9 @@ std_msgs/Bool) restart the temporal context, so the first frame of an episode is
 row 0 offline, and release the rows likelihood mode holds back for its last frames. They are handled in
 arrival order: frames queued before a boundary still belong to the episode that ends. Diagnostics
 (`/diagnostics`, about 1 Hz) report counts (received = processed + skipped + errors + queued), latency
-percentiles, the median time of each stage of a processed frame (`STAGES`) and the labelling provenance
-(model hash, statistics, reward settings), which the episode recorder stores with the rewards.
+percentiles and the median time of each stage of a processed frame (`STAGES`). The labelling provenance (model
+hash, statistics, reward settings: `data.labels.LabelProvenance`) goes beside the reward stream, latched on
+`~/reward_provenance`, so a recorder that starts later still gets it and stores it with the rewards.
 """
 from __future__ import annotations
 
@@ -33,12 +34,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.labels import LabelProvenance, provenance_topic
 from ..errors import UserError
 from ..reward_types import REWARD_TYPE_CHOICES
 from ..scoring_options import ScoreConfig, check_options, option_field, scoring_options
-from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, Time, \
-    Vector3, Vector3Stamped
-from ..transport.base import DEFAULT_QOS, SENSOR_DATA_QOS, QoS, Transport
+from ..msgs import Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, String, \
+    Time, Vector3, Vector3Stamped
+from ..transport.base import DEFAULT_QOS, LATCHED_QOS, SENSOR_DATA_QOS, QoS, Transport
 from ..data.frames import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
@@ -63,7 +65,6 @@ class RewardLabellerParams:
     num_samples: int = option_field("num_samples")
     noise: bool = option_field("noise")
     seed: int = option_field("seed")
-    alpha: float = field(default=0.95, metadata={"help": "Eq. 5 RND weight, recorded for the learner"})
     device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:1"})
     dtype: str = option_field("dtype")
     crop: str = field(default="center", metadata={"help": "center | none | x,y,w,h (pixels) before resize"})
@@ -111,6 +112,8 @@ class RewardLabellerNode:
         self._closed = False
 
         self.reward_pub = transport.create_publisher(Vector3Stamped, "~/reward", DEFAULT_QOS)
+        self.provenance_pub = transport.create_publisher(String, provenance_topic("~/reward"), LATCHED_QOS)
+        self.provenance_pub.publish(String(data=self.provenance.to_json()))  # kept for subscribers joining later
         self.diagnostics_pub = transport.create_publisher(DiagnosticArray, "/diagnostics", DEFAULT_QOS)
         image_type = CompressedImage if p.image_topic.rstrip("/").endswith("/compressed") else Image
         # synchronous replays must not lose frames to a short keep-last queue
@@ -134,7 +137,6 @@ class RewardLabellerNode:
 
     def _on_reset(self, _msg: Empty | Bool) -> None:
         self._enqueue_or_run(EPISODE_END)
-        self._publish_diagnostics()  # the recorder learns the provenance before the episode's first reward
 
     def _enqueue_or_run(self, item) -> None:
         """Live: queue the frame (dropping the oldest waiting frame when full) or the episode end, in
@@ -247,12 +249,11 @@ class RewardLabellerNode:
         message = (f"{counts['processed']} frames scored, {counts['skipped']} dropped, "
                    f"{counts['lost_in_transport']} lost in transport, {counts['errors']} unreadable; "
                    f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms")
-        values = {**counts, "latency_p50_ms": f"{p50:.2f}", "latency_p99_ms": f"{p99:.2f}", **stages,
-                  **self.provenance}
+        values = {**counts, "latency_p50_ms": f"{p50:.2f}", "latency_p99_ms": f"{p99:.2f}", **stages}
         self.diagnostics_pub.publish(DiagnosticArray(
             header=Header(stamp=Time.from_ns(self.transport.now_ns())),
             status=[DiagnosticStatus(level=level, name=f"{self.transport.name}: reward", message=message,
-                                     hardware_id=self.provenance["model_hash"],
+                                     hardware_id=self.provenance.model_hash,
                                      values=[KeyValue(k, str(v)) for k, v in values.items()])]))
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -287,11 +288,9 @@ def _load_scorer(p: RewardLabellerParams):
     options = ScoreConfig(**scoring_options(p, LABELLER_OPTIONS), task=p.task)
     scorer = RewardScorer(model, options)  # UserError when the task has no statistics
     mean, std = scorer.stats
-    provenance = {
-        "model_path": p.model_path, "model_hash": model.weights_hash, "task": p.task,
-        "reward_type": scorer.cfg.reward_type,  # "auto" resolved
-        "skip_step": p.skip_step, "num_samples": p.num_samples, "noise": p.noise, "seed": p.seed,
-        "stats_mean": mean, "stats_std": std, "alpha": p.alpha, "crop": p.crop, "image_size": model.image_size,
-        "dtype": scorer.cfg.dtype, "synchronous": p.synchronous,  # "auto" resolved for this machine
-    }
+    provenance = LabelProvenance(
+        model_hash=model.weights_hash, task=p.task, reward_type=scorer.cfg.reward_type,  # "auto" resolved
+        skip_step=p.skip_step, num_samples=p.num_samples, noise=p.noise, seed=p.seed, stats_mean=mean, stats_std=std,
+        dtype=scorer.cfg.dtype, image_size=model.image_size, source="ros2", model_path=p.model_path,  # dtype: "auto"
+        extra={"crop": p.crop, "synchronous": p.synchronous})                                 # resolved for this machine
     return model, scorer, provenance

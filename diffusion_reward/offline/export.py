@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from diffusion_reward.errors import UserError
 
 from .policy_folder import EXPORT_KEYS
 

@@ -41,11 +41,11 @@ from ..errors import UserError
 from ..models import RewardModel
 from ..models.model_file import TOKENIZE_BATCH
 from ..outputs import check_output, check_writable, refuse_writing_into_inputs
-from ..data.format import REWARD_ALIGNMENT
 from ..reward import RewardScorer
 from ..robot_state import DEFAULT_STATE_FIELDS, StateLayout
 from ..scoring_options import ScoreConfig, option_field, scoring_options
 from ..data import Episode
+from ..data.labels import LabelProvenance
 from ..data.sources import detect_kind, open_source
 from ..data.sources.folder import png_folders
 from ..data.sources.rosbag import DEFAULT_GAP_S
@@ -53,15 +53,15 @@ from ..data.sync import check_rate
 
 READ_CHUNK = TOKENIZE_BATCH  # source rows read, resized and scored at a time: memory does not grow with T
 # provenance keys that must agree for --resume (paths and software version may change between runs)
-SAME_LABEL_KEYS = ("model_hash", "task", "reward_type", "skip_step", "num_samples", "noise", "seed", "stats_mean",
-                   "stats_std", "resize", "image_size", "source_kind", "source_options")
+SAME_LABEL_KEYS = ("model_hash", "task", "reward_type", "skip_step", "num_samples", "noise", "seed", "stats", "resize",
+                   "image_size", "source_kind", "source_options")
 SIDECAR_SUFFIX = ".parquet"  # --out with this suffix: a sidecar of per-frame rewards beside a LeRobot dataset
 SIDECAR_METADATA_KEY = b"diffusion_reward"
 SIDECAR = {  # column -> meaning (also in the file's metadata)
     "episode_index": "the LeRobot episode_index of the row",
     "frame_index": "the LeRobot frame_index of the row (0 .. length - 1)",
     "timestamp": "the row's LeRobot timestamp (s from the episode start)",
-    "reward": "standardised diffusion term (raw - stats_mean) / stats_std",
+    "reward": "standardised diffusion term (raw - stats.mean) / stats.std",
     "raw": "model score",
 }
 
@@ -148,23 +148,21 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
     scorer = RewardScorer(model, ScoreConfig(**scoring_options(cfg), task=task, resize=cfg.resize))
     mean, std = scorer.stats
     label = cfg.label_name or cfg.reward_type
-    provenance = {
-        "model_path": str(cfg.model), "model_hash": model.weights_hash, "task": task, "reward_type": cfg.reward_type,
-        "skip_step": cfg.skip_step, "num_samples": cfg.num_samples, "noise": cfg.noise, "seed": cfg.seed,
-        "stats_mean": mean, "stats_std": std, "resize": cfg.resize, "image_size": model.image_size,
-        "dtype": scorer.cfg.dtype, "alignment": REWARD_ALIGNMENT, "software_version": __version__,
-        "source_path": str(src), "source_kind": kind,
-        "source_options": {"image_topic": cfg.image_topic, "state_topic": cfg.state_topic,
-                           "action_topic": cfg.action_topic, "episode_topic": cfg.episode_topic,
-                           "rate_hz": cfg.rate_hz, "tolerance_s": cfg.tolerance_s, "gap_s": cfg.gap_s},
-        "datasets": "reward = standardised diffusion term (raw - stats_mean) / stats_std, raw = model score, "
-                    "sparse = the source's task reward",
-    }
+    source_options = {"image_topic": cfg.image_topic, "state_topic": cfg.state_topic, "action_topic": cfg.action_topic,
+                      "episode_topic": cfg.episode_topic, "rate_hz": cfg.rate_hz, "tolerance_s": cfg.tolerance_s,
+                      "gap_s": cfg.gap_s}
     if kind == "lerobot":
-        provenance["source_options"]["camera"] = camera
+        source_options["camera"] = camera
     if kind == "rosbag2":  # the robot-state layout (an output of another layout cannot be continued with --resume)
-        provenance["source_options"].update(gripper_topic=cfg.gripper_topic, state_fields=list(cfg.state_fields),
-                                            joint_names=list(cfg.joint_names) if cfg.joint_names else None)
+        source_options.update(gripper_topic=cfg.gripper_topic, state_fields=list(cfg.state_fields),
+                              joint_names=list(cfg.joint_names) if cfg.joint_names else None)
+    provenance = LabelProvenance(
+        model_hash=model.weights_hash, task=task, reward_type=cfg.reward_type, skip_step=cfg.skip_step,
+        num_samples=cfg.num_samples, noise=cfg.noise, seed=cfg.seed, stats_mean=mean, stats_std=std,
+        dtype=scorer.cfg.dtype, image_size=model.image_size, source="relabel", model_path=str(cfg.model),
+        extra={"resize": cfg.resize, "source_path": str(src), "source_kind": kind, "source_options": source_options,
+               "datasets": "reward = standardised diffusion term (raw - stats.mean) / stats.std, raw = model score, "
+                           "sparse = the source's task reward"}).attrs()
     if camera_note and cfg.progress:  # said on stderr where the progress bar goes, once every check has passed
         print(camera_note, file=sys.stderr)
     if sidecar:
@@ -383,6 +381,8 @@ def _already_labelled(dst: Path, label: str, provenance: dict) -> dict[str, str]
                 if attrs.get("source_path") != provenance["source_path"]:
                     continue
                 old = ep.reward_labels.get(label, {}).get("attrs", {})
+                if "stats_mean" in old:  # written before the one `stats` object (data.labels)
+                    old = LabelProvenance.from_attrs(old).attrs()
                 changed = [k for k in SAME_LABEL_KEYS if old.get(k) != provenance[k]]
                 if changed:
                     raise UserError(f"{dst} episode {ep.name} was labelled {label!r} with different settings "

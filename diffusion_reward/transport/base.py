@@ -13,14 +13,18 @@ from ..errors import UserError
 
 @dataclass(frozen=True)
 class QoS:
-    """The subset of ROS 2 QoS the nodes use (history is always KEEP_LAST, durability VOLATILE)."""
+    """The subset of ROS 2 QoS the nodes use (history is always KEEP_LAST). `latched`: durability TRANSIENT_LOCAL,
+    a publisher keeps its last `depth` messages for subscribers that join later (a latched subscriber connects only
+    to a latched publisher, as in ROS 2); otherwise VOLATILE."""
 
     reliable: bool = True
     depth: int = 10
+    latched: bool = False
 
 
 DEFAULT_QOS = QoS(reliable=True, depth=10)  # rclpy default profile
 SENSOR_DATA_QOS = QoS(reliable=False, depth=5)  # rclpy.qos.qos_profile_sensor_data
+LATCHED_QOS = QoS(reliable=True, depth=1, latched=True)  # the last message, for late joiners (e.g. /robot_description)
 
 
 class Subscription:

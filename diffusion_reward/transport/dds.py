@@ -8,7 +8,7 @@ What ROS 2 (rmw_cyclonedds_cpp, rmw_fastrtps_cpp) expects on the wire, and what 
 - DDS topic `rt/<ros topic>` (`/camera/image` -> `rt/camera/image`);
 - DDS type name `<pkg>::msg::dds_::<Name>_` (`sensor_msgs::msg::dds_::Image_`);
 - payload = plain CDR little endian (XCDR1) from `cdr.py`, byte-equal to what rosbag2 stores;
-- QoS: reliable / best effort, keep-last depth, volatile, XCDR1 data representation.
+- QoS: reliable / best effort, keep-last depth, volatile or transient-local (latched), XCDR1 data representation.
 
 The bytes from `cdr.serialize` go on the wire unchanged: each topic is registered with a Cyclone DDS
 type that mirrors the ROS message (built from the same `cdr.MSG_DEFS`), but samples are written and
@@ -91,7 +91,8 @@ def dds_qos(qos: QoS, reader_cache: int | None = None) -> Qos:
     history = Policy.History.KeepLast(qos.depth) if reader_cache is None else Policy.History.KeepAll
     limits = [] if reader_cache is None else [Policy.ResourceLimits(max_samples=reader_cache, max_instances=1,
                                                                      max_samples_per_instance=reader_cache)]
-    return Qos(reliability, history, *limits, Policy.Durability.Volatile,
+    durability = Policy.Durability.TransientLocal if qos.latched else Policy.Durability.Volatile
+    return Qos(reliability, history, *limits, durability,
                Policy.DataRepresentation(use_cdrv0_representation=True))
 
 

@@ -10,7 +10,8 @@
 
 It behaves like ROS 2 where the nodes can tell: every subscription has its own keep-last queue of
 `qos.depth` messages (older ones are dropped and counted when callbacks fall behind), a reliable
-subscription does not connect to a best-effort publisher, subscribers receive their own copy of each
+subscription does not connect to a best-effort publisher, a latched one (`QoS.latched`) gets the last messages
+of latched publishers when it joins, subscribers receive their own copy of each
 message, callbacks of all nodes on one bus run one at a time (a single-threaded executor), and
 `publish` may be called from any thread. Timers run on the bus clock, or on simulated time for nodes
 with `use_sim_time` (set by `bus.set_sim_time(ns)` or by publishing a `rosgraph_msgs/msg/Clock`-shaped
@@ -64,8 +65,9 @@ class _Timer(Timer):
 
 
 class _Publisher(Publisher):
-    def __init__(self, bus: "InProcessBus", msg_type: type, topic: str, qos: QoS):
-        self.bus, self.msg_type, self.topic, self.qos = bus, msg_type, topic, qos
+    def __init__(self, transport: "InProcessTransport", msg_type: type, topic: str, qos: QoS):
+        self.transport, self.bus, self.msg_type, self.topic, self.qos = transport, transport.bus, msg_type, topic, qos
+        self.kept: deque = deque(maxlen=qos.depth)  # latched: the last `depth` messages, for later subscribers
 
     def publish(self, msg: Any) -> None:
         if not isinstance(msg, self.msg_type):
@@ -81,6 +83,7 @@ class InProcessBus:
         self._wall_ns = start_ns
         self._sim_ns = 0
         self._subs: dict[str, list[_Subscription]] = {}
+        self._latched: dict[str, list[_Publisher]] = {}  # topic -> latched publishers that have published
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()  # guards queues, timers and clocks
@@ -177,18 +180,22 @@ class InProcessBus:
             if pub.topic == "/clock" and hasattr(msg, "clock"):  # rosgraph_msgs/msg/Clock
                 self._start_sim_time(msg.clock.to_ns())
                 self._sim_ns = msg.clock.to_ns()
-            seq = next(self._seq)
+            if pub.qos.latched:
+                latched = self._latched.setdefault(pub.topic, [])
+                if pub not in latched:
+                    latched.append(pub)
+                pub.kept.append(copy.deepcopy(msg))
             for sub in self._subs.get(pub.topic, []):
-                if sub.msg_type.__msgtype__ != pub.msg_type.__msgtype__:
-                    continue  # ROS does not connect endpoints of different types
-                if sub.qos.reliable and not pub.qos.reliable:
-                    continue  # a reliable reader does not match a best-effort writer
-                if len(sub.queue) >= sub.qos.depth:
-                    sub.queue.popleft()
-                    sub.dropped += 1
-                sub.queue.append((seq, copy.deepcopy(msg)))
-                sub.received += 1
+                if _connects(pub, sub):
+                    self._deliver(sub, msg)
             self._cond.notify_all()
+
+    def _deliver(self, sub: _Subscription, msg: Any) -> None:
+        if len(sub.queue) >= sub.qos.depth:
+            sub.queue.popleft()
+            sub.dropped += 1
+        sub.queue.append((next(self._seq), copy.deepcopy(msg)))
+        sub.received += 1
 
     def subscriptions(self, topic: str) -> list[_Subscription]:
         """The subscriptions on `topic` (with their `received` / `dropped` counts), for tests."""
@@ -198,6 +205,12 @@ class InProcessBus:
     def _add_subscription(self, sub: _Subscription) -> None:
         with self._cond:
             self._subs.setdefault(sub.topic, []).append(sub)
+            if sub.qos.latched:  # a late joiner gets what latched publishers kept
+                for pub in self._latched.get(sub.topic, []):
+                    if _connects(pub, sub):
+                        for msg in pub.kept:
+                            self._deliver(sub, msg)
+                self._cond.notify_all()
 
     def _add_timer(self, timer: _Timer) -> None:
         with self._cond:
@@ -207,6 +220,8 @@ class InProcessBus:
         with self._cond:
             for topic, subs in self._subs.items():
                 self._subs[topic] = [s for s in subs if s.transport is not transport]
+            for topic, pubs in self._latched.items():
+                self._latched[topic] = [p for p in pubs if p.transport is not transport]
             for t in self._timers:
                 if t.transport is transport:
                     t.cancelled = True
@@ -214,6 +229,13 @@ class InProcessBus:
 
 
 _NO_ARG = object()
+
+
+def _connects(pub: _Publisher, sub: _Subscription) -> bool:
+    """Whether ROS 2 would match the two endpoints: the same type, and QoS the publisher offers at least as strong
+    as the subscriber asks (reliability, durability)."""
+    return (sub.msg_type.__msgtype__ == pub.msg_type.__msgtype__ and not (sub.qos.reliable and not pub.qos.reliable)
+            and not (sub.qos.latched and not pub.qos.latched))
 
 
 class InProcessTransport(OverrideParameters, Transport):
@@ -229,7 +251,7 @@ class InProcessTransport(OverrideParameters, Transport):
         self._shutdown = threading.Event()
 
     def create_publisher(self, msg_type: type, topic: str, qos: QoS = DEFAULT_QOS) -> Publisher:
-        return _Publisher(self.bus, msg_type, self.resolve(topic), qos)
+        return _Publisher(self, msg_type, self.resolve(topic), qos)
 
     def create_subscription(self, msg_type: type, topic: str, callback: Callable[[Any], None],
                             qos: QoS = DEFAULT_QOS) -> Subscription:

@@ -98,7 +98,8 @@ def from_ros(msg: Any, cls: type) -> Any:
 
 def qos_profile(qos: QoS) -> QoSProfile:
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=qos.depth, durability=DurabilityPolicy.VOLATILE,
+        history=HistoryPolicy.KEEP_LAST, depth=qos.depth,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if qos.latched else DurabilityPolicy.VOLATILE,
         reliability=ReliabilityPolicy.RELIABLE if qos.reliable else ReliabilityPolicy.BEST_EFFORT,
     )
 
