@@ -298,7 +298,7 @@ CASES = {
            ("--checkpoint-every", "0", "--checkpoint-every must be >= 1, got 0"),
            ("--disc-start", "-1", "--disc-start must be >= 0, got -1"),
            ("--codebook-restart-every", "-1", "--codebook-restart-every must be >= 0, got -1"),
-           ("--preset", "huge", "unknown preset 'huge'"),
+           ("--preset", "huge", "argument --preset: invalid choice: 'huge'"),
            ("--device", "cuda", "no CUDA device"),
            ("--device", "tpu", "--device 'tpu' is not a device"))},
     # stats, score, relabel, report: the scoring options (one rule each, in ScoreConfig)

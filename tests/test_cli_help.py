@@ -90,3 +90,24 @@ def test_scoring_flags_are_scoreconfigs_fields_in_every_command():
         for f in dataclasses.fields(config):
             if f.name in SCORING_FLAGS:
                 assert f.default == fields[f.name].default, (config.__name__, f.name)
+
+
+def test_train_reward_flags_are_generated_from_train_config():
+    """Every TrainConfig field is a train-reward flag with the field's default: an option is written once."""
+    import argparse
+    import dataclasses
+
+    from diffusion_reward.cli import train_reward
+    from diffusion_reward.cli.config_args import config_from_args
+    from diffusion_reward.training import TrainConfig
+
+    parser = argparse.ArgumentParser()
+    train_reward.add_arguments(parser)
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= {a.dest for a in parser._actions}
+    defaults = config_from_args(TrainConfig, parser.parse_args(["--data", "a", "--out", "m"]))
+    assert defaults == TrainConfig(data=["a"], out="m")
+    args = parser.parse_args(["--data", "a", "--data", "b", "--out", "m", "--no-bf16", "--no-progress", "--resume",
+                              "--lr", "0.1", "--codebook-restart-every", "0", "--video-model", "videogpt"])
+    assert config_from_args(TrainConfig, args) == TrainConfig(
+        data=["a", "b"], out="m", bf16=False, progress=False, resume=True, lr=0.1, codebook_restart_every=0,
+        video_model="videogpt")

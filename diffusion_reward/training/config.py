@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks import check_device, check_float, check_int, check_memory, check_seed
@@ -27,44 +27,60 @@ PRESET_DEFAULTS: dict[str, dict] = {
 }
 
 
+def _arg(default, help: str, **flag):
+    """A TrainConfig field and its `train-reward` flag (cli/config_args.py): default, help, extra flag settings."""
+    return field(default=default, metadata={"help": help, **flag})
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines a run. Fields left at None take the preset's default (`resolved()`)."""
+    """Everything that defines a run. Fields left at None take the preset's default (`resolved()`). The
+    `train-reward` flags are generated from these fields (`cli/config_args.py`)."""
 
-    data: list[str]                      # recordings of any kind data.sources reads (HDF5, rosbag2, RealSense,
-                                         # LeRobot, PNG folders; multi-task)
-    out: str                             # the model file to write
-    preset: str = "tiny"
-    video_model: str = "vqdiffusion"     # vqdiffusion (Diffusion Reward) or videogpt (VIPER), on the preset's codec
-    codec_steps: int | None = None
-    video_steps: int | None = None
-    codec_batch_size: int | None = None  # frames per codec step (global, over all ranks)
-    batch_size: int | None = None        # windows per video-model step (global, over all ranks)
-    codec_lr: float | None = None        # Adam, betas (0.5, 0.9) as upstream
-    lr: float | None = None              # video model: AdamW, betas (0.9, 0.96), wd 4.5e-2, linear warm-up
-    warmup_steps: int | None = None
-    weight_decay: float = 4.5e-2
-    grad_clip: float = 0.5
-    ema_decay: float | None = None       # EMA of both networks; the saved model holds the EMA weights
-    disc_start: int | None = None        # codec step from which the PatchGAN loss is on
-    disc_factor: float = 0.1
-    codebook_restart_every: int = 50     # codec steps between dead-code restarts (0: never, as upstream)
-    perceptual_weight: float = 0.1       # only used when lpips_weights is given
-    lpips_weights: str | None = None
-    codec_from: str | None = None        # a model file whose (frozen) codec to reuse: skips the codec phase
-    frame_skip: int | None = None        # video model: context stride and prediction horizon k (None: the preset's)
-    seed: int = 0
-    val_fraction: float = 0.1            # fraction of episodes (per task) held out for validation
-    val_every: int | None = None
-    checkpoint_every: int | None = None
-    checkpoint_dir: str | None = None    # default: <out>.ckpt/
-    keep_checkpoints: int = 2
-    resume: bool = False
-    all_episodes: bool = False           # default: episodes recorded as failed are left out
-    resize: bool = False                 # center-crop + resize frames of another size (as scoring's resize)
-    device: str = "cpu"
-    bf16: bool | None = None             # bf16 autocast for both networks (None: where bf16 is native, precision.py)
-    progress: bool = True
+    data: list[str] = field(metadata={"metavar": "RECORDING", "help": (
+        "expert recording: HDF5 dataset, rosbag2, RealSense, LeRobot dataset or authors' PNG video folder; repeat "
+        "for several tasks")})
+    out: str = field(metadata={"metavar": "MODEL", "help": "model file to write (.safetensors)"})
+    preset: str = _arg("tiny", f"model preset: {', '.join(PRESET_DEFAULTS)}", choices=tuple(PRESET_DEFAULTS))
+    video_model: str = _arg("vqdiffusion", "vqdiffusion (Diffusion Reward) or videogpt (the VIPER baseline), on the "
+                            "preset's codec", choices=VIDEO_MODELS)
+    codec_steps: int | None = _arg(None, "codec training steps (default: per preset)")
+    video_steps: int | None = _arg(None, "video-model training steps (default: per preset)")
+    codec_batch_size: int | None = _arg(None, "codec frames per step over all ranks (default: per preset)")
+    batch_size: int | None = _arg(None, "video-model windows per step over all ranks (default: per preset)")
+    codec_lr: float | None = _arg(None, "codec learning rate; Adam, betas (0.5, 0.9) as upstream (default: per "
+                                  "preset)")
+    lr: float | None = _arg(None, "video-model peak learning rate; AdamW, betas (0.9, 0.96), linear warm-up "
+                            "(default: per preset)")
+    warmup_steps: int | None = _arg(None, "video-model learning-rate warm-up steps (default: per preset)")
+    weight_decay: float = _arg(4.5e-2, "video-model AdamW weight decay")
+    grad_clip: float = _arg(0.5, "gradient-norm clip of both networks")
+    ema_decay: float | None = _arg(None, "EMA of both networks; the saved model holds the EMA weights (default: per "
+                                   "preset)")
+    disc_start: int | None = _arg(None, "codec step from which the PatchGAN loss is on (default: per preset)")
+    disc_factor: float = _arg(0.1, "PatchGAN loss weight")
+    codebook_restart_every: int = _arg(50, "codec steps between restarts of unused codes (0: never, as upstream)")
+    perceptual_weight: float = _arg(0.1, "perceptual (LPIPS) loss weight, used with --lpips-weights")
+    lpips_weights: str | None = _arg(None, "VGG16-LPIPS weights file; adds the perceptual loss (never downloaded)",
+                                     metavar="FILE")
+    codec_from: str | None = _arg(None, "reuse this model file's (frozen) codec and train only the video model",
+                                  metavar="MODEL")
+    frame_skip: int | None = _arg(None, "video model: context stride and prediction horizon in frames (default: per "
+                                  "preset, 1 as the authors)")
+    seed: int = _arg(0, "seed of initialisation, data order and validation split")
+    val_fraction: float = _arg(0.1, "fraction of episodes (per task) held out for validation")
+    val_every: int | None = _arg(None, "steps between validations (default: per preset)")
+    checkpoint_every: int | None = _arg(None, "steps between checkpoints (default: per preset)")
+    checkpoint_dir: str | None = _arg(None, "checkpoints and log.jsonl (default: MODEL.ckpt/)")
+    keep_checkpoints: int = _arg(2, "checkpoints kept per phase")
+    resume: bool = _arg(False, "continue from the latest checkpoint in --checkpoint-dir")
+    all_episodes: bool = _arg(False, "also train on episodes recorded as failed (default: left out)")
+    resize: bool = _arg(False, "center-crop and resize frames of another size to the model's (as score/relabel "
+                        "--resize)")
+    device: str = _arg("cpu", "cpu or cuda")
+    bf16: bool | None = _arg(None, "bf16 autocast for both networks (default: on where the hardware has native bf16, "
+                             "else float32; precision.py)")
+    progress: bool = _arg(True, "progress bars", flag="--no-progress")
 
     def resolved(self) -> "TrainConfig":
         if self.preset not in PRESET_DEFAULTS:
