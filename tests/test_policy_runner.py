@@ -178,3 +178,14 @@ def test_bad_parameters_fail_at_start_up(tmp_path, policy_dir):
     with pytest.raises(UserError, match="workspace_min"):
         PolicyRunnerNode(InProcessTransport("policy_runner", bus, params={
             "policy_path": str(policy_dir), "workspace_min": [1.0, 0.0, 0.0]}))
+    # the policy.json spec is checked once (offline/policy_folder.PolicySpec), for export, evaluate and the robot
+    for name, meta, message in (("joints", {"action_space": "joint_position"}, "actions are 'joint_position'"),
+                                ("stack", {"frame_stack": 0}, "frame_stack must be a positive integer"),
+                                ("obs", {"obs": "depth"}, "obs must be one of state, image, both")):
+        bad = _export(tmp_path / name, ConstantPolicy(), **meta)
+        with pytest.raises(UserError, match=message):
+            PolicyRunnerNode(InProcessTransport("policy_runner", bus, params={"policy_path": str(bad)}))
+    lacking = _export(tmp_path / "lacking", ConstantPolicy())
+    (lacking / "policy.json").write_text(json.dumps({"obs": "image", "frame_stack": 1}))
+    with pytest.raises(UserError, match="is damaged: it lacks image_size, state_dim, action_dim"):
+        PolicyRunnerNode(InProcessTransport("policy_runner", bus, params={"policy_path": str(lacking)}))

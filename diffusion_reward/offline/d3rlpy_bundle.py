@@ -50,7 +50,7 @@ import torch
 from diffusion_reward.errors import UserError
 
 from .export import _atomic
-from .policy_folder import EXPORT_KEYS, read_json_object
+from .policy_folder import PolicySpec, read_json_object
 
 DRQ_TYPE = "drq_pixel"
 # DrQ encoder layers -> d3rlpy PixelEncoder(WithAction) layers (the same Conv / Linear stack, other names)
@@ -122,7 +122,7 @@ def export_d3rlpy(policy_dir: str | Path, out_dir: str | Path, checkpoint: str |
         files["encoder"] = "drq_pixel.py"
     elif (out_dir / "drq_pixel.py").exists():  # left by an earlier bundle of a `both` policy (--force)
         os.remove(out_dir / "drq_pixel.py")
-    info = {k: meta.get(k) for k in EXPORT_KEYS}
+    info = PolicySpec.from_meta(meta, policy_dir / "policy.json").to_dict()
     info.update({"format": "d3rlpy", "d3rlpy_version": d3rlpy.__version__, "files": files,
                  "encoder": "d3rlpy pixel" if standard else ("drq_pixel (drq_pixel.py)" if meta["obs"] == "both"
                                                              else "d3rlpy vector"),

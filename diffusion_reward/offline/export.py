@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 
-from .policy_folder import EXPORT_KEYS
+from .policy_folder import PolicySpec
 
 
 class ExportedPolicy(nn.Module):
@@ -66,7 +66,7 @@ def export_policy(policy_dir: str | Path, out_dir: str | Path, onnx: bool = Fals
     module = ExportedPolicy(algo, meta["obs"]).eval().requires_grad_(False)
     algo.impl.modules.set_eval()  # no random shift, no dropout in the exported graph
     inputs = example_inputs(meta, batch=2)
-    exported = {k: meta.get(k) for k in EXPORT_KEYS}
+    exported = PolicySpec.from_meta(meta, Path(policy_dir) / "policy.json").to_dict()
     exported["training_reset_seeds"] = meta.get("dataset", {}).get("reset_seeds", [])  # "seen" layouts
     exported["weights"] = str(Path(policy_dir).resolve() / (checkpoint or meta["model"]))
     exported["files"] = {"torchscript": "policy.ts"}

@@ -36,7 +36,7 @@ from diffusion_reward.outputs import check_writable, refuse_writing_into_inputs
 
 from .encoders import DrQPixelEncoderFactory
 from .mdp import MDPInfo, MDPSpec, build_mdp
-from .policy_folder import ACTION_SPACE, POLICY_FORMAT, read_json_object, read_policy_meta
+from .policy_folder import POLICY_FORMAT, PolicySpec, read_json_object, read_policy_meta
 
 ALGOS = ("iql", "cql", "td3plusbc", "bc")
 # memory of one training sample (d3rlpy on CPU, measured for iql): float32 observation copies, gradients and
@@ -189,16 +189,13 @@ def train_policy(config: TrainPolicyConfig) -> Path:
              logger_adapter=_RunLogger(run_dir, steps_per_epoch))
     algo.save_model(str(run_dir / "model.pt"))
 
-    meta = {
-        "format": POLICY_FORMAT, "format_version": 1, "software_version": __version__,
-        "d3rlpy_version": d3rlpy.__version__, "algo": config.algo, "obs": config.obs,
-        "frame_stack": config.frame_stack, "frame_padding": "repeat_first",
-        "image_size": info.image_size, "state_dim": info.state_dim, "action_dim": info.action_dim,
-        "action_space": ACTION_SPACE, "task": info.env_args.get("task"),
-        "action_repeat": info.env_args.get("action_repeat"), "camera": info.env_args.get("camera"),
-        "source_dataset": info.source_dataset, "train_config": asdict(config), "dataset": info.to_dict(),
-        "params": "params.json", "model": "model.pt",
-    }
+    spec = PolicySpec(obs=config.obs, frame_stack=config.frame_stack, image_size=info.image_size,
+                      state_dim=info.state_dim, action_dim=info.action_dim, algo=config.algo,
+                      task=info.env_args.get("task"), action_repeat=info.env_args.get("action_repeat"),
+                      camera=info.env_args.get("camera"), source_dataset=info.source_dataset,
+                      software_version=__version__)
+    meta = {"format": POLICY_FORMAT, "format_version": 1, "d3rlpy_version": d3rlpy.__version__, **spec.to_dict(),
+            "train_config": asdict(config), "dataset": info.to_dict(), "params": "params.json", "model": "model.pt"}
     (run_dir / "policy.json").write_text(json.dumps(meta, indent=2, default=default_json_encoder))
 
     from .export import export_policy  # after the weights are saved: the export rebuilds from the folder
