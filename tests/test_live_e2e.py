@@ -101,7 +101,10 @@ def test_sim_labeller_recorder_over_dds(tmp_path):
         sync = ep.attrs["sync"]
         assert sync["recorded"] == ep.num_samples == FRAMES and not sync["dropped"], sync
         assert ep.obs["image"].shape == (FRAMES, 64, 64, 3) and ep.obs["image_full"].shape == (FRAMES, 480, 640, 3)
-        (label,) = ep.reward_labels.values()
+        ((label_name, label),) = ep.reward_labels.items()
+        # the labeller's provenance, latched beside its reward stream, reached the recorder's process over DDS
+        assert label_name == "entropy" and label["attrs"]["source"] == "ros2"
+        assert label["attrs"]["model_hash"] == RewardModel.load(model_path).weights_hash
         live_reward = np.asarray(label["datasets"]["reward"])
         live_raw = np.asarray(label["datasets"]["raw"])
         np.testing.assert_allclose(live_reward, [r.vector.x for r in rewards[FRAMES:]], rtol=1e-6)
