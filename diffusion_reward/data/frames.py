@@ -1,7 +1,7 @@
 """The frames the reward model sees, written once: camera messages <-> numpy RGB, the crop, the resize.
 
 Every path that feeds the model (scorer `resize`, the nodes' `crop`, relabel, training) goes through
-`to_model_frame` / `resize_frames` here.
+`model_frames` / `to_model_frame` / `resize_frames` here.
 
 `image_to_rgb(msg)` turns a `sensor_msgs/Image` (rgb8, bgr8, rgba8, bgra8, mono8, and the 16-bit
 rgb16, bgr16, mono16 with either byte order) or a `sensor_msgs/CompressedImage` (anything OpenCV
@@ -83,6 +83,26 @@ def rgb_to_image(rgb: np.ndarray, stamp_ns: int = 0, frame_id: str = "", encodin
     h, w = rgb.shape[:2]
     return Image(header=Header(stamp=Time.from_ns(stamp_ns), frame_id=frame_id), height=h, width=w,
                  encoding=encoding, is_bigendian=0, step=3 * w, data=np.ascontiguousarray(pixels).tobytes())
+
+
+def model_frames(frames, size: int, resize: bool) -> np.ndarray:
+    """Frames u8[T,size,size,3] for a model of input `size`: validated (T, H, W, 3) uint8 RGB, center-cropped and
+    resized (`resize_frames`) only when `resize` is set (else another size is an error)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise UserError(f"frames must have shape (T, {size}, {size}, 3) (RGB, channels last), got {frames.shape}")
+    if frames.dtype != np.uint8:
+        if np.issubdtype(frames.dtype, np.floating) and np.isnan(frames).any():
+            raise UserError("frames contain NaN; expected uint8 RGB frames")
+        raise UserError(f"frames must be uint8 RGB (0..255), got dtype {frames.dtype}")
+    if len(frames) == 0:
+        raise UserError("no frames to score")
+    if frames.shape[1:3] != (size, size):
+        if not resize:
+            raise UserError(f"frames must have shape (T, {size}, {size}, 3), got {frames.shape}; "
+                            f"pass --resize to center-crop and resize them")
+        frames = resize_frames(frames, size)
+    return np.ascontiguousarray(frames)
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:

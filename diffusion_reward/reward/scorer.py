@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..checks import check_memory
-from ..data.frames import resize_frames
+from ..data.frames import model_frames
 from ..errors import UserError
 from ..models.model_file import TOKENIZE_BATCH, RewardModel
 from ..models.video import context_window, gather_context, index_to_log_onehot, multinomial_kl
@@ -233,23 +233,8 @@ class RewardScorer:
 
     # ---------------------------------------------------------------------------------------------------- inputs
     def prepare_frames(self, frames) -> np.ndarray:
-        """Validate (T, H, W, 3) uint8 frames; center-crop + resize only when `resize` is set."""
-        frames = np.asarray(frames)
-        s = self.model.image_size
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise UserError(f"frames must have shape (T, {s}, {s}, 3) (RGB, channels last), got {frames.shape}")
-        if frames.dtype != np.uint8:
-            if np.issubdtype(frames.dtype, np.floating) and np.isnan(frames).any():
-                raise UserError("frames contain NaN; expected uint8 RGB frames")
-            raise UserError(f"frames must be uint8 RGB (0..255), got dtype {frames.dtype}")
-        if len(frames) == 0:
-            raise UserError("no frames to score")
-        if frames.shape[1:3] != (s, s):
-            if not self.cfg.resize:
-                raise UserError(f"frames must have shape (T, {s}, {s}, 3), got {frames.shape}; "
-                                f"pass --resize to center-crop and resize them")
-            frames = resize_frames(frames, s)
-        return np.ascontiguousarray(frames)
+        """Validate (T, H, W, 3) uint8 frames; center-crop + resize only when `resize` is set (`data.frames`)."""
+        return model_frames(frames, self.model.image_size, self.cfg.resize)
 
     def _autocast(self):
         """bf16 autocast for the networks, one region per call: autocast caches each weight's bf16 copy for the

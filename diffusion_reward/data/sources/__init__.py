@@ -20,7 +20,7 @@ import numpy as np
 from ...errors import UserError
 from ...robot_state import StateLayout
 from ..episode import Episode
-from ..frames import resize_frames
+from ..frames import model_frames
 from .rosbag import DEFAULT_GAP_S
 
 KINDS = ("hdf5", "rosbag2", "realsense", "lerobot", "png")
@@ -116,11 +116,10 @@ def load_episodes(paths: list[str], image_size: int, all_episodes: bool = False,
     """Whole episodes of every source in memory, frames u8[T,image_size,image_size,3], and one provenance record per
     source (kind, content hash, counts, tasks). Episodes known to have failed (`success` False) are left out unless
     `all_episodes`; so is the authors' held-out `test` split of a PNG folder. `resize` center-crops and resizes
-    frames of another size (`frames.resize_frames`, what scoring does); without it they are an error. An
+    frames of another size (`frames.model_frames`, what scoring does); without it they are an error. An
     episode's task is the one its source names, else the source file's stem."""
     episodes, provenance = [], []
     for path in paths:
-        kind = detect_kind(Path(path))
         eps, digest = [], hashlib.sha256()
         for ep in open_source(path):
             if ep.attrs.get("split") == "test" or (ep.success is False and not all_episodes):
@@ -134,27 +133,20 @@ def load_episodes(paths: list[str], image_size: int, all_episodes: bool = False,
             raise UserError(f"{path} has no usable episodes (episodes recorded as failed are left out unless all "
                             "episodes are asked for).")
         episodes += eps
-        provenance.append({"path": str(path), "kind": kind, "sha256": digest.hexdigest(), "episodes": len(eps),
+        provenance.append({"path": str(path), "kind": eps[0].attrs["source_kind"], "sha256": digest.hexdigest(), "episodes": len(eps),
                            "frames": int(sum(len(e.frames) for e in eps)), "tasks": sorted({e.task for e in eps})})
     return episodes, provenance
 
 
 def _read_frames(path, ep: Episode, image_size: int, resize: bool) -> np.ndarray:
-    n, pieces = len(ep.frames), []
+    n = len(ep.frames)
     if n < 2:
         raise UserError(f"{path}: episode {ep.name} has fewer than 2 frames.")
-    for start in range(0, n, READ_ROWS):
-        piece = np.asarray(ep.frames[start:min(n, start + READ_ROWS)])
-        if piece.ndim != 4 or piece.shape[-1] != 3 or piece.dtype != np.uint8:
-            raise UserError(f"{path}: episode {ep.name} frames are {piece.dtype}{list(piece.shape[1:])}, "
-                            "not RGB u8[H,W,3].")
-        if piece.shape[1:3] != (image_size, image_size):
-            if not resize:
-                raise UserError(f"{path}: episode {ep.name} has frames of shape {tuple(piece.shape[1:])}, the model "
-                                f"needs {image_size}x{image_size}x3 (ask for resize to center-crop and resize them).")
-            piece = resize_frames(piece, image_size)
-        pieces.append(np.ascontiguousarray(piece))
-    return np.concatenate(pieces)
+    try:
+        return np.concatenate([model_frames(ep.frames[start:min(n, start + READ_ROWS)], image_size, resize)
+                               for start in range(0, n, READ_ROWS)])
+    except UserError as exc:
+        raise UserError(f"{path}: episode {ep.name}: {exc}") from None
 
 
 __all__ = ["KINDS", "Episode", "detect_kind", "load_episodes", "open_source"]
