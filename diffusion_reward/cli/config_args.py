@@ -14,9 +14,9 @@ import dataclasses
 TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list[str]": list}
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
-        if f.name in skip or "help" not in f.metadata:
+        if "help" not in f.metadata:
             continue
         kind, optional = field_type(f)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -38,10 +38,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple
                                 metavar=f.metadata.get("metavar"), **common)
 
 
-def config_from_args(cls: type, args: argparse.Namespace, **overrides):
+def config_from_args(cls: type, args: argparse.Namespace):
     """`cls` from the parsed flags of `add_config_arguments` (fields without a flag keep their defaults)."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
-    return cls(**(given | overrides))
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
 
 def field_type(f: dataclasses.Field) -> tuple[type, bool]:
