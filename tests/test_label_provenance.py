@@ -33,6 +33,13 @@ def test_incomplete_or_malformed_provenance_is_one_clear_error(drop, message):
         LabelProvenance.from_json("[1]")
 
 
+@pytest.mark.parametrize("stats", [[1, 2], {"mean": "x", "std": 1.0}, {"mean": 1.0}, "-1.5"])
+def test_unreadable_statistics_are_one_clear_error_not_a_crash(stats):
+    """What the recorder receives on a topic anyone can publish to: a UserError it logs, never another exception."""
+    with pytest.raises(UserError, match="unreadable stats"):
+        LabelProvenance.from_attrs(PROVENANCE.attrs() | {"stats": stats})
+
+
 def test_provenance_travels_beside_the_reward_stream():
     assert provenance_topic("/reward_labeller/reward") == "/reward_labeller/reward_provenance"
     assert provenance_topic("~/reward") == "~/reward_provenance"

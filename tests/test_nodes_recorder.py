@@ -6,8 +6,8 @@ from diffusion_reward.data import Dataset
 from diffusion_reward.data.format import REWARD_ALIGNMENT
 from diffusion_reward.data.labels import LabelProvenance
 from diffusion_reward.errors import UserError
-from diffusion_reward.msgs import Bool, DiagnosticArray, DiagnosticStatus, Empty, Float64MultiArray, Header, \
-    JointState, JointTrajectory, JointTrajectoryPoint, KeyValue, String, Time, Vector3, Vector3Stamped
+from diffusion_reward.msgs import Bool, DiagnosticArray, Empty, Float64MultiArray, Header, \
+    JointState, JointTrajectory, JointTrajectoryPoint, String, Time, Vector3, Vector3Stamped
 from diffusion_reward.nodes.episode_recorder import FR3_JOINTS, EpisodeRecorderNode
 from diffusion_reward.data.frames import rgb_to_image
 from diffusion_reward.transport import DEFAULT_QOS, LATCHED_QOS, SENSOR_DATA_QOS

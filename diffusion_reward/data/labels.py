@@ -44,19 +44,21 @@ class LabelProvenance:
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> "LabelProvenance":
-        """Back from stored attributes; UserError naming what is missing."""
+        """Back from stored attributes; UserError naming what is missing or unreadable."""
         attrs = dict(attrs)
         stats = attrs.pop("stats", None)
-        if isinstance(stats, str):
-            stats = json.loads(stats)
         if stats is None and "stats_mean" in attrs:  # written before the one `stats` object
             stats = {"mean": attrs.pop("stats_mean"), "std": attrs.pop("stats_std", None)}
-        names = {f.name for f in dataclasses.fields(cls)} - {"stats_mean", "stats_std", "extra"}
-        missing = sorted(n for n in names if n not in attrs and cls._required(n)) + ([] if stats else ["stats"])
-        if missing:
-            raise UserError(f"reward label provenance lacks {', '.join(missing)}")
-        known = {n: attrs.pop(n) for n in names if n in attrs}
-        return cls(**known, stats_mean=float(stats["mean"]), stats_std=float(stats["std"]), extra=attrs)
+        fields = [f for f in dataclasses.fields(cls) if f.name not in ("stats_mean", "stats_std", "extra")]
+        missing = [f.name for f in fields if f.name not in attrs and f.default is dataclasses.MISSING]
+        if missing or stats is None:
+            raise UserError(f"reward label provenance lacks {', '.join(missing + ([] if stats else ['stats']))}")
+        try:
+            mean, std = float(stats["mean"]), float(stats["std"])
+        except (TypeError, KeyError, ValueError):
+            raise UserError(f"reward label provenance has unreadable stats {stats!r} (want {{mean, std}})") from None
+        known = {f.name: attrs.pop(f.name) for f in fields if f.name in attrs}
+        return cls(**known, stats_mean=mean, stats_std=std, extra=attrs)
 
     def to_json(self) -> str:
         return json.dumps(self.attrs())
@@ -70,11 +72,6 @@ class LabelProvenance:
         if not isinstance(attrs, dict):
             raise UserError("reward label provenance is not a JSON object")
         return cls.from_attrs(attrs)
-
-    @classmethod
-    def _required(cls, name: str) -> bool:
-        f = next(f for f in dataclasses.fields(cls) if f.name == name)
-        return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def provenance_topic(reward_topic: str) -> str:
