@@ -3,6 +3,8 @@ written as a rosbag2 (the same messages, CDR bytes as on the wire) then relabell
 obs/gripper and actions, under the same env_args layout keys (FORMAT.md, "Robot state layout")."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -13,10 +15,11 @@ from diffusion_reward.data import Dataset
 from diffusion_reward.models import RewardModel
 from diffusion_reward.msgs import Empty, Header, JointState, JointTrajectory, JointTrajectoryPoint, Time
 from diffusion_reward.nodes.episode_recorder import EpisodeRecorderNode
-from diffusion_reward.data.frames import rgb_to_image
+from diffusion_reward.data.frames import image_to_rgb, rgb_to_image
 from diffusion_reward.errors import UserError
 from diffusion_reward.data.sources import open_source
 from diffusion_reward.data.sources.rosbag import _Vectors
+from diffusion_reward.data.sync import SYNC_TOLERANCE_S
 from diffusion_reward.robot_state import FR3_FINGERS, FR3_JOINTS, StateLayout, state_vector
 from diffusion_reward.transport import DEFAULT_QOS, SENSOR_DATA_QOS
 from diffusion_reward.transport.cdr import serialize
@@ -29,18 +32,27 @@ IMAGE, ARM, GRIPPER, COMMAND = ("/camera/camera/color/image_raw", "/franka/joint
 LAYOUT_KEYS = ("joint_names", "state_fields", "gripper_joint_names")
 
 
-def session(start_ns: int) -> list[tuple[int, str, object]]:
+def session(start_ns: int, faults: bool = False) -> list[tuple[int, str, object]]:
     """(stamp ns, topic, message) of a short teleop session: camera at 10 Hz; arm joint states 3 ms after each
     frame and half a frame later (joints in a shuffled order, with velocities), gripper 2 ms after each frame,
-    a two-point trajectory command at each frame (joints reversed; its last point is the target)."""
+    a two-point trajectory command at each frame (joints reversed; its last point is the target).
+    `faults`: what real sessions have: the camera drops frame 3, sends frame 5 twice and stamps frame 6 7 ms
+    late; the arm's joint states are missing from frame 1's half-frame message through frame 2; commands come
+    only at even frames (the controller holds the last one)."""
     rng = np.random.default_rng(0)
     out = []
     for i in range(FRAMES):
         stamp = start_ns + i * FRAME_NS
         q = np.arange(7) * 0.1 + i
-        out.append((stamp, IMAGE, rgb_to_image(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), stamp, "cam")))
+        image = rgb_to_image(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), stamp, "cam")
+        if faults and i == 6:
+            image = rgb_to_image(image_to_rgb(image), stamp + 7_000_000, "cam")
+        if not (faults and i == 3):
+            out += [(image.header.stamp.to_ns(), IMAGE, image)] * (2 if faults and i == 5 else 1)
         for dt, offset in ((3_000_000, 0.0), (FRAME_NS // 2, 0.5)):
             order = rng.permutation(7)
+            if faults and (i, dt) in ((1, FRAME_NS // 2), (2, 3_000_000), (2, FRAME_NS // 2)):
+                continue
             out.append((stamp + dt, ARM, JointState(
                 header=Header(stamp=Time.from_ns(stamp + dt)), name=[FR3_JOINTS[j] for j in order],
                 position=(q + offset)[order], velocity=-(q + offset)[order], effort=np.zeros(7))))
@@ -48,13 +60,15 @@ def session(start_ns: int) -> list[tuple[int, str, object]]:
         out.append((stamp + 2_000_000, GRIPPER, JointState(
             header=Header(stamp=Time.from_ns(stamp + 2_000_000)), name=FR3_FINGERS[::-1],
             position=np.array([width, width + 0.001]), velocity=np.zeros(2), effort=np.zeros(2))))
+        if faults and i % 2:
+            continue
         out.append((stamp, COMMAND, JointTrajectory(
             header=Header(stamp=Time.from_ns(stamp)), joint_names=FR3_JOINTS[::-1],
             points=[JointTrajectoryPoint(positions=q[::-1] + 0.2), JointTrajectoryPoint(positions=q[::-1] + 0.7)])))
     return sorted(out, key=lambda m: m[0])
 
 
-def record_live(tmp_path) -> tuple[object, int, list]:
+def record_live(tmp_path, faults: bool = False) -> tuple[object, int, list]:
     bus = InProcessBus()
     params = {"output": str(tmp_path / "live.hdf5"), "task": TASK, "image_size": 16, "reward_topic": "none"}
     recorder = EpisodeRecorderNode(InProcessTransport("episode_recorder", bus, params=params))
@@ -66,7 +80,7 @@ def record_live(tmp_path) -> tuple[object, int, list]:
     start_pub.publish(Empty())
     bus.spin_until_idle()
     start = robot.now_ns() + 10_000_000
-    messages = session(start)
+    messages = session(start, faults)
     for i in range(FRAMES):  # each frame's messages, then the clock moves on a frame
         for stamp, topic, msg in messages:
             if start + i * FRAME_NS <= stamp < start + (i + 1) * FRAME_NS:
@@ -157,3 +171,27 @@ def test_layout_options_and_bad_input(tmp_path, capsys, model_path):
         err = capsys.readouterr().err
         assert err.count("error:") == 1 and message in err, err
         assert not out.exists()
+
+
+def test_one_sync_policy_live_and_offline_when_streams_misbehave(tmp_path):
+    """The live recorder and a bag of the same session make the same steps (data/sync.py): one step per camera
+    image, a repeated image stamp dropped, an image without a joint state within the tolerance dropped, the
+    command nearest within the tolerance else the one the controller holds."""
+    live, start, messages = record_live(tmp_path, faults=True)
+    bag = write_rosbag(tmp_path / "session", start, messages)
+    [ep] = [dataclasses.replace(ep, frames=ep.frames[0:len(ep.frames)]) for ep in open_source(bag)]
+    with Dataset(live) as ds:
+        [rec] = list(ds)
+        frames = [0, 1, 4, 5, 6, 7]  # 2: no joint state within 50 ms; 3: dropped by the camera; 5 once
+        expected = start / 1e9 + np.array(frames) * FRAME_NS / 1e9 + np.where(np.array(frames) == 6, 0.007, 0.0)
+        np.testing.assert_allclose(rec.timestamps, expected, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(ep.timestamps, rec.timestamps, rtol=0, atol=1e-6)
+        for stream in ("image", "state", "gripper", "action"):
+            np.testing.assert_allclose(ep.stamps[stream], rec.stamps[stream], rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(ep.obs["state"], rec.obs["state"][()])
+        np.testing.assert_array_equal(ep.actions, rec.actions)
+        q = np.arange(7) * 0.1 + np.array(frames)[:, None]
+        np.testing.assert_allclose(rec.actions, q - (np.array(frames) % 2)[:, None] + 0.7, atol=1e-6)  # frame 1, 5, 7: held command
+        np.testing.assert_array_equal(ep.frames, rec.obs["image_full"][()])
+        assert rec.attrs["sync"]["dropped"] == ep.attrs["sync"]["dropped"] == {"no_state": 1, "stale_image": 1}
+        assert ep.attrs["sync"]["tolerance_s"] == rec.attrs["sync"]["tolerance_s"] == SYNC_TOLERANCE_S

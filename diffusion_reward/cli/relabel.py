@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, dest="rate_hz", metavar="HZ",
                    help="control rate to resample bag / RealSense streams to (default: the camera rate)")
     p.add_argument("--tolerance", type=float, dest="tolerance_s", metavar="S",
-                   help="max stamp distance for a match (default: half a control period); LeRobot input: max "
+                   help="max stamp distance for a match (default: 0.05 s, the live recorder's; with --rate: half a control period); LeRobot input: max "
                         "distance between a row's timestamp and its video frame (default: 1e-4, LeRobot's)")
     p.add_argument("--camera", metavar="KEY",
                    help="LeRobot input: the image or video feature to score, e.g. observation.images.top "

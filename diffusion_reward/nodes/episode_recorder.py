@@ -44,6 +44,7 @@ from ..transport.base import DEFAULT_QOS, LATCHED_QOS, QoS, Transport
 from ..robot_state import (DEFAULT_GRIPPER_TOPIC, DEFAULT_STATE_FIELDS, DEFAULT_STATE_TOPIC, FR3_FINGERS, FR3_JOINTS,
                            STATE_FIELDS, MissingJointsError, check_state_fields, command_vector, gripper_vector,
                            state_vector)
+from ..data.sync import HELD_STREAMS, SYNC_POLICY, SYNC_TOLERANCE_S, match
 from ..data.frames import Crop, ImageConversionError, image_to_rgb, to_model_frame
 from .params import declare_params
 
@@ -73,7 +74,7 @@ class EpisodeRecorderParams:
     action_topic: str = field(default="/fr3_arm_controller/joint_trajectory", metadata={"help": "commanded actions (none = no actions)"})
     action_type: str = field(default="joint_trajectory", metadata={"help": "joint_trajectory | float64_multi_array"})
     reward_topic: str = field(default="/reward_labeller/reward", metadata={"help": "labeller rewards (none = no reward labels)"})
-    sync_tolerance_s: float = field(default=0.05, metadata={"help": "max |stamp difference| to the image"})
+    sync_tolerance_s: float = field(default=SYNC_TOLERANCE_S, metadata={"help": "max |stamp difference| to the image"})
     wait_timeout_s: float = field(default=2.0, metadata={"help": "how long an image waits for its reward/state"})
     button_topic: str = field(default="none", metadata={"help": "std_msgs/Bool teleop button, press toggles start/stop (none = off)"})
     compression: str = field(default="lzf", metadata={"help": "image compression: lzf | gzip | none"})
@@ -101,7 +102,7 @@ class EpisodeRecorderParams:
 
 
 class _Stream:
-    """Stamped samples of one topic, oldest first, for nearest-stamp matching."""
+    """Stamped samples of one topic, oldest first, matched to images by the one sync policy (`data.sync.match`)."""
 
     def __init__(self, maxlen: int = 20000):
         self.samples: deque[tuple[int, Any]] = deque(maxlen=maxlen)
@@ -112,13 +113,11 @@ class _Stream:
     def latest_ns(self) -> int | None:
         return max((s for s, _ in self.samples), default=None) if self.samples else None
 
-    def nearest(self, stamp_ns: int, tolerance_ns: int) -> tuple[int, Any] | None:
-        best = min(self.samples, key=lambda s: abs(s[0] - stamp_ns), default=None)
-        return best if best is not None and abs(best[0] - stamp_ns) <= tolerance_ns else None
-
-    def last_before(self, stamp_ns: int) -> tuple[int, Any] | None:
-        earlier = [s for s in self.samples if s[0] <= stamp_ns]
-        return max(earlier, key=lambda s: s[0]) if earlier else None
+    def match(self, stamp_ns: int, tolerance_ns: int, held: bool) -> tuple[int, Any] | None:
+        stamps = np.fromiter((s for s, _ in self.samples), dtype=np.int64, count=len(self.samples))
+        order = np.argsort(stamps, kind="stable")
+        [picked] = match(stamps[order], np.array([stamp_ns], dtype=np.int64), tolerance_ns, held)
+        return None if picked < 0 else self.samples[int(order[picked])]
 
     def prune_before(self, stamp_ns: int) -> None:
         while len(self.samples) > 1 and self.samples[0][0] < stamp_ns and self.samples[1][0] <= stamp_ns:
@@ -151,6 +150,7 @@ class EpisodeRecorderNode:
         self.held_row: dict | None = None  # the newest step: written when the next one comes or at stop
         self.label: str | None = None
         self.done_stamp = -1  # newest image stamp written or dropped: later rewards for it are stale
+        self.newest_image_ns = -1  # newest image stamp seen this episode: an image not newer is stale
         self.stats = self._new_stats()
         self.saved: list[str] = []
         self._logged_errors: set[str] = set()
@@ -190,7 +190,7 @@ class EpisodeRecorderNode:
             self.transport.log("warn", f"/episode/start while {self.episode.name} is recording: ignored")
             return
         self.episode = self.writer.begin_episode()
-        self.stopping, self.success, self.done_stamp = False, False, -1
+        self.stopping, self.success, self.done_stamp, self.newest_image_ns = False, False, -1, -1
         self.stats = self._new_stats()
         self.transport.log("info", f"recording {self.episode.name}")
 
@@ -337,6 +337,9 @@ class EpisodeRecorderNode:
         return True
 
     def _record(self, stamp: int, msg: Image | CompressedImage) -> None:
+        if stamp <= self.newest_image_ns:
+            return self._drop("stale_image", "an image not newer than an earlier one (sent twice or out of order)")
+        self.newest_image_ns = stamp
         try:
             rgb = image_to_rgb(msg)
             image = to_model_frame(rgb, self.crop, self.params.image_size)
@@ -349,20 +352,18 @@ class EpisodeRecorderNode:
                 self.stats["full_image_shape"] = list(rgb.shape)
             elif list(rgb.shape) != self.stats["full_image_shape"]:
                 return self._drop("image_size_changed", f"camera resolution changed to {rgb.shape[1]}x{rgb.shape[0]}")
-        stamps = {"image": stamp}
-        for name in ("state", "gripper", "robot_state"):
-            if name not in self.streams:
-                continue
-            match = self.streams[name].nearest(stamp, self.tolerance_ns)
-            if match is None:
-                return self._drop(f"no_{name}", f"no {name} within {self.params.sync_tolerance_s} s of an image")
-            stamps[name], obs[name] = match
-        action = None
-        if "action" in self.streams:
-            match = self.streams["action"].nearest(stamp, self.tolerance_ns) or self.streams["action"].last_before(stamp)
-            if match is None:
-                return self._drop("no_action", "no command yet: images before the first command are not recorded")
-            stamps["action"], action = match
+        stamps, action = {"image": stamp}, None
+        for name, stream in self.streams.items():
+            matched = stream.match(stamp, self.tolerance_ns, held=name in HELD_STREAMS)
+            if matched is None:
+                return self._drop(f"no_{name}", "no command yet: images before the first command are not recorded"
+                                  if name in HELD_STREAMS else
+                                  f"no {name} within {self.params.sync_tolerance_s} s of an image")
+            stamps[name], value = matched
+            if name in HELD_STREAMS:
+                action = value
+            else:
+                obs[name] = value
         extra = {}
         if self.params.reward_topic:
             reward = self.rewards.pop(stamp, None)
@@ -422,7 +423,7 @@ class EpisodeRecorderNode:
         return {"recorded": 0, "dropped": {}, "bad_messages": {}, "max_skew_s": {}, "full_image_shape": None}
 
     def _sync_summary(self) -> dict:
-        return {"tolerance_s": self.params.sync_tolerance_s, "reward_match": "exact image stamp",
+        return {"policy": SYNC_POLICY, "tolerance_s": self.params.sync_tolerance_s, "reward_match": "exact image stamp",
                 **self.stats}
 
     def _label_name(self) -> str:

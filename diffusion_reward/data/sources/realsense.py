@@ -75,7 +75,7 @@ def read_realsense(path: Path, rate_hz=None, tolerance_s=None) -> Iterator[Episo
         raise UserError(f"{path} holds {len(frames)} colour frame(s); need at least 2")
     sync = synchronise({"image": np.asarray(stamps)}, "image", rate_hz, tolerance_s)
     yield Episode(name=path.stem, frames=np.stack(frames)[sync.indices["image"]], timestamps=sync.times,
-                        stamps=sync.stamps, attrs={"topics": {"image": "color"}, **sync.stats})
+                        stamps=sync.stamps, attrs={"topics": {"image": "color"}, "sync": sync.stats})
 
 
 def _decode(color) -> np.ndarray:

@@ -22,7 +22,7 @@ from ...errors import UserError
 from ..frames import image_to_rgb
 from ...robot_state import (DEFAULT_GRIPPER_TOPIC, DEFAULT_STATE_TOPIC, MissingJointsError, StateLayout,
                             command_vector, gripper_vector, state_vector)
-from ..sync import synchronise
+from ..sync import HELD_STREAMS, synchronise
 from ..episode import Episode, forward_slice
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -244,7 +244,7 @@ def read_rosbag(path: Path, image_topic=None, state_topic=None, action_topic=Non
                 obs={k: vectors[k][pick[k]] for k in ("state", "gripper") if k in pick},
                 actions=vectors["action"][pick["action"]] if "action" in pick else None,
                 timestamps=sync.times, stamps=sync.stamps,
-                attrs={"topics": {s: streams[s] for s in pick}, **names, **sync.stats})
+                attrs={"topics": {s: streams[s] for s in pick}, **names, "sync": sync.stats})
     finally:
         bag.close()
 
@@ -337,7 +337,11 @@ def _plan_episodes(path: Path, stamps, markers, gap_s, rate_hz, tolerance_s) -> 
         begin, end = stamps["image"][frame_idx].min(), stamps["image"][frame_idx].max()
         window = {"image": frame_idx}
         for stream in stamps.keys() - {"image"}:  # messages during the episode, plus a margin for matching
-            window[stream] = np.nonzero((stamps[stream] >= begin - 0.5) & (stamps[stream] <= end + 0.5))[0]
+            inside = (stamps[stream] >= begin - 0.5) & (stamps[stream] <= end + 0.5)
+            earlier = np.nonzero(stamps[stream] < begin - 0.5)[0]
+            if stream in HELD_STREAMS and len(earlier):  # the command the controller still holds
+                inside[earlier[np.argmax(stamps[stream][earlier])]] = True
+            window[stream] = np.nonzero(inside)[0]
         sync = synchronise({s: stamps[s][idx] for s, idx in window.items()}, "image", rate_hz, tolerance_s)
         plans.append({"name": path.stem if len(runs) == 1 else f"{path.stem}_ep{k}", "sync": sync,
                       "pick": {s: window[s][sync.indices[s]] for s in window}})
