@@ -1,6 +1,7 @@
 """Typed checks of configuration values, shared by the config dataclasses and the CLI: each rule is written once.
 
-Every check raises a UserError naming the option. `check_memory` compares an estimate of what a setting will
+Every check raises a UserError naming the option: `name` is its config field (written `name` in the message,
+which the CLI shows as the flag), or a phrase such as "parameter skip_step" (ROS parameters) written as it is. `check_memory` compares an estimate of what a setting will
 allocate with MEMORY_CAP_FRACTION of the machine's physical memory (of the GPU's for a CUDA device), so a
 flag that scales memory (`--batch-size 100000`, `--rate 1e9`) fails before anything is allocated.
 """
@@ -10,7 +11,7 @@ import math
 import numbers
 import os
 
-from .errors import UserError
+from .errors import UserError, named
 
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding (d3rlpy, MuJoCo layouts) takes no more
 MEMORY_CAP_FRACTION = 0.5  # one job may plan to use at most half of the memory of the device it runs on
@@ -18,6 +19,7 @@ MEMORY_CAP_FRACTION = 0.5  # one job may plan to use at most half of the memory 
 
 def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
     """An integer (not a bool, not a float) in [low, high]."""
+    name = named(name)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise UserError(f"{name} must be an integer, got {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
@@ -27,6 +29,7 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
 
 def check_float(name: str, value, low: float | None = None, high: float | None = None, above: bool = False) -> float:
     """A finite number in [low, high] (in (low, high] with `above`)."""
+    name = named(name)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise UserError(f"{name} must be a finite number, got {value!r}")
     if (low is not None and (value <= low if above else value < low)) or (high is not None and value > high):
@@ -50,6 +53,7 @@ def check_device(name: str, device: str) -> None:
     """A torch device this build and machine have: cpu, cuda or cuda:N."""
     import torch
 
+    name = named(name)
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):
@@ -60,7 +64,7 @@ def check_device(name: str, device: str) -> None:
         raise UserError(f"{name} {device}: only cpu and cuda devices are supported")
     if not torch.cuda.is_available():
         raise UserError(f"{name} {device}: this torch build ({torch.__version__}) or machine has no CUDA device; "
-                        "use --device cpu")
+                        f"use {name} cpu")
     if parsed.index is not None and parsed.index >= torch.cuda.device_count():
         raise UserError(f"{name} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 

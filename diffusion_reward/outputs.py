@@ -22,7 +22,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 Inputs = Mapping[str, Union[PathLike, Iterable[PathLike], None]]  # flag -> path(s); None: not given
 
 
-def refuse_writing_into_inputs(output: PathLike, inputs: Inputs, flag: str = "--out") -> None:
+def refuse_writing_into_inputs(output: PathLike, inputs: Inputs, flag: str = "`out`") -> None:
     """UserError if `output` is, or lies inside, one of `inputs` (or a dataset input's episodes folder)."""
     target = Path(output).resolve()
     for input_flag, value in inputs.items():
@@ -32,18 +32,18 @@ def refuse_writing_into_inputs(output: PathLike, inputs: Inputs, flag: str = "--
                                 "(nothing was written)")
 
 
-def check_output(output: PathLike, inputs: Inputs, force: bool, flag: str = "--out") -> None:
+def check_output(output: PathLike, inputs: Inputs, force: bool, flag: str = "`out`") -> None:
     """`refuse_writing_into_inputs`, then refuse an existing `output` (a file, or a folder that is not empty)
     unless `force`, then `check_writable`."""
     refuse_writing_into_inputs(output, inputs, flag)
     path = Path(output)
     empty_folder = path.is_dir() and not path.is_symlink() and not any(path.iterdir())
     if not force and os.path.lexists(path) and not empty_folder:
-        raise UserError(f"{flag} {output} already exists; pass --force to replace it, or choose another path")
+        raise UserError(f"{flag} {output} already exists; pass `force` to replace it, or choose another path")
     check_writable(output, flag)
 
 
-def check_writable(output: PathLike, flag: str = "--out") -> None:
+def check_writable(output: PathLike, flag: str = "`out`") -> None:
     """UserError unless this user can create `output` (a file, or a folder and what goes in it): the nearest
     existing folder on its path must accept a new file. The probe is an unnamed temporary file, never seen."""
     path = Path(output).absolute()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, named
 
 FR3_JOINTS = [f"fr3_joint{i}" for i in range(1, 8)]
 FR3_FINGERS = ["fr3_finger_joint1", "fr3_finger_joint2"]
@@ -75,7 +75,7 @@ def check_state_fields(fields, what: str = "state_fields") -> tuple[str, ...]:
     fields = tuple(fields)
     bad = [f for f in fields if f not in STATE_FIELDS]
     if bad or not fields:
-        raise UserError(f"{what} must list some of {', '.join(STATE_FIELDS)}, got {','.join(fields) or 'nothing'}")
+        raise UserError(f"{named(what)} must list some of {', '.join(STATE_FIELDS)}, got {','.join(fields) or 'nothing'}")
     return fields
 
 
@@ -89,7 +89,7 @@ class StateLayout:
     gripper_joint_names: tuple[str, ...] | None = None
 
     def __post_init__(self):
-        check_state_fields(self.state_fields, "--state-fields")
+        check_state_fields(self.state_fields)
 
     def arm_joints(self, first_message_joints) -> list[str]:
         return _resolve(self.joint_names, FR3_JOINTS, first_message_joints)

@@ -49,9 +49,9 @@ LOWEST = {"skip_step": 0, "num_samples": 1, "chunk_size": 1}  # the smallest val
 
 def check_options(values: dict, label=None) -> None:
     """The checks of the scoring options in `values` ({option: value}), written once for ScoreConfig and for the
-    configs that carry options (the labeller's parameters); `label(option)` names one in a message (default: its
-    flag, `--skip-step`)."""
-    label = label or flag_name
+    configs that carry options (the labeller's parameters); `label(option)` names one in a message (default: the
+    field, `skip_step`, which the CLI shows as its flag)."""
+    label = label or str
     for name, value in values.items():
         if name in LOWEST:
             check_int(label(name), value, LOWEST[name])
@@ -70,9 +70,10 @@ _FIELDS = {f.name: f for f in dataclasses.fields(ScoreConfig)}
 
 
 def option_field(name: str):
-    """A dataclass field with ScoreConfig's default and help for option `name` (for configs that carry it)."""
+    """A dataclass field with ScoreConfig's default, help and flag settings for option `name` (for configs that
+    carry it)."""
     f = _FIELDS[name]
-    return field(default=f.default, metadata={"help": f.metadata["help"]})
+    return field(default=f.default, metadata=f.metadata)
 
 
 def flag_name(name: str) -> str:

@@ -84,7 +84,7 @@ def test_missing_label_lists_labels_present(tmp_path, data):
         build_mdp(unlabelled, MDPSpec(reward="diffusion"))
     with pytest.raises(UserError, match=r"labels present: entropy \(entropy\)"):
         build_mdp(data, MDPSpec(reward="likelihood"))
-    with pytest.raises(UserError, match="--obs"):
+    with pytest.raises(UserError, match="`obs` must be one of"):
         MDPSpec(obs="pixels")
 
 

@@ -147,6 +147,29 @@ def test_bag_relabel_with_resize(tmp_path, capsys, model_path):
         assert ds.env_args["camera"] == "/camera/camera/color/image_raw"
 
 
+def test_score_reads_a_bag_as_relabel_does(tmp_path, capsys, model_path):
+    """`score --data` takes every recording kind relabel reads, with the same recording options."""
+    ts = get_typestore(Stores.ROS2_JAZZY)
+    frames = make_frames(5, height=60, width=80)
+    bag = write_bag(tmp_path / "ep_001", bag_messages(ts, frames, "bgr8", 4), ts, StoragePlugin.MCAP, 9)
+    [source_ep] = read_episodes(bag)
+    one = tmp_path / "ep.npy"
+    assert main(["score", "--model", str(model_path), "--data", str(bag), "--task", TASK, "--resize", "--episode",
+                 "0", "--out", str(one)]) == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(one), direct_scores(model_path, source_ep.frames, resize=True).reward)
+    every = tmp_path / "all.npz"  # every episode, resampled with --rate as relabel would
+    assert main(["score", "--model", str(model_path), "--data", str(bag), "--task", TASK, "--resize", "--rate", "5",
+                 "--out", str(every)]) == 0, capsys.readouterr().err
+    [resampled] = read_episodes(bag, rate_hz=5.0)
+    with np.load(every) as scores:
+        assert list(scores) == ["ep_001"]
+        np.testing.assert_array_equal(scores["ep_001"], direct_scores(model_path, resampled.frames, resize=True).reward)
+    assert main(["score", "--model", str(model_path), "--data", str(bag), "--task", TASK, "--out",
+                 str(tmp_path / "no_resize.npy"), "--episode", "ep_001"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "--resize" in err and "`" not in err, err  # the CLI names its flags
+
+
 def test_png_folders_take_the_task_from_the_folder(tmp_path, capsys, model_path):
     videos = write_png_folder(tmp_path / "video_dataset", episodes=1)
     rc, out, err = relabel(capsys, "--model", model_path, "--input", tmp_path / "video_dataset",

@@ -77,7 +77,7 @@ def test_episode_ends_k_steps_after_first_success():
         first = rewards.index(1.0)
         assert len(rewards) == first + 1 + 3
     assert make_env("reach-v3", render=False).episode_end == "full"
-    with pytest.raises(UserError, match="--steps-after-success must be >= 0"):
+    with pytest.raises(UserError, match="`steps_after_success` must be >= 0"):
         make_env("reach-v3", render=False, steps_after_success=-1)
 
 

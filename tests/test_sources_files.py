@@ -65,7 +65,7 @@ def test_robomimic_layout(tmp_path):
     assert set(episodes[0].obs) == {"robot0_eef_pos"} and episodes[0].actions.shape == (4, 7)
     with pytest.raises(UserError, match=r"no observation 'wrist'.*agentview_image"):
         list(open_source(path, image_topic="wrist"))
-    with pytest.raises(UserError, match="--rate applies to time-stamped recordings"):
+    with pytest.raises(UserError, match="`rate_hz` applies to time-stamped recordings"):
         list(open_source(path, rate_hz=10))
 
 
@@ -118,7 +118,7 @@ def test_unknown_inputs(tmp_path):
     with pytest.raises(UserError, match="neither a rosbag2 directory"):
         list(open_source(tmp_path / "empty"))
     (tmp_path / "empty" / "empty_0.mcap").write_bytes(b"")
-    with pytest.raises(UserError, match=r"no metadata.yaml; pass the storage file inside it as --input \(empty_0.mcap\)"):
+    with pytest.raises(UserError, match=r"no metadata.yaml; pass the storage file inside it instead \(empty_0.mcap\)"):
         list(open_source(tmp_path / "empty"))
     with pytest.raises(UserError, match="cannot read MCAP file"):
         list(open_source(tmp_path / "empty" / "empty_0.mcap"))

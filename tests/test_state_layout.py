@@ -147,8 +147,7 @@ def test_live_recording_and_relabelled_bag_of_one_session_store_the_same_state(t
 def test_layout_options_and_bad_input(tmp_path, capsys, model_path):
     _, start, messages = record_live(tmp_path)
     bag = write_rosbag(tmp_path / "session", start, messages)
-    [ep] = open_source(bag, gripper_topic="none", layout=StateLayout(
-        joint_names=("fr3_joint2", "fr3_joint1"), state_fields=("position",)))
+    [ep] = open_source(bag, gripper_topic="none", joint_names=("fr3_joint2", "fr3_joint1"), state_fields=("position",))
     assert "gripper" not in ep.obs and ep.obs["state"].shape == (FRAMES, 2)
     np.testing.assert_allclose(ep.obs["state"][:, 0], 0.1 + np.arange(FRAMES), atol=1e-6)
     assert ep.attrs["joint_names"] == ["fr3_joint2", "fr3_joint1"] and ep.attrs["state_fields"] == ["position"]
@@ -159,7 +158,7 @@ def test_layout_options_and_bad_input(tmp_path, capsys, model_path):
     assert state_vector(other, ["a", "b"]).tolist() == [2.0, 1.0, 4.0, 3.0]
     # a bag without joint velocities fails on the default layout, in one line that names the way out
     no_velocity = JointState(name=FR3_JOINTS, position=np.zeros(7), velocity=np.zeros(0))
-    with pytest.raises(UserError, match=r"'velocity' has 0 values for 7 joints .*pass --state-fields position"):
+    with pytest.raises(UserError, match=r"'velocity' has 0 values for 7 joints .*pass `state_fields` position"):
         _Vectors("state", ARM, "sensor_msgs/msg/JointState", StateLayout())(no_velocity)
 
     for args, message in [(["--state-fields", "position,torque"], "--state-fields must list some of position"),

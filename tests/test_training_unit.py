@@ -130,7 +130,7 @@ def test_resume_from_a_mid_run_checkpoint_is_bit_for_bit(data, tmp_path):
 def test_a_fresh_run_refuses_a_checkpoint_dir_with_checkpoints(data, tmp_path):
     cfg = tiny_config(data, tmp_path / "m.safetensors", codec_steps=2, video_steps=0)
     train_reward_model(cfg)
-    with pytest.raises(UserError, match="--resume"):
+    with pytest.raises(UserError, match="pass `resume`"):
         train_reward_model(cfg)
 
 
@@ -253,7 +253,7 @@ def test_codec_from_reuses_a_trained_codec_and_trains_only_the_video_model(data,
     assert log and all(r["phase"] == "video" for r in log)
     usage = a.provenance["codebook_usage"]
     assert 0 < usage["codes_used"] <= usage["num_codes"] and usage["codes_per_frame"] <= 64
-    with pytest.raises(UserError, match="codec-from"):
+    with pytest.raises(UserError, match="`codec_from` file"):
         tiny_config(data, tmp_path / "x.safetensors", codec_from=str(tmp_path / "missing.safetensors")).resolved()
 
 
@@ -266,7 +266,7 @@ def test_frame_skip_override_reaches_the_model_file_and_its_rows(data, tmp_path)
     scorer = RewardScorer(model, ScoreConfig(standardize=False, reward_type="likelihood", noise=False))
     assert scorer.row_frames([5], 10)[1].tolist() == [8]  # the successor scored is 3 frames ahead
     assert np.isfinite(scorer.score_episode(square_video(0, 10, model.image_size)).raw).all()
-    with pytest.raises(UserError, match="frame-skip"):
+    with pytest.raises(UserError, match="`frame_skip` must be >= 1"):
         tiny_config(data, tmp_path / "x.safetensors", frame_skip=0).resolved()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import signal
 import sys
 
@@ -70,8 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         if name == command:  # only the command that runs needs its (possibly heavy) module
             mod = importlib.import_module(f"{__name__}.{module}")
             mod.add_arguments(p)
-            p.set_defaults(_run=mod.run)
+            p.set_defaults(_run=mod.run, _flags=flag_names(p))
     return parser
+
+
+def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """{config field: its flag} of a command (the flag's `dest` is the field it sets; its long spelling wins)."""
+    return {a.dest: max(a.option_strings, key=len) for a in parser._actions if a.option_strings}
+
+
+def in_flag_names(message: str, flags: dict[str, str]) -> str:
+    """A library message on the command line: each `field` the command has a flag for, named by that flag."""
+    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 def _requested_command(argv: list[str]) -> str | None:
@@ -82,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv is not None:
         sys.argv[1:] = argv
     os.environ.setdefault("MUJOCO_GL", "egl")
+    flags: dict[str, str] = {}
     try:
         args = build_parser().parse_args()
+        flags = args._flags
         code = int(args._run(args) or 0)
         sys.stdout.flush()  # a reader that stopped early (`info --json | head`) shows up here, not at exit
         return code
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {in_flag_names(str(exc), flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="dataset file to create or append to (.hdf5)")
     parser.add_argument("--action-repeat", type=int, default=2, help="physics steps per action (default 2)")
     parser.add_argument("--image-size", type=int, default=64, help="square camera image size (default 64)")
-    parser.add_argument("--max-steps", type=int, default=None,
+    parser.add_argument("--max-steps", type=int, default=None, dest="max_episode_steps",
                         help="agent steps per episode (default: the task's, 100 for MetaWorld)")
     parser.add_argument("--stop-on-success", action="store_true", help="end an episode at its first success")
     parser.add_argument("--steps-after-success", type=int, default=None, metavar="K",
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     resume = _resume_command(args)
     _check_unfinished_job(args.out, resume, args.resume)
     env = make_env(args.task, seed=args.seed, image_size=args.image_size, action_repeat=args.action_repeat,
-                   max_episode_steps=args.max_steps, terminate_on_success=args.stop_on_success,
+                   max_episode_steps=args.max_episode_steps, terminate_on_success=args.stop_on_success,
                    steps_after_success=args.steps_after_success)
     with env:
         policy = make_policy(args.task, env, epsilon=args.epsilon, seed=args.seed)
@@ -91,7 +91,7 @@ def _resume_command(args: argparse.Namespace) -> str:
     """The command that finishes this run: every option that decides its episodes, then --resume."""
     options = {"--task": args.task, "--episodes": args.episodes, "--epsilon": args.epsilon, "--seed": args.seed,
                "--out": args.out, "--action-repeat": args.action_repeat, "--image-size": args.image_size,
-               "--max-steps": args.max_steps, "--steps-after-success": args.steps_after_success}
+               "--max-steps": args.max_episode_steps, "--steps-after-success": args.steps_after_success}
     words = [word for flag, value in options.items() if value is not None for word in (flag, str(value))]
     return shlex.join(["diffusion-reward", "collect", *words, *["--stop-on-success"] * args.stop_on_success,
                        "--resume"])

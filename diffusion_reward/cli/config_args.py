@@ -5,24 +5,34 @@ default and `metadata` (`help`, and optionally `choices`, `metavar`, `flag`) are
     --resume               bool fields defaulting to False (store_true); True: `--no-<name>` (store_false)
     --bf16 / --no-bf16     bool | None fields (None: decided later)
     --data X --data Y      list[str] fields (repeat the flag)
+    --joint-names A,B      tuple[str, ...] fields (comma-separated)
+A field whose default is a config dataclass (`source: SourceOptions`) contributes that dataclass's flags.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 
-TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list[str]": list}
+def names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names (joints, JointState fields)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list[str]": list, "tuple[str, ...]": names}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
+        if _nested(f):
+            add_config_arguments(parser, f.default_factory)
+            continue
         if "help" not in f.metadata:
             continue
         kind, optional = field_type(f)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else f.default
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
-        common = dict(dest=f.name, help=f.metadata["help"])
+        common = dict(dest=f.name, help=f.metadata.get("flag_help", f.metadata["help"]))
         if kind is bool:
             if optional:
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, **common)
@@ -40,7 +50,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
 
 def config_from_args(cls: type, args: argparse.Namespace):
     """`cls` from the parsed flags of `add_config_arguments` (fields without a flag keep their defaults)."""
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+    values = {f.name: config_from_args(f.default_factory, args) if _nested(f) else getattr(args, f.name)
+              for f in dataclasses.fields(cls) if _nested(f) or hasattr(args, f.name)}
+    return cls(**values)
+
+
+def _nested(f: dataclasses.Field) -> bool:
+    return f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory)
 
 
 def field_type(f: dataclasses.Field) -> tuple[type, bool]:

@@ -100,7 +100,7 @@ def model_frames(frames, size: int, resize: bool) -> np.ndarray:
     if frames.shape[1:3] != (size, size):
         if not resize:
             raise UserError(f"frames must have shape (T, {size}, {size}, 3), got {frames.shape}; "
-                            f"pass --resize to center-crop and resize them")
+                            f"pass `resize` to center-crop and resize them")
         frames = resize_frames(frames, size)
     return np.ascontiguousarray(frames)
 

@@ -74,7 +74,7 @@ def camera_clock(stamps: np.ndarray) -> tuple[float, float]:
     stamps, _, _ = _unique_sorted(np.asarray(stamps, dtype=np.float64))
     gaps = np.diff(stamps)
     if gaps.size == 0:
-        raise UserError("cannot measure a frame rate from fewer than 2 distinct image stamps; give rate_hz")
+        raise UserError("cannot measure a frame rate from fewer than 2 distinct image stamps; give `rate_hz`")
     steps = np.maximum(1, np.round(np.diff(stamps) / np.median(gaps)))  # frames between stamps (2+ = drop)
     numbers = np.concatenate([[0.0], np.cumsum(steps)])
     period, phase = np.polyfit(numbers, stamps, 1)
@@ -138,7 +138,7 @@ def _resample(streams: dict[str, np.ndarray], reference: str, rate_hz: float, to
     tolerance = float(tolerance_s) if tolerance_s is not None else 0.5 / rate
     t1 = float(ref.max())
     steps = int(np.floor((t1 - t0) * rate + 0.5)) + 1
-    check_memory(steps * GRID_BYTES_PER_STREAM * len(streams), f"rate_hz {rate:g} over {t1 - t0:.3g} s of recording "
+    check_memory(steps * GRID_BYTES_PER_STREAM * len(streams), f"`rate_hz` {rate:g} Hz over {t1 - t0:.3g} s of recording "
                  f"({steps} control steps)", f"choose a rate near the camera's ({camera_rate:.3g} Hz)")
     times = t0 + np.arange(steps) / rate  # [T]
 

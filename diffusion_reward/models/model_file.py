@@ -234,7 +234,7 @@ class RewardModel(nn.Module):
         from safetensors.torch import load
 
         path = Path(path)
-        check_device("--device", str(device))
+        check_device("device", str(device))
         if not path.is_file():
             raise UserError(f"model file {path} does not exist")
         data = path.read_bytes()

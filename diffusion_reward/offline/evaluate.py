@@ -44,12 +44,12 @@ def evaluation_seeds(positions: str, episodes: int, seed: int, seen_seeds: list[
     rng = np.random.default_rng(seed)
     if positions == "seen":
         if not seen_seeds:
-            raise UserError("the policy's training data recorded no reset seeds, so --positions seen is "
-                            "undefined; use --positions unseen.")
+            raise UserError("the policy's training data recorded no reset seeds, so `positions` seen is "
+                            "undefined; use `positions` unseen.")
         order = rng.permutation(len(seen_seeds))
         return [int(seen_seeds[order[i % len(order)]]) for i in range(episodes)]
     if positions != "unseen":
-        raise UserError(f"--positions must be one of {', '.join(POSITIONS)}, got {positions!r}.")
+        raise UserError(f"`positions` must be one of {', '.join(POSITIONS)}, got {positions!r}.")
     seen, seeds = set(seen_seeds), []
     while len(seeds) < episodes:
         s = int(rng.integers(UNSEEN_SEED_BASE, 2 * UNSEEN_SEED_BASE))
@@ -70,8 +70,10 @@ class SimEvalConfig:
     show_progress: bool = True
 
     def __post_init__(self):
-        check_int("--episodes", self.episodes, 1)
-        check_seed("--seed", self.seed)
+        check_int("episodes", self.episodes, 1)
+        check_seed("seed", self.seed)
+        if self.max_steps is not None:
+            check_int("max_steps", self.max_steps, 1)
 
 
 @dataclass
@@ -119,7 +121,7 @@ def evaluate_in_sim(config: SimEvalConfig) -> SimEvalResult:
     policy, meta = load_exported(config.policy)
     task = config.task or meta.get("task")
     if not task:
-        raise UserError("the policy does not record its task; pass --task.")
+        raise UserError("the policy does not record its task; pass `task`.")
     seen = meta.get("training_reset_seeds") or []
     seeds = evaluation_seeds(config.positions, config.episodes, config.seed, seen)
     env = make_env(task, seed=config.seed, image_size=meta.get("image_size") or 64,

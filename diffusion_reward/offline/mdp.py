@@ -48,8 +48,8 @@ class MDPSpec:
 
     def __post_init__(self):
         if self.obs not in OBS_MODES:
-            raise UserError(f"--obs must be one of {', '.join(OBS_MODES)}, got {self.obs!r}.")
-        check_int("--frame-stack", self.frame_stack, 1)
+            raise UserError(f"`obs` must be one of {', '.join(OBS_MODES)}, got {self.obs!r}.")
+        check_int("frame_stack", self.frame_stack, 1)
         RewardMix(self.alpha, self.beta)  # validates
 
 
@@ -97,9 +97,9 @@ def resolve_label(dataset, reward: str, path) -> tuple[str | None, dict[str, Any
         present = ", ".join(f"{n} ({a.get('reward_type', '?')})" for n, a in labels.items()) or "none"
         if not matches:
             raise UserError(f"{path} has no reward label "
-                            f"for --reward {reward}; labels present: {present}; run `diffusion-reward relabel`.")
+                            f"for `reward` {reward}; labels present: {present}; run `diffusion-reward relabel`.")
         if len(matches) > 1:
-            raise UserError(f"--reward {reward} matches several labels ({', '.join(matches)}); pass one by name.")
+            raise UserError(f"`reward` {reward} matches several labels ({', '.join(matches)}); pass one by name.")
         name = matches[0]
     missing = [ep_name for ep_name, episode_labels in per_episode.items() if name not in episode_labels]
     if missing:
@@ -145,7 +145,7 @@ def episode_observations(ep, spec: MDPSpec, image_key: str = "image"):
         parts.append(stack_frames(np.asarray(ep.obs[image_key]), spec.frame_stack))
     if spec.obs in ("state", "both"):
         if "state" not in ep.obs:
-            raise UserError(f"episode {ep.name} has no 'state' observation; use --obs image.")
+            raise UserError(f"episode {ep.name} has no 'state' observation; use `obs` image.")
         parts.append(np.asarray(ep.obs["state"], dtype=np.float32))
     return parts[0] if len(parts) == 1 else parts
 
@@ -179,9 +179,9 @@ def _build(dataset, path, spec: MDPSpec, mask: str | None) -> tuple[ReplayBuffer
     if not names:
         raise UserError(f"{path} has no episodes" + (f" under mask {mask!r}." if mask else "."))
     if spec.obs != "state" and dataset.image_key is None:
-        raise UserError(f"{path} has no image observations; use --obs state.")
-    check_memory(_stacked_image_bytes(dataset, names, spec), f"--frame-stack {spec.frame_stack} over {len(names)} "
-                 "episodes", "use a smaller --frame-stack (or train on fewer episodes with --mask)")
+        raise UserError(f"{path} has no image observations; use `obs` state.")
+    check_memory(_stacked_image_bytes(dataset, names, spec), f"`frame_stack` {spec.frame_stack} over {len(names)} "
+                 "episodes", "use a smaller `frame_stack` (or train on fewer episodes with `mask`)")
     label, label_attrs = resolve_label(dataset, spec.reward, path)
     mix = RewardMix(spec.alpha, spec.beta)
     episodes, clipped, steps, terminal, seeds = [], 0, 0, 0, []

@@ -39,10 +39,10 @@ class OPEConfig:
     show_progress: bool = True
 
     def __post_init__(self):
-        check_int("--fqe-steps", self.fqe_steps, 1)
+        check_int("fqe_steps", self.fqe_steps, 1)
         check_int("batch_size", self.batch_size, 1)
         check_float("gamma", self.gamma, 0.0, 1.0)
-        check_seed("--seed", self.seed)
+        check_seed("seed", self.seed)
 
 
 @dataclass

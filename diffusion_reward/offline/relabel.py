@@ -27,14 +27,13 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from .. import __version__
-from ..checks import check_float
 from ..data import Dataset, DatasetWriter
 from ..data.writer import episode_columns
 from ..errors import UserError
@@ -42,14 +41,11 @@ from ..models import RewardModel
 from ..models.model_file import TOKENIZE_BATCH
 from ..outputs import check_output, check_writable, refuse_writing_into_inputs
 from ..reward import RewardScorer
-from ..robot_state import DEFAULT_STATE_FIELDS, StateLayout
 from ..scoring_options import ScoreConfig, option_field, scoring_options
 from ..data import Episode
 from ..data.labels import LabelProvenance
-from ..data.sources import detect_kind, open_source
+from ..data.sources import SourceOptions, detect_kind, open_source
 from ..data.sources.folder import png_folders
-from ..data.sources.rosbag import DEFAULT_GAP_S
-from ..data.sync import check_rate
 
 READ_CHUNK = TOKENIZE_BATCH  # source rows read, resized and scored at a time: memory does not grow with T
 # provenance keys that must agree for --resume (paths and software version may change between runs)
@@ -66,26 +62,32 @@ SIDECAR = {  # column -> meaning (also in the file's metadata)
 }
 
 
+def _arg(default, help: str, **flag):
+    """A RelabelConfig field that is a `relabel` flag (`cli/config_args.py`); `flag`: its name, metavar."""
+    return field(default=default, metadata={"help": help, **flag})
+
+
 @dataclass
 class RelabelConfig:
-    model: str | None  # None: the shipped model of the task's domain (models/pretrained)
-    input: str
-    out: str
-    task: str | None = None  # default: the source's task (HDF5 env_args), else the model's only task
-    image_topic: str | None = None  # rosbag2 topic, or the obs key of an HDF5 source
-    state_topic: str | None = None
-    action_topic: str | None = None
-    episode_topic: str | None = None
-    rate_hz: float | None = None
-    tolerance_s: float | None = None
-    camera: str | None = None  # LeRobot: the image / video feature to score (default: the first)
-    gripper_topic: str | None = None  # rosbag2: obs/gripper (default /franka_gripper/joint_states if present; "none")
-    joint_names: tuple[str, ...] | None = None  # rosbag2 arm joints (default: the FR3's if present, else the message's)
-    state_fields: tuple[str, ...] = DEFAULT_STATE_FIELDS  # rosbag2 JointState fields in obs/state, as the recorder
-    gap_s: float = DEFAULT_GAP_S
-    resize: bool = False
-    resume: bool = False
-    force: bool = False  # replace an existing .parquet sidecar (never a file of the input)
+    """What `relabel` does; its fields are the command's flags (scoring options: `scoring_options.py`; how the
+    recording is read: `data.sources.SourceOptions`)."""
+
+    input: str = _arg(MISSING, "our/robomimic HDF5, rosbag2 directory, .mcap, .db3 (rosbag2 or RealSense), RealSense "
+                               ".bag, a LeRobot dataset folder (meta/info.json; v2.0, v2.1, v3.0), or a folder of PNG "
+                               "frames (<domain>/<task>/<split>/<episode>/<i>.png)", metavar="SRC")
+    out: str = _arg(MISSING, "new dataset to write (HDF5; never overwritten). For LeRobot input, a path ending in "
+                             ".parquet writes a sidecar of per-frame rewards instead (episode_index, frame_index, "
+                             "timestamp, reward, raw; provenance in its metadata) and leaves the dataset as it is",
+                    metavar="DST")
+    model: str | None = _arg(None, "reward model file (.safetensors; default: the shipped model of the task's domain "
+                                   "for MetaWorld / Adroit tasks)")
+    task: str | None = _arg(None, "statistics to standardise with (default: the source's task, else the model's only "
+                                  "task)")
+    source: SourceOptions = field(default_factory=SourceOptions)
+    resize: bool = _arg(False, "center-crop frames to a square and resize them to the model's input size")
+    resume: bool = _arg(False, "continue an interrupted run: skip episodes already labelled with the same settings")
+    force: bool = _arg(False, "replace an existing .parquet sidecar (never a file of the input; an HDF5 --out is "
+                              "continued with --resume instead)")
     reward_type: str = option_field("reward_type")  # the scoring options (scoring_options.py)
     skip_step: int = option_field("skip_step")
     num_samples: int = option_field("num_samples")
@@ -93,22 +95,12 @@ class RelabelConfig:
     seed: int = option_field("seed")
     chunk_size: int = option_field("chunk_size")
     dtype: str = option_field("dtype")
-    label_name: str | None = None  # default: the reward type
-    device: str = "cpu"
+    label_name: str | None = _arg(None, "name of the label group reward_labels/<name> (default: the reward type)")
+    device: str = _arg("cpu", "torch device: cpu, cuda or cuda:N")
     progress: bool = True
 
     def __post_init__(self):  # bad numbers fail before the model loads or anything is read
         ScoreConfig(**scoring_options(self))
-        check_rate(self.rate_hz)
-        if self.tolerance_s is not None:
-            check_float("--tolerance", self.tolerance_s, 0.0)
-        check_float("--gap", self.gap_s, 0.0, above=True)
-        self.layout  # checks --state-fields
-
-    @property
-    def layout(self) -> StateLayout:
-        return StateLayout(joint_names=tuple(self.joint_names) if self.joint_names else None,
-                           state_fields=tuple(self.state_fields))
 
 
 @dataclass
@@ -129,13 +121,13 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
         _check_sidecar_output(cfg, src, kind)
     else:
         if cfg.force:
-            raise UserError("--force replaces an existing .parquet sidecar; an HDF5 --out is never replaced (continue "
-                            "it with --resume, or choose another --out)")
-        refuse_writing_into_inputs(cfg.out, {"--input": cfg.input, "--model": cfg.model})
+            raise UserError("`force` replaces an existing .parquet sidecar; an HDF5 `out` is never replaced (continue "
+                            "it with `resume`, or choose another `out`)")
+        refuse_writing_into_inputs(cfg.out, {"`input`": cfg.input, "`model`": cfg.model})
         check_writable(cfg.out)
         if dst.exists() and not cfg.resume:
-            raise UserError(f"{cfg.out} already exists; pass --resume to continue labelling it, or choose another "
-                            "--out")
+            raise UserError(f"{cfg.out} already exists; pass `resume` to continue labelling it, or choose another "
+                            "`out`")
     camera, camera_note = _lerobot_camera(src, cfg) if kind == "lerobot" else (None, None)  # fails before the model
     source_task = None if cfg.task else _source_task(src, kind)
     if model is None:
@@ -148,14 +140,9 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
     scorer = RewardScorer(model, ScoreConfig(**scoring_options(cfg), task=task, resize=cfg.resize))
     mean, std = scorer.stats
     label = cfg.label_name or cfg.reward_type
-    source_options = {"image_topic": cfg.image_topic, "state_topic": cfg.state_topic, "action_topic": cfg.action_topic,
-                      "episode_topic": cfg.episode_topic, "rate_hz": cfg.rate_hz, "tolerance_s": cfg.tolerance_s,
-                      "gap_s": cfg.gap_s}
+    source_options = cfg.source.recorded(kind)  # an output read another way cannot be continued with resume
     if kind == "lerobot":
         source_options["camera"] = camera
-    if kind == "rosbag2":  # the robot-state layout (an output of another layout cannot be continued with --resume)
-        source_options.update(gripper_topic=cfg.gripper_topic, state_fields=list(cfg.state_fields),
-                              joint_names=list(cfg.joint_names) if cfg.joint_names else None)
     provenance = LabelProvenance(
         model_hash=model.weights_hash, task=task, reward_type=cfg.reward_type, skip_step=cfg.skip_step,
         num_samples=cfg.num_samples, noise=cfg.noise, seed=cfg.seed, stats_mean=mean, stats_std=std,
@@ -170,8 +157,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
     done = _already_labelled(dst, label, provenance) if dst.exists() else {}  # source name -> output name
     summary = RelabelSummary(out=dst)
     started = time.perf_counter()
-    episodes = open_source(src, cfg.image_topic, cfg.state_topic, cfg.action_topic, cfg.rate_hz,
-                           cfg.episode_topic, cfg.gap_s, cfg.tolerance_s, cfg.camera, cfg.gripper_topic, cfg.layout)
+    episodes = open_source(src, cfg.source)
     summary.camera = camera
     resume_command = f"diffusion-reward relabel --input {cfg.input} --out {cfg.out} --resume (same options)"
     with contextlib.ExitStack() as stack:
@@ -224,9 +210,9 @@ def _lerobot_camera(src: Path, cfg: RelabelConfig) -> tuple[str, str]:
     from ..data.sources.lerobot import check_files, episode_refs, pick_camera, read_meta
 
     meta = read_meta(src)
-    camera = pick_camera(meta, cfg.camera)
+    camera = pick_camera(meta, cfg.source.camera)
     check_files(meta, episode_refs(meta), camera)
-    how = "chosen with --camera" if cfg.camera else "the first image feature; pick another with --camera"
+    how = "chosen with --camera" if cfg.source.camera else "the first image feature; pick another with --camera"
     return camera, (f"LeRobot {meta.version} dataset: scoring camera {camera} ({meta.features[camera]['dtype']}, "
                     f"{how}; cameras: {', '.join(meta.cameras)})")
 
@@ -237,26 +223,26 @@ def _check_sidecar_output(cfg: RelabelConfig, src: Path, kind: str) -> None:
     from ..data.sources.lerobot import LEROBOT_FOLDERS
 
     if kind != "lerobot":
-        raise UserError(f"--out {cfg.out}: a {SIDECAR_SUFFIX} sidecar of per-frame rewards is written for LeRobot "
-                        f"datasets only; label {kind} input into an HDF5 --out")
+        raise UserError(f"`out` {cfg.out}: a {SIDECAR_SUFFIX} sidecar of per-frame rewards is written for LeRobot "
+                        f"datasets only; label {kind} input into an HDF5 `out`")
     if cfg.resume:
-        raise UserError("--resume continues an HDF5 --out; a .parquet sidecar is written in one go (--force "
+        raise UserError("`resume` continues an HDF5 `out`; a .parquet sidecar is written in one go (`force` "
                         "replaces an earlier one)")
-    refuse_writing_into_inputs(cfg.out, {"--model": cfg.model})
+    refuse_writing_into_inputs(cfg.out, {"`model`": cfg.model})
     target = Path(cfg.out).resolve()
     if target == src or src in target.parents:
         part = target.relative_to(src).parts[0]
         if part in LEROBOT_FOLDERS:
-            raise UserError(f"--out {cfg.out} is inside the dataset's {part}/ folder, which LeRobot reads; write the "
+            raise UserError(f"`out` {cfg.out} is inside the dataset's {part}/ folder, which LeRobot reads; write the "
                             "sidecar beside the dataset or at its top level (nothing was written)")
         if os.path.lexists(cfg.out) or os.path.lexists(target):
-            raise UserError(f"--out {cfg.out} is a file of the input dataset {cfg.input}; a sidecar inside the "
-                            "dataset must be a new file (--force never replaces an input; nothing was written)")
+            raise UserError(f"`out` {cfg.out} is a file of the input dataset {cfg.input}; a sidecar inside the "
+                            "dataset must be a new file (`force` never replaces an input; nothing was written)")
         check_writable(cfg.out)
     else:
-        check_output(cfg.out, {"--input": cfg.input, "--model": cfg.model}, force=cfg.force)
+        check_output(cfg.out, {"`input`": cfg.input, "`model`": cfg.model}, force=cfg.force)
         if Path(cfg.out).is_dir():
-            raise UserError(f"--out {cfg.out} is a folder; a sidecar is one .parquet file (nothing was written)")
+            raise UserError(f"`out` {cfg.out} is a folder; a sidecar is one .parquet file (nothing was written)")
 
 
 def _write_sidecar(cfg: RelabelConfig, src: Path, dst: Path, scorer: RewardScorer, label: str, provenance: dict,
@@ -281,7 +267,7 @@ def _write_sidecar(cfg: RelabelConfig, src: Path, dst: Path, scorer: RewardScore
     started = time.perf_counter()
     tmp = dst.with_name(f".{dst.name}.partial")
     expected = None if any(n is None for n in lengths.values()) else sum(lengths.values())
-    episodes = open_source(src, tolerance_s=cfg.tolerance_s, camera=camera)
+    episodes = open_source(src, replace(cfg.source, camera=camera))
     try:
         with contextlib.closing(episodes), _progress(cfg.progress, expected) as bar, \
                 pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
@@ -387,7 +373,7 @@ def _already_labelled(dst: Path, label: str, provenance: dict) -> dict[str, str]
                 if changed:
                     raise UserError(f"{dst} episode {ep.name} was labelled {label!r} with different settings "
                                     f"({', '.join(f'{k}: {old.get(k)!r} -> {provenance[k]!r}' for k in changed)}); "
-                                    "use another --out (or --label-name)")
+                                    "use another `out` (or `label_name`)")
                 done[attrs.get("source_episode")] = ep.name
     return done
 
@@ -420,7 +406,7 @@ def _model_task(model: RewardModel, cfg: RelabelConfig) -> str:
     tasks = sorted({s["task"] for s in model.stats.values() if s["reward_type"] == cfg.reward_type
                     and s["skip_step"] == cfg.skip_step and s["num_samples"] == cfg.num_samples})
     if len(tasks) != 1:
-        raise UserError(f"pass --task: the source names no task and the model has statistics for "
+        raise UserError(f"pass `task`: the source names no task and the model has statistics for "
                         f"{', '.join(tasks) or 'no task'} ({cfg.reward_type}, skip {cfg.skip_step}, "
                         f"{cfg.num_samples} sample(s)); compute them with `diffusion-reward stats`")
     return tasks[0]

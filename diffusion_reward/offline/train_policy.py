@@ -65,15 +65,15 @@ class TrainPolicyConfig:
 
     def __post_init__(self):
         if self.algo not in ALGOS:
-            raise UserError(f"--algo must be one of {', '.join(ALGOS)}, got {self.algo!r}.")
-        for flag, value in (("--steps", self.steps), ("--batch-size", self.batch_size),
-                            ("--checkpoint-every", self.checkpoint_every)):
+            raise UserError(f"`algo` must be one of {', '.join(ALGOS)}, got {self.algo!r}.")
+        for flag, value in (("steps", self.steps), ("batch_size", self.batch_size),
+                            ("checkpoint_every", self.checkpoint_every)):
             check_int(flag, value, 1)
         if self.steps > self.checkpoint_every and self.steps % self.checkpoint_every:
-            raise UserError(f"--steps ({self.steps}) must be a multiple of --checkpoint-every "
+            raise UserError(f"`steps` ({self.steps}) must be a multiple of `checkpoint_every` "
                             f"({self.checkpoint_every}).")
-        check_seed("--seed", self.seed)
-        check_device("--device", self.device)
+        check_seed("seed", self.seed)
+        check_device("device", self.device)
         self.mdp_spec  # validates --obs, --frame-stack, --alpha, --beta
 
     def check_batch_memory(self, info: MDPInfo) -> None:
@@ -82,7 +82,7 @@ class TrainPolicyConfig:
         state_values = (info.state_dim or 0) if self.obs != "image" else 0
         sample_bytes = SAMPLE_BYTES_PER_OBS_VALUE * (image_values + state_values) + SAMPLE_BYTES_FIXED
         check_memory(self.batch_size * sample_bytes,
-                     f"--batch-size {self.batch_size}", "use a smaller --batch-size", self.device)
+                     f"`batch_size` {self.batch_size}", "use a smaller `batch_size`", self.device)
 
     @property
     def mdp_spec(self) -> MDPSpec:
@@ -164,9 +164,9 @@ def train_policy(config: TrainPolicyConfig) -> Path:
     out = Path(config.out)
     run_dir = out.with_name(out.name + ".partial")
     for path in (out, run_dir):  # the run folder of an interrupted run is deleted below
-        refuse_writing_into_inputs(path, {"--data": config.data})
+        refuse_writing_into_inputs(path, {"`data`": config.data})
     if out.exists():
-        raise UserError(f"{out} already exists; choose another --out (nothing was overwritten).")
+        raise UserError(f"{out} already exists; choose another `out` (nothing was overwritten).")
     check_writable(out)
     dataset, info = build_mdp(config.data, config.mdp_spec, config.mask)
     config.check_batch_memory(info)
@@ -214,7 +214,7 @@ def load_policy(policy_dir: str | Path, device: str = "cpu", checkpoint: str | N
     weights = (policy_dir / (checkpoint or meta["model"])).resolve()
     if not weights.is_relative_to(policy_dir.resolve()):
         raise UserError(f"the weights {checkpoint or meta['model']} lie outside the policy folder {policy_dir}; "
-                        "give a path inside it, e.g. --checkpoint checkpoints/step_1000.pt")
+                        "give a path inside it, e.g. `checkpoint` checkpoints/step_1000.pt")
     if not weights.is_file():
         raise UserError(f"{weights} does not exist.")
     params = policy_dir / meta["params"]

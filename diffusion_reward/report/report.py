@@ -51,16 +51,16 @@ class ReportConfig:
     def __post_init__(self):
         from ..reward_types import REWARD_TYPE_CHOICES
 
-        check_int("--episodes", self.episodes, 1)
+        check_int("episodes", self.episodes, 1)
         bad = [t for t in self.reward_types if t not in REWARD_TYPE_CHOICES]
         if bad or not self.reward_types:
-            raise UserError(f"--reward-type must be a comma-separated list of {', '.join(REWARD_TYPE_CHOICES)}; "
+            raise UserError(f"`reward_type` must be a comma-separated list of {', '.join(REWARD_TYPE_CHOICES)}; "
                             f"got {','.join(self.reward_types)!r}.")
-        check_int("--diversity-samples", self.diversity_samples, 2)
+        check_int("diversity_samples", self.diversity_samples, 2)
         if self.lpips_weights and not self.diversity:
-            raise UserError("--lpips-weights adds LPIPS to the --diversity table; pass --diversity too")
+            raise UserError("`lpips_weights` adds LPIPS to the `diversity` table; pass `diversity` too")
         if self.video_seed is not None and not self.video:
-            raise UserError("--video-seed picks the episodes of the --video MP4s; pass --video too")
+            raise UserError("`video_seed` picks the episodes of the `video` MP4s; pass `video` too")
         ScoreConfig(**scoring_options(self, REPORT_OPTIONS), seed=self.seed)  # its checks
 
 

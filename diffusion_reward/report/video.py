@@ -43,7 +43,7 @@ def pick_episodes(episodes: list[ScoredEpisode], seed: int | None) -> list[Score
             chosen[e.epsilon] = e
     if not chosen:
         seeds = sorted({e.seed for e in rollouts})
-        raise UserError(f"--video-seed {seed}: no episode of the report has that reset seed (seeds: "
+        raise UserError(f"`video_seed` {seed}: no episode of the report has that reset seed (seeds: "
                         f"{', '.join(map(str, seeds[:20]))}{' ...' if len(seeds) > 20 else ''}; nothing was written)")
     return [chosen[eps] for eps in sorted(chosen)]
 

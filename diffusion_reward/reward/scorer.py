@@ -86,8 +86,8 @@ class RewardScorer:
         # upstream row layout (f[i-2k], f[i-k], f[i]) scoring f[i], early rows (f_i, f_i, f_i): VIPER's likelihood,
         # and the VQ-Diffusion likelihood_compat mode
         self.upstream_rows = cfg.likelihood_compat or (self.is_videogpt and cfg.reward_type == "likelihood")
-        check_memory(cfg.chunk_size * row_bytes, f"--chunk-size {cfg.chunk_size} (rows per network batch)",
-                     "use a smaller --chunk-size (it bounds memory and does not change the rewards)",
+        check_memory(cfg.chunk_size * row_bytes, f"`chunk_size` {cfg.chunk_size} (rows per network batch)",
+                     "use a smaller `chunk_size` (it bounds memory and does not change the rewards)",
                      str(model.device))
         self.noise_source = noise_source or self._seeded_noise
         self.stats = None

@@ -62,7 +62,7 @@ def stats_from_data(model, data: str, task: str | None = None, options: ScoreCon
     tasks = sorted({e.task for e in episodes})
     task = task or (tasks[0] if len(tasks) == 1 else None)
     if task is None:
-        raise UserError(f"{data} holds several tasks ({', '.join(tasks)}); choose one with --task.")
+        raise UserError(f"{data} holds several tasks ({', '.join(tasks)}); choose one with `task`.")
     if task not in tasks:
         raise UserError(f"{data} has no expert episodes of task {task!r} (it has: {', '.join(tasks)}).")
     stats = compute_stats(model, [e.frames for e in episodes if e.task == task], task, options, progress)

@@ -53,16 +53,16 @@ class SimEnv:
     def __init__(self, spec: TaskSpec, seed: int = 0, image_size: int = 64, action_repeat: int = 2,
                  max_episode_steps: int | None = None, terminate_on_success: bool = False,
                  render: bool = True, steps_after_success: int | None = None):
-        check_seed("--seed", seed)
-        check_int("--image-size", image_size, 8, MAX_RENDER_HEIGHT)  # the offscreen framebuffer's bound
-        check_int("--action-repeat", action_repeat, 1)
+        check_seed("seed", seed)
+        check_int("image_size", image_size, 8, MAX_RENDER_HEIGHT)  # the offscreen framebuffer's bound
+        check_int("action_repeat", action_repeat, 1)
         if max_episode_steps is not None:
-            check_int("--max-steps", max_episode_steps, 1)
+            check_int("max_episode_steps", max_episode_steps, 1)
         if steps_after_success is not None:
-            check_int("--steps-after-success", steps_after_success, 0)
+            check_int("steps_after_success", steps_after_success, 0)
         self.max_episode_steps = max_episode_steps or spec.episode_steps
         if self.max_episode_steps * action_repeat > MAX_PHYSICS_STEPS:
-            raise UserError(f"--max-steps {self.max_episode_steps} x --action-repeat {action_repeat} physics steps "
+            raise UserError(f"`max_episode_steps` {self.max_episode_steps} x `action_repeat` {action_repeat} physics steps "
                             f"per episode is more than {MAX_PHYSICS_STEPS:.0e} (hours of simulation per episode)")
         gym, self._mujoco = _quiet_import(spec.domain)
         self.spec = spec

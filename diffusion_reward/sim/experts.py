@@ -23,7 +23,7 @@ class EpsilonPolicy:
     """`policy(obs) -> f32[A]`: expert action, or with probability epsilon a uniform random one."""
 
     def __init__(self, expert, action_dim: int, epsilon: float, seed: int = 0, name: str = "random"):
-        check_float("--epsilon", epsilon, 0.0, 1.0)
+        check_float("epsilon", epsilon, 0.0, 1.0)
         if expert is None and epsilon < 1.0:
             raise UserError("this task has no expert policy; use epsilon 1 (random actions)")
         self.expert = expert

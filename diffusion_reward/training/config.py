@@ -99,38 +99,38 @@ class TrainConfig:
     def validate(self) -> None:
         """Every number in range and the batches within memory, before anything is allocated."""
         if not self.data:
-            raise UserError("give at least one --data source (HDF5 dataset or video folder).")
+            raise UserError("give at least one `data` source (HDF5 dataset or video folder).")
         if not 0.0 <= self.val_fraction < 1.0:
-            raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}.")
+            raise UserError(f"`val_fraction` must be in [0, 1), got {self.val_fraction}.")
         for name, low in (("codec_steps", 0), ("video_steps", 0), ("disc_start", 0), ("codebook_restart_every", 0),
                           ("warmup_steps", 1), ("codec_batch_size", 1), ("batch_size", 1), ("checkpoint_every", 1),
                           ("val_every", 1), ("keep_checkpoints", 1)):
-            check_int(f"--{name.replace('_', '-')}", getattr(self, name), low)
+            check_int(name, getattr(self, name), low)
         if self.frame_skip is not None:
-            check_int("--frame-skip", self.frame_skip, 1)
+            check_int("frame_skip", self.frame_skip, 1)
         for name in ("lr", "codec_lr"):
-            check_float(f"--{name.replace('_', '-')}", getattr(self, name), 0.0, above=True)
+            check_float(name, getattr(self, name), 0.0, above=True)
         for name in ("weight_decay", "grad_clip", "disc_factor", "perceptual_weight"):
             check_float(name, getattr(self, name), 0.0)
         check_float("ema_decay", self.ema_decay, 0.0, 1.0)
-        check_seed("--seed", self.seed)
-        check_device("--device", self.device)
+        check_seed("seed", self.seed)
+        check_device("device", self.device)
         if self.video_model not in VIDEO_MODELS:
-            raise UserError(f"--video-model must be one of {', '.join(VIDEO_MODELS)}, got {self.video_model!r}")
+            raise UserError(f"`video_model` must be one of {', '.join(VIDEO_MODELS)}, got {self.video_model!r}")
         self._check_batch_memory()
         if self.codec_from is not None and not Path(self.codec_from).is_file():
-            raise UserError(f"--codec-from file {self.codec_from} does not exist.")
+            raise UserError(f"`codec_from` file {self.codec_from} does not exist.")
         if self.lpips_weights is not None and not Path(self.lpips_weights).is_file():
-            raise UserError(f"--lpips-weights file {self.lpips_weights} does not exist.")
+            raise UserError(f"`lpips_weights` file {self.lpips_weights} does not exist.")
 
     def _check_batch_memory(self) -> None:
         """One rank's codec and video batches (torchrun's WORLD_SIZE ranks share the global batch)."""
         model, ranks = self.model_config(), int(os.environ.get("WORLD_SIZE", 1))
         if self.codec_from is None:
             check_memory(self.codec_batch_size / ranks * model.codec.training_bytes_per_frame(),
-                         f"--codec-batch-size {self.codec_batch_size}", "use a smaller --codec-batch-size", self.device)
-        check_memory(self.batch_size / ranks * model.training_bytes_per_window(), f"--batch-size {self.batch_size}",
-                     "use a smaller --batch-size", self.device)
+                         f"`codec_batch_size` {self.codec_batch_size}", "use a smaller `codec_batch_size`", self.device)
+        check_memory(self.batch_size / ranks * model.training_bytes_per_window(), f"`batch_size` {self.batch_size}",
+                     "use a smaller `batch_size`", self.device)
 
     def model_config(self):
         """The preset's RewardModelConfig with this run's overrides (frame skip)."""

@@ -64,7 +64,7 @@ class RewardTrainer:
 
             self.lpips = LPIPS.from_file(cfg.lpips_weights).to(self.device)
         if self.codec_source is not None and self.codec_source.config.codec != self.model.config.codec:
-            raise UserError(f"--codec-from {cfg.codec_from}: its codec config differs from preset {cfg.preset!r}'s.")
+            raise UserError(f"`codec_from` {cfg.codec_from}: its codec config differs from preset {cfg.preset!r}'s.")
         self.model.codec.to(self.device)
         self.model.video.to(self.device)
         torch.manual_seed(cfg.seed * 1000 + self.dist.rank)  # diffusion times / noise differ between ranks
@@ -79,7 +79,7 @@ class RewardTrainer:
         cfg = self.cfg
         resume = self.checkpoints.latest() if cfg.resume else None
         if cfg.resume and resume is None:
-            raise UserError(f"--resume: no checkpoint in {cfg.checkpoint_dir}.")
+            raise UserError(f"`resume`: no checkpoint in {cfg.checkpoint_dir}.")
         saved = json.loads(resume["config"]) if resume is not None else None
         if saved is not None:
             was = (saved["preset"], saved.get("video_model", "vqdiffusion"), saved.get("frame_skip"))
@@ -87,8 +87,8 @@ class RewardTrainer:
                 raise UserError(f"the checkpoints in {cfg.checkpoint_dir} are of preset {was[0]!r} ({was[1]}, frame "
                                 f"skip {was[2]}), not {cfg.preset!r} ({cfg.video_model}, frame skip {cfg.frame_skip}).")
         if not cfg.resume and self.checkpoints.existing():
-            raise UserError(f"{cfg.checkpoint_dir} holds checkpoints of an earlier run; pass --resume or "
-                            "choose another --checkpoint-dir.")
+            raise UserError(f"{cfg.checkpoint_dir} holds checkpoints of an earlier run; pass `resume` or "
+                            "choose another `checkpoint_dir`.")
         if self.dist.is_main:
             Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
         if resume is not None and resume["phase"] == "video":

@@ -162,7 +162,7 @@ def import_upstream(video_checkpoint, video_config, codec_checkpoint=None, stats
         else:
             provenance["codec_crosscheck"] = _compare(codec_sd, codec_file)
     if not codec_sd:
-        raise UserError(f"{video_checkpoint} carries no codec weights; pass the VQGAN with --codec-checkpoint")
+        raise UserError(f"{video_checkpoint} carries no codec weights; pass the VQGAN with `codec_checkpoint`")
     tensors.update({f"codec.{k}": v for k, v in codec_sd.items()})
 
     model = RewardModel(config)
@@ -186,7 +186,7 @@ def add_upstream_stats(model: RewardModel, path: Path, task: str | None, reward_
     (the scored frame inside its own condition), so they are stored for `likelihood_compat` scoring."""
     reward_type = reward_type or _reward_type_from_path(path)
     if reward_type is None:
-        raise UserError(f"cannot tell the reward type of {path} from its path; pass --reward-type entropy|likelihood")
+        raise UserError(f"cannot tell the reward type of {path} from its path; pass `reward_type` entropy|likelihood")
     for name, per_skip in read_upstream_stats(path, task).items():
         for skip, (mean, std) in per_skip.items():
             model.set_stats(name, reward_type, skip, 1, mean, std, likelihood_compat=reward_type == "likelihood",

@@ -145,6 +145,6 @@ def read_viper_stats(path: Path, task: str | None) -> dict[str, tuple[float, flo
 def add_viper_stats(model: RewardModel, path: Path, task: str | None, reward_type: str | None) -> None:
     reward_type = reward_type or _reward_type_from_path(path)
     if reward_type is None:
-        raise UserError(f"cannot tell the reward type of {path} from its path; pass --reward-type entropy|likelihood")
+        raise UserError(f"cannot tell the reward type of {path} from its path; pass `reward_type` entropy|likelihood")
     for name, (mean, std) in read_viper_stats(path, task).items():
         model.set_stats(name, reward_type, 0, 1, mean, std, source=f"upstream:{path}")

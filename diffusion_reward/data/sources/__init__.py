@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from ...checks import check_float
 from ...errors import UserError
-from ...robot_state import StateLayout
+from ...robot_state import DEFAULT_STATE_FIELDS, StateLayout
+from ..sync import check_rate
 from ..episode import Episode
 from ..frames import model_frames
 from .rosbag import DEFAULT_GAP_S
@@ -38,7 +41,7 @@ def detect_kind(path: Path) -> str:
             return "png"
         storage = sorted(p.name for p in path.iterdir() if p.suffix in (".mcap", ".db3"))
         if storage:
-            raise UserError(f"{path} has no metadata.yaml; pass the storage file inside it as --input "
+            raise UserError(f"{path} has no metadata.yaml; pass the storage file inside it instead "
                             f"({', '.join(storage)})")
         raise UserError(f"{path} is neither a rosbag2 directory (no metadata.yaml), a LeRobot dataset (no "
                         "meta/info.json) nor a folder of PNG frames")
@@ -57,48 +60,109 @@ def detect_kind(path: Path) -> str:
                     "(rosbag2 or RealSense), RealSense .bag, folder of PNG frames")
 
 
-def open_source(path: str | os.PathLike, image_topic: str | None = None, state_topic: str | None = None,
-                action_topic: str | None = None, rate_hz: float | None = None, episode_topic: str | None = None,
-                gap_s: float = DEFAULT_GAP_S, tolerance_s: float | None = None,
-                camera: str | None = None, gripper_topic: str | None = None,
-                layout: StateLayout | None = None) -> Iterator[Episode]:
-    """Episodes of a recording. Topics apply to rosbag2 (for HDF5, `image_topic` is the obs key);
-    `rate_hz` / `tolerance_s` resample time-stamped recordings (rosbag2, RealSense) to a control rate;
-    `camera` is the image feature of a LeRobot dataset, where `tolerance_s` matches video frames to timestamps;
-    `gripper_topic` ("none": no gripper) and `layout` (joint names, state fields) lay out a rosbag2's robot state
-    as the live recorder does (`diffusion_reward.robot_state`)."""
+def _option(default, help: str, **flag):
+    """A SourceOptions field; `flag` holds the flag's settings (its name where it differs, a metavar)."""
+    return field(default=default, metadata={"help": help, **flag})
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How a recording is read: which topics, how its streams become steps (`data/sync.py`), which camera. Every
+    field is a flag of `relabel` and `score` (`cli/config_args.py`); they apply to the kinds their help names."""
+
+    image_topic: str | None = _option(None, "rosbag2 image topic (default: /camera/camera/color/image_raw, ...); for "
+                                            "HDF5 input, the obs key to score")
+    state_topic: str | None = _option(None, "rosbag2 JointState topic (default: /franka/joint_states, /joint_states)")
+    gripper_topic: str | None = _option(
+        None, "rosbag2 gripper JointState topic, stored as obs/gripper = the finger positions, as the live recorder "
+              "does (default: /franka_gripper/joint_states when the bag has it; none = no gripper)", metavar="TOPIC")
+    joint_names: tuple[str, ...] | None = _option(
+        None, "rosbag2: the arm joints of obs/state and of JointTrajectory actions, in order (default: fr3_joint1..7 "
+              "when the JointState has them, else its joints in the first message's order)", metavar="J1,J2,...")
+    state_fields: tuple[str, ...] = _option(
+        DEFAULT_STATE_FIELDS, "rosbag2: the JointState fields in obs/state (position, velocity, effort), each over all "
+                              "arm joints, in this order (default: position,velocity, the live recorder's state_fields; layout: "
+                              "diffusion_reward/data/FORMAT.md)", metavar="F1,F2")
+    action_topic: str | None = _option(None, "rosbag2 command topic (default: /fr3_arm_controller/joint_trajectory; "
+                                             "JointTrajectory, Float64MultiArray or TwistStamped)")
+    episode_topic: str | None = _option(None, "rosbag2 topic that splits episodes: std_msgs/Bool (true = start, false "
+                                              "= stop) or std_msgs/Empty (each message starts a new one); default: "
+                                              "/episode/start and /episode/stop when present")
+    rate_hz: float | None = _option(None, "resample bag / RealSense streams onto a control-rate grid of this many Hz "
+                                          "(default: one step per camera image, as the live recorder records)",
+                                    flag="--rate", metavar="HZ")
+    tolerance_s: float | None = _option(None, "max stamp distance for a match (default: 0.05 s, the live recorder's; "
+                                              "with --rate: half a control period); LeRobot input: max distance "
+                                              "between a row's timestamp and its video frame (default: 1e-4, "
+                                              "LeRobot's)", flag="--tolerance", metavar="S")
+    gap_s: float = _option(DEFAULT_GAP_S, "a camera gap longer than this many seconds splits an episode",
+                           flag="--gap", metavar="S")
+    camera: str | None = _option(None, "LeRobot input: the image or video feature to score, e.g. "
+                                       "observation.images.top (default: the first one in meta/info.json)",
+                                 metavar="KEY")
+
+    def __post_init__(self):  # bad numbers fail before anything is read
+        check_rate(self.rate_hz)
+        if self.tolerance_s is not None:
+            check_float("tolerance_s", self.tolerance_s, 0.0)
+        check_float("gap_s", self.gap_s, 0.0, above=True)
+        self.layout  # checks state_fields
+
+    @property
+    def layout(self) -> StateLayout:
+        return StateLayout(joint_names=tuple(self.joint_names) if self.joint_names else None,
+                           state_fields=tuple(self.state_fields))
+
+    def check_kind(self, kind: str) -> None:
+        """UserError for an option set that does not apply to a recording of `kind`."""
+        if kind in ("hdf5", "png", "lerobot") and self.rate_hz:
+            raise UserError(f"`rate_hz` applies to time-stamped recordings (rosbag2, RealSense), not to {kind} input")
+        if kind in ("hdf5", "png") and self.tolerance_s is not None:
+            raise UserError(f"`tolerance_s` applies to rosbag2, RealSense and LeRobot input, not to {kind} input")
+        if kind != "rosbag2" and (self.state_topic or self.action_topic or self.episode_topic or self.gripper_topic):
+            raise UserError(f"state/gripper/action/episode topics apply to rosbag2 recordings, not to {kind} input")
+        if kind != "rosbag2" and self.layout != StateLayout():
+            raise UserError(f"`joint_names` / `state_fields` lay out a rosbag2 recording's JointState, not {kind} "
+                            "input")
+        if kind == "lerobot" and self.image_topic:
+            raise UserError("a LeRobot dataset's camera is chosen with `camera` (an image or video feature key), "
+                            "not `image_topic`")
+        if kind != "lerobot" and self.camera:
+            raise UserError(f"`camera` picks a LeRobot dataset's image feature; for {kind} input use `image_topic`")
+
+    def recorded(self, kind: str) -> dict:
+        """The options that shaped a recording of `kind`'s steps, for label provenance (equal ones may resume)."""
+        out = {k: getattr(self, k) for k in ("image_topic", "state_topic", "action_topic", "episode_topic", "rate_hz",
+                                             "tolerance_s", "gap_s")}
+        if kind == "rosbag2":  # the robot-state layout
+            out.update(gripper_topic=self.gripper_topic, state_fields=list(self.state_fields),
+                       joint_names=list(self.joint_names) if self.joint_names else None)
+        return out
+
+
+def open_source(path: str | os.PathLike, options: SourceOptions | None = None, **fields) -> Iterator[Episode]:
+    """Episodes of a recording, read as `options` (or SourceOptions(**fields)) say."""
+    o = options or SourceOptions(**fields)
     path = Path(path)
     kind = detect_kind(path)
-    if kind in ("hdf5", "png", "lerobot") and rate_hz:
-        raise UserError(f"--rate applies to time-stamped recordings (rosbag2, RealSense), not to {kind} input")
-    if kind in ("hdf5", "png") and tolerance_s is not None:
-        raise UserError(f"--tolerance applies to rosbag2, RealSense and LeRobot input, not to {kind} input")
-    if kind != "rosbag2" and (state_topic or action_topic or episode_topic or gripper_topic):
-        raise UserError(f"state/gripper/action/episode topics apply to rosbag2 recordings, not to {kind} input")
-    if kind != "rosbag2" and layout not in (None, StateLayout()):
-        raise UserError(f"--joint-names / --state-fields lay out a rosbag2 recording's JointState, not {kind} input")
-    if kind == "lerobot" and image_topic:
-        raise UserError("a LeRobot dataset's camera is chosen with --camera (an image or video feature key), "
-                        "not --image-topic")
-    if kind != "lerobot" and camera:
-        raise UserError(f"--camera picks a LeRobot dataset's image feature; for {kind} input use --image-topic")
+    o.check_kind(kind)
     if kind == "hdf5":
         from .hdf5 import read_hdf5
 
-        episodes = read_hdf5(path, image_key=image_topic)
+        episodes = read_hdf5(path, image_key=o.image_topic)
     elif kind == "rosbag2":
         from .rosbag import read_rosbag
 
-        episodes = read_rosbag(path, image_topic, state_topic, action_topic, rate_hz, episode_topic, gap_s,
-                               tolerance_s, gripper_topic, layout)
+        episodes = read_rosbag(path, o.image_topic, o.state_topic, o.action_topic, o.rate_hz, o.episode_topic, o.gap_s,
+                               o.tolerance_s, o.gripper_topic, o.layout)
     elif kind == "realsense":
         from .realsense import read_realsense
 
-        episodes = read_realsense(path, rate_hz, tolerance_s)
+        episodes = read_realsense(path, o.rate_hz, o.tolerance_s)
     elif kind == "lerobot":
         from .lerobot import read_lerobot
 
-        episodes = read_lerobot(path, camera, tolerance_s)
+        episodes = read_lerobot(path, o.camera, o.tolerance_s)
     else:
         from .folder import read_png_folder
 
@@ -111,17 +175,17 @@ def open_source(path: str | os.PathLike, image_topic: str | None = None, state_t
 READ_ROWS = 256  # frames read (and resized) at a time while loading: full-resolution frames are never all held
 
 
-def load_episodes(paths: list[str], image_size: int, all_episodes: bool = False,
-                  resize: bool = False) -> tuple[list[Episode], list[dict]]:
+def load_episodes(paths: list[str], image_size: int, all_episodes: bool = False, resize: bool = False,
+                  options: SourceOptions | None = None) -> tuple[list[Episode], list[dict]]:
     """Whole episodes of every source in memory, frames u8[T,image_size,image_size,3], and one provenance record per
     source (kind, content hash, counts, tasks). Episodes known to have failed (`success` False) are left out unless
     `all_episodes`; so is the authors' held-out `test` split of a PNG folder. `resize` center-crops and resizes
     frames of another size (`frames.model_frames`, what scoring does); without it they are an error. An
-    episode's task is the one its source names, else the source file's stem."""
+    episode's task is the one its source names, else the source file's stem. `options`: how recordings are read."""
     episodes, provenance = [], []
     for path in paths:
         eps, digest = [], hashlib.sha256()
-        for ep in open_source(path):
+        for ep in open_source(path, options):
             if ep.attrs.get("split") == "test" or (ep.success is False and not all_episodes):
                 continue
             frames = _read_frames(path, ep, image_size, resize)
@@ -149,4 +213,4 @@ def _read_frames(path, ep: Episode, image_size: int, resize: bool) -> np.ndarray
         raise UserError(f"{path}: episode {ep.name}: {exc}") from None
 
 
-__all__ = ["KINDS", "Episode", "detect_kind", "load_episodes", "open_source"]
+__all__ = ["KINDS", "Episode", "SourceOptions", "detect_kind", "load_episodes", "open_source"]

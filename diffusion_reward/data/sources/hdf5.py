@@ -21,7 +21,7 @@ def read_hdf5(path: Path, image_key: str | None = None) -> Iterator[Episode]:
     with Dataset(path) as ds:
         key = image_key or ds.image_key
         if key is None:
-            raise UserError(f"{path} has no uint8 image observation; pass --image-topic with the obs key")
+            raise UserError(f"{path} has no uint8 image observation; pass `image_topic` with the obs key")
         task = ds.env_args.get("task") or None
         for ep in ds:
             with ep:

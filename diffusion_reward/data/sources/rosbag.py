@@ -226,12 +226,12 @@ def read_rosbag(path: Path, image_topic=None, state_topic=None, action_topic=Non
     layout = layout or StateLayout()
     bag = BagMessages(path)
     try:
-        image_topic = bag.pick(image_topic, DEFAULT_IMAGE_TOPICS, IMAGE_TYPES, "image", "--image-topic", True)
-        state_topic = bag.pick(state_topic, DEFAULT_STATE_TOPICS, VECTOR_TYPES, "state", "--state-topic", False)
-        action_topic = bag.pick(action_topic, DEFAULT_ACTION_TOPICS, VECTOR_TYPES, "action", "--action-topic", False)
+        image_topic = bag.pick(image_topic, DEFAULT_IMAGE_TOPICS, IMAGE_TYPES, "image", "`image_topic`", True)
+        state_topic = bag.pick(state_topic, DEFAULT_STATE_TOPICS, VECTOR_TYPES, "state", "`state_topic`", False)
+        action_topic = bag.pick(action_topic, DEFAULT_ACTION_TOPICS, VECTOR_TYPES, "action", "`action_topic`", False)
         gripper_topic = None if (gripper_topic or "").lower() == "none" else bag.pick(
-            gripper_topic, DEFAULT_GRIPPER_TOPICS, (JOINT_STATE,), "gripper", "--gripper-topic", False)
-        marker_topics = [bag.pick(episode_topic, (), MARKER_TYPES, "episode marker", "--episode-topic", True)] \
+            gripper_topic, DEFAULT_GRIPPER_TOPICS, (JOINT_STATE,), "gripper", "`gripper_topic`", False)
+        marker_topics = [bag.pick(episode_topic, (), MARKER_TYPES, "episode marker", "`episode_topic`", True)] \
             if episode_topic else [t for t in DEFAULT_EPISODE_TOPICS if bag.topics.get(t) in MARKER_TYPES]
         streams = {k: t for k, t in (("image", image_topic), ("state", state_topic), ("gripper", gripper_topic),
                                      ("action", action_topic)) if t}
@@ -273,7 +273,7 @@ class _Vectors:
                     self.joints = self.layout.arm_joints(msg.joint_names)
                 return command_vector(msg, self.joints)
         except MissingJointsError as exc:
-            hint = " (a recording without joint velocities: pass --state-fields position)" \
+            hint = " (a recording without joint velocities: pass `state_fields` position)" \
                 if "'velocity' has 0 values" in str(exc) else ""
             raise UserError(f"{self.stream} topic {self.topic!r}: {exc}{hint}") from None
         return message_vector(msg, self.msgtype, self.order)

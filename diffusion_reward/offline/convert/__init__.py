@@ -49,18 +49,18 @@ class ConvertConfig:
 
     def __post_init__(self):
         if self.to not in TARGETS:
-            raise UserError(f"--to must be one of {', '.join(TARGETS)}, got {self.to!r}")
+            raise UserError(f"`to` must be one of {', '.join(TARGETS)}, got {self.to!r}")
         from ...reward.combine import RewardMix
 
         RewardMix(self.alpha, self.beta)  # validates both
-        check_float("--valid-fraction", self.valid_fraction, 0.0, 1.0)
+        check_float("valid_fraction", self.valid_fraction, 0.0, 1.0)
         if not self.valid_fraction < 1.0:
-            raise UserError("--valid-fraction must be below 1 (some episodes must be left to train on)")
-        check_seed("--seed", self.seed)
+            raise UserError("`valid_fraction` must be below 1 (some episodes must be left to train on)")
+        check_seed("seed", self.seed)
         if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, int) or self.fps < 1):
-            raise UserError(f"--fps must be a whole number >= 1, got {self.fps!r}")
+            raise UserError(f"`fps` must be a whole number >= 1, got {self.fps!r}")
         if self.video_codec not in VIDEO_CODEC_CHOICES:
-            raise UserError(f"--video-codec must be one of {', '.join(VIDEO_CODEC_CHOICES)}, got {self.video_codec!r}")
+            raise UserError(f"`video_codec` must be one of {', '.join(VIDEO_CODEC_CHOICES)}, got {self.video_codec!r}")
 
 
 @dataclass
@@ -79,7 +79,7 @@ def convert(cfg: ConvertConfig) -> ConvertSummary:
     check_output(cfg.out, {"IN": cfg.input}, force=cfg.force)
     out = Path(cfg.out)
     if out.is_dir() and src.resolve().is_relative_to(out.resolve()):  # --force would delete the input with it
-        raise UserError(f"--out {cfg.out} holds the input {cfg.input}; choose another path (nothing was written)")
+        raise UserError(f"`out` {cfg.out} holds the input {cfg.input}; choose another path (nothing was written)")
     tmp = out.with_name(f".{out.name}.partial")
     _remove(tmp)  # left by a killed earlier run of ours: never linked, never an input
     try:

@@ -137,7 +137,7 @@ class _Layout:
         steps = np.concatenate(steps) if steps else np.array([])
         steps = steps[steps > 0]
         if not len(steps):
-            raise UserError("the input's timestamps do not tell the frame rate; pass --fps")
+            raise UserError("the input's timestamps do not tell the frame rate; pass `fps`")
         return max(1, int(round(1.0 / float(np.median(steps)))))
 
     def features(self, fps: int, codec: str) -> dict:
