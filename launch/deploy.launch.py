@@ -25,12 +25,13 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from diffusion_reward.nodes.params import describe_params, launch_node_parameters
+from diffusion_reward.nodes.camera import CameraParams
+from diffusion_reward.nodes.params import launch_node_parameters, node_launch_arguments, param_names
 from diffusion_reward.nodes.policy_runner import PolicyRunnerParams
+from diffusion_reward.nodes.reward_labeller import RewardLabellerParams
 
 PACKAGE = "diffusion_reward_ros"
 SHARE = get_package_share_directory(PACKAGE)
-POLICY = describe_params(PolicyRunnerParams)
 RENAMED = {"gripper_topic": "gripper_command_topic"}
 
 
@@ -74,31 +75,9 @@ def generate_launch_description():
                               description="franka_gripper node (v0.x/v1.x: /fr3_gripper)"),
         DeclareLaunchArgument("policy_params_file", default_value=os.path.join(SHARE, "config", "policy_runner.yaml"),
                               description="policy runner parameter file"),
-        DeclareLaunchArgument("policy_path", default_value="", description=POLICY["policy_path"]),
-        DeclareLaunchArgument("rate_hz", default_value="", description=POLICY["rate_hz"]),
-        DeclareLaunchArgument("state_topic", default_value="", description=POLICY["state_topic"]),
-        DeclareLaunchArgument("arm", default_value="", description=POLICY["arm"]),
-        DeclareLaunchArgument("joint_names", default_value="", description=POLICY["joint_names"]),
-        DeclareLaunchArgument("state_fields", default_value="", description=POLICY["state_fields"]),
-        DeclareLaunchArgument("trajectory_topic", default_value="", description=POLICY["trajectory_topic"]),
-        DeclareLaunchArgument("trajectory_horizon_s", default_value="", description=POLICY["trajectory_horizon_s"]),
-        DeclareLaunchArgument("action_scale_m", default_value="", description=POLICY["action_scale_m"]),
-        DeclareLaunchArgument("action_yaw_deg", default_value="", description=POLICY["action_yaw_deg"]),
-        DeclareLaunchArgument("grip_threshold", default_value="", description=POLICY["grip_threshold"]),
-        DeclareLaunchArgument("grip_hysteresis", default_value="", description=POLICY["grip_hysteresis"]),
-        DeclareLaunchArgument("gripper_command_topic", default_value="", description=POLICY["gripper_topic"]),
-        DeclareLaunchArgument("gripper_open_width", default_value="", description=POLICY["gripper_open_width"]),
-        DeclareLaunchArgument("gripper_force", default_value="", description=POLICY["gripper_force"]),
-        DeclareLaunchArgument("gripper_speed", default_value="", description=POLICY["gripper_speed"]),
-        DeclareLaunchArgument("hand_topic", default_value="", description=POLICY["hand_topic"]),
-        DeclareLaunchArgument("hand_state_topic", default_value="", description=POLICY["hand_state_topic"]),
-        DeclareLaunchArgument("shadow_mode", default_value="", description=POLICY["shadow_mode"]),
-        DeclareLaunchArgument("max_observation_age_s", default_value="", description=POLICY["max_observation_age_s"]),
-        DeclareLaunchArgument("max_joint_velocity", default_value="", description=POLICY["max_joint_velocity"]),
-        DeclareLaunchArgument("max_ee_speed", default_value="", description=POLICY["max_ee_speed"]),
-        DeclareLaunchArgument("workspace_min", default_value="", description=POLICY["workspace_min"]),
-        DeclareLaunchArgument("workspace_max", default_value="", description=POLICY["workspace_max"]),
-        DeclareLaunchArgument("gripper_max_force", default_value="", description=POLICY["gripper_max_force"]),
+        *(DeclareLaunchArgument(name, default_value="", description=text)
+          for name, text in node_launch_arguments(PolicyRunnerParams, renamed=RENAMED,
+                                                   skip=param_names(RewardLabellerParams, CameraParams))),
         IncludeLaunchDescription(PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "label.launch.py")),
                                  condition=IfCondition(LaunchConfiguration("label"))),
         OpaqueFunction(function=policy_actions),

@@ -19,13 +19,11 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from diffusion_reward.nodes.camera import CameraParams
-from diffusion_reward.nodes.params import describe_params, launch_node_parameters
+from diffusion_reward.nodes.params import launch_node_parameters, node_launch_arguments
 from diffusion_reward.nodes.reward_labeller import RewardLabellerParams
 
 PACKAGE = "diffusion_reward_ros"
 CONFIG = os.path.join(get_package_share_directory(PACKAGE), "config")
-LABELLER = describe_params(RewardLabellerParams)
-CAMERA = describe_params(CameraParams)
 
 
 def camera_actions(context):
@@ -73,34 +71,9 @@ def generate_launch_description():
         DeclareLaunchArgument("camera_params_file", default_value=os.path.join(CONFIG, "camera.yaml"),
                               description="camera node parameter file (camera:=ours)"),
         # reward labeller
-        DeclareLaunchArgument("model_path", default_value="", description=LABELLER["model_path"]),
-        DeclareLaunchArgument("task", default_value="", description=LABELLER["task"]),
-        DeclareLaunchArgument("reward_type", default_value="", description=LABELLER["reward_type"]),
-        DeclareLaunchArgument("skip_step", default_value="", description=LABELLER["skip_step"]),
-        DeclareLaunchArgument("num_samples", default_value="", description=LABELLER["num_samples"]),
-        DeclareLaunchArgument("noise", default_value="", description=LABELLER["noise"]),
-        DeclareLaunchArgument("seed", default_value="", description=LABELLER["seed"]),
-        DeclareLaunchArgument("device", default_value="", description=LABELLER["device"]),
-        DeclareLaunchArgument("dtype", default_value="", description=LABELLER["dtype"]),
-        DeclareLaunchArgument("crop", default_value="", description=LABELLER["crop"]),
-        DeclareLaunchArgument("image_topic", default_value="", description=LABELLER["image_topic"]),
-        DeclareLaunchArgument("queue_size", default_value="", description=LABELLER["queue_size"]),
-        DeclareLaunchArgument("synchronous", default_value="", description=LABELLER["synchronous"]),
-        DeclareLaunchArgument("replay_queue_size", default_value="", description=LABELLER["replay_queue_size"]),
-        DeclareLaunchArgument("late_after_s", default_value="", description=LABELLER["late_after_s"]),
-        DeclareLaunchArgument("diagnostics_period_s", default_value="", description=LABELLER["diagnostics_period_s"]),
+        *(DeclareLaunchArgument(name, default_value="", description=text)
+          for name, text in node_launch_arguments(RewardLabellerParams, CameraParams)),
         # camera (realsense-ros takes width, height, fps, serial_no; our node all of these)
-        DeclareLaunchArgument("playback_file", default_value="", description=CAMERA["playback_file"]),
-        DeclareLaunchArgument("serial_no", default_value="", description=CAMERA["serial_no"]),
-        DeclareLaunchArgument("width", default_value="", description=CAMERA["width"]),
-        DeclareLaunchArgument("height", default_value="", description=CAMERA["height"]),
-        DeclareLaunchArgument("fps", default_value="", description=CAMERA["fps"]),
-        DeclareLaunchArgument("color_format", default_value="", description=CAMERA["color_format"]),
-        DeclareLaunchArgument("camera_info_topic", default_value="", description=CAMERA["camera_info_topic"]),
-        DeclareLaunchArgument("frame_id", default_value="", description=CAMERA["frame_id"]),
-        DeclareLaunchArgument("stamp_source", default_value="", description=CAMERA["stamp_source"]),
-        DeclareLaunchArgument("realtime", default_value="", description=CAMERA["realtime"]),
-        DeclareLaunchArgument("loop", default_value="", description=CAMERA["loop"]),
         OpaqueFunction(function=camera_actions),
         OpaqueFunction(function=labeller_actions),
     ])

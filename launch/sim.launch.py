@@ -22,12 +22,11 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from diffusion_reward.nodes.params import describe_params, launch_node_parameters
+from diffusion_reward.nodes.params import launch_node_parameters, node_launch_arguments
 from diffusion_reward.nodes.sim_bridge import SimBridgeParams
 
 PACKAGE = "diffusion_reward_ros"
 SHARE = get_package_share_directory(PACKAGE)
-SIM = describe_params(SimBridgeParams)
 RENAMED = {"seed": "sim_seed", "stamp_source": "sim_stamp_source", "max_joint_velocity": "sim_max_joint_velocity",
            "max_ee_speed": "sim_max_ee_speed"}
 
@@ -49,23 +48,8 @@ def generate_launch_description():
         DeclareLaunchArgument("policy", default_value="false", description="also run the policy runner"),
         DeclareLaunchArgument("sim_params_file", default_value=os.path.join(SHARE, "config", "sim_bridge.yaml"),
                               description="sim bridge parameter file"),
-        DeclareLaunchArgument("task", default_value="", description=SIM["task"]),
-        DeclareLaunchArgument("sim_seed", default_value="", description=SIM["seed"]),
-        DeclareLaunchArgument("image_size", default_value="", description=SIM["image_size"]),
-        DeclareLaunchArgument("action_repeat", default_value="", description=SIM["action_repeat"]),
-        DeclareLaunchArgument("max_episode_steps", default_value="", description=SIM["max_episode_steps"]),
-        DeclareLaunchArgument("terminate_on_success", default_value="", description=SIM["terminate_on_success"]),
-        DeclareLaunchArgument("episodes", default_value="", description=SIM["episodes"]),
-        DeclareLaunchArgument("real_time_factor", default_value="", description=SIM["real_time_factor"]),
-        DeclareLaunchArgument("sim_stamp_source", default_value="", description=SIM["stamp_source"]),
-        DeclareLaunchArgument("full_image_topic", default_value="", description=SIM["full_image_topic"]),
-        DeclareLaunchArgument("full_width", default_value="", description=SIM["full_width"]),
-        DeclareLaunchArgument("full_height", default_value="", description=SIM["full_height"]),
-        DeclareLaunchArgument("full_mode", default_value="", description=SIM["full_mode"]),
-        DeclareLaunchArgument("gripper_state_topic", default_value="", description=SIM["gripper_state_topic"]),
-        DeclareLaunchArgument("world_to_base_yaw_deg", default_value="", description=SIM["world_to_base_yaw_deg"]),
-        DeclareLaunchArgument("sim_max_joint_velocity", default_value="", description=SIM["max_joint_velocity"]),
-        DeclareLaunchArgument("sim_max_ee_speed", default_value="", description=SIM["max_ee_speed"]),
+        *(DeclareLaunchArgument(name, default_value="", description=text)
+          for name, text in node_launch_arguments(SimBridgeParams, renamed=RENAMED)),
         IncludeLaunchDescription(PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "record.launch.py"))),
         IncludeLaunchDescription(PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "deploy.launch.py")),
                                  launch_arguments={"label": "false"}.items(),  # record.launch.py has it

@@ -1,7 +1,11 @@
-"""Launch files: syntax, declared arguments (parsed with ast: `launch` is not installed here), and the
-typed launch-argument -> node-parameter conversion they use."""
+"""Launch files: syntax, declared arguments (each file's generate_launch_description run against stand-ins for
+`launch`, `launch_ros` and `ament_index_python`, which are not installed here), and the typed launch-argument ->
+node-parameter conversion they use."""
 import ast
 import dataclasses
+import runpy
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -25,13 +29,57 @@ def _calls(path: Path, name: str) -> list[ast.Call]:
     return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
 
 
-def declared_arguments(path: Path) -> dict[str, ast.Call]:
+class _Action:
+    """Stands in for any launch action or substitution: keeps what it was built with."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class DeclareLaunchArgument(_Action):
+    pass
+
+
+def _launch_stand_ins() -> dict[str, types.ModuleType]:
+    def module(name, **attrs):
+        mod = types.ModuleType(name)
+        mod.__dict__.update(attrs)
+        return mod
+
+    return {
+        "launch": module("launch", LaunchDescription=lambda actions: list(actions)),
+        "launch.actions": module("launch.actions", DeclareLaunchArgument=DeclareLaunchArgument,
+                                 IncludeLaunchDescription=_Action, OpaqueFunction=_Action),
+        "launch.conditions": module("launch.conditions", IfCondition=_Action),
+        "launch.launch_description_sources": module("launch.launch_description_sources",
+                                                    PythonLaunchDescriptionSource=_Action),
+        "launch.substitutions": module("launch.substitutions", LaunchConfiguration=_Action),
+        "launch_ros": module("launch_ros"),
+        "launch_ros.actions": module("launch_ros.actions", Node=_Action),
+        "ament_index_python": module("ament_index_python"),
+        "ament_index_python.packages": module("ament_index_python.packages", PackageNotFoundError=LookupError,
+                                              get_package_share_directory=lambda package: f"/share/{package}"),
+    }
+
+
+def declared_arguments(path: Path) -> dict[str, DeclareLaunchArgument]:
+    """The arguments `path`'s generate_launch_description declares (literal or generated), by name."""
+    saved = {name: sys.modules.get(name) for name in _launch_stand_ins()}
+    sys.modules.update(_launch_stand_ins())
+    try:
+        actions = runpy.run_path(str(path))["generate_launch_description"]()
+    finally:
+        for name, mod in saved.items():
+            if mod is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = mod
     args = {}
-    for call in _calls(path, "DeclareLaunchArgument"):
-        assert isinstance(call.args[0], ast.Constant), f"{path.name}: argument names must be literal strings"
-        name = call.args[0].value
-        assert name not in args, f"{path.name}: {name} declared twice"
-        args[name] = call
+    for action in actions:
+        if isinstance(action, DeclareLaunchArgument):
+            name = action.args[0]
+            assert name not in args, f"{path.name}: {name} declared twice"
+            args[name] = action
     return args
 
 
@@ -53,8 +101,9 @@ def test_launch_files_compile_and_describe_every_argument(path):
     tree = ast.parse(path.read_text())
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
     assert ast.get_docstring(tree), f"{path.name} needs a docstring with a usage example"
-    for name, call in declared_arguments(path).items():
-        assert _keyword(call, "default_value") is not None and _keyword(call, "description") is not None, name
+    for name, argument in declared_arguments(path).items():
+        assert isinstance(argument.kwargs.get("default_value"), str), name
+        assert argument.kwargs.get("description"), name
 
 
 def _renamed(path: Path) -> dict[str, str]:
@@ -106,9 +155,9 @@ def test_launch_files_start_installed_executables_with_installed_params_files():
                 assert executable.value == "spawner", path.name  # ros2_control's own, in franka_arm.launch.py
             else:
                 assert executable.value in executables, path.name
-        for name, call in declared_arguments(path).items():
+        for name, argument in declared_arguments(path).items():
             if name.endswith("_params_file"):
-                assert _strings(_keyword(call, "default_value")) & configs, (path.name, name)
+                assert Path(argument.kwargs["default_value"]).name in configs, (path.name, name)
         launch_files = {p.name for p in LAUNCH.glob("*.launch.py")} | {"rs_launch.py", "franka.launch.py"}
         for include in _calls(path, "PythonLaunchDescriptionSource"):
             assert _strings(include) & launch_files, ast.unparse(include)
@@ -122,7 +171,7 @@ def test_all_launch_files_exist_and_sim_includes_the_rest():
 
 def test_label_launch_camera_choice_and_realsense_topics():
     text = (LAUNCH / "label.launch.py").read_text()
-    assert _keyword(declared_arguments(LAUNCH / "label.launch.py")["camera"], "default_value").value == "auto"
+    assert declared_arguments(LAUNCH / "label.launch.py")["camera"].kwargs["default_value"] == "auto"
     assert '"realsense2_camera"' in text and '"camera_namespace": "camera"' in text
     assert RewardLabellerParams.image_topic == CameraParams.image_topic == "/camera/camera/color/image_raw"
 
@@ -170,7 +219,7 @@ def test_franka_arm_controller_config_defines_the_controller_the_runner_commands
     assert params["joints"] == PolicyRunnerParams().joint_names == EpisodeRecorderParams().joint_names
     assert set(params["gains"]) == set(params["joints"]) and params["cmd_timeout"] > 0
     deploy = declared_arguments(LAUNCH / "deploy.launch.py")
-    assert _keyword(deploy["arm_controller"], "default_value").value == "none"
+    assert deploy["arm_controller"].kwargs["default_value"] == "none"
     arm = declared_arguments(LAUNCH / "franka_arm.launch.py")
     assert "fr3_arm_controller.yaml" in (LAUNCH / "franka_arm.launch.py").read_text()
     assert {"robot_ip", "use_fake_hardware", "load_gripper", "namespace"} <= set(arm)

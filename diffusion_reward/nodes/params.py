@@ -13,6 +13,9 @@ A node describes its parameters once, as a dataclass whose field defaults are th
 
     params = declare_params(transport, LabellerParams)
 
+The launch files generate their node arguments from the same dataclasses (`node_launch_arguments`), so a new
+parameter is a launch argument, with its description and default, without touching a launch file.
+
 Parameter files use the ROS 2 format that `ros2 run --ros-args --params-file` and launch files read:
 
     reward_labeller:            # node name, `/ns/node`, or a wildcard: `/**`, `/**/reward_labeller`, `/*/x`
@@ -83,6 +86,25 @@ def describe_params(params_cls: type) -> dict[str, str]:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         described[f.name] = f"{f.metadata.get('help', f.name)} (default: {default!r})"
     return described
+
+
+def node_launch_arguments(*params_classes: type, renamed: dict[str, str] | None = None,
+                          skip: set[str] = frozenset()) -> list[tuple[str, str]]:
+    """(launch argument, description) for every parameter of the nodes a launch file starts, generated from their
+    parameter dataclasses (an argument left empty keeps the node's parameter file or default). `renamed`
+    {parameter: argument} where two nodes of one launch use a name differently; `skip`: parameters an included
+    launch file already declares. The first node's description wins for a shared name."""
+    arguments: dict[str, str] = {}
+    for params_cls in params_classes:
+        for name, text in describe_params(params_cls).items():
+            argument = (renamed or {}).get(name, name)
+            if name not in skip and argument not in arguments:
+                arguments[argument] = text
+    return list(arguments.items())
+
+
+def param_names(*params_classes: type) -> set[str]:
+    return {f.name for params_cls in params_classes for f in dataclasses.fields(params_cls)}
 
 
 def parse_launch_values(params_cls: type, values: dict[str, str]) -> dict[str, Any]:
