@@ -12,6 +12,7 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 import yaml
 
 from diffusion_reward import msgs
@@ -29,6 +30,7 @@ FULL_TOPIC = "/camera/camera/color/image_full"
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "ros2_ws", "src", "diffusion_reward_ros", "config")
 
 
+@pytest.mark.slow  # three processes over DDS for ~25 s; tests/test_nodes_dds.py keeps a cross-process check fast
 def test_sim_labeller_recorder_over_dds(tmp_path):
     model = RewardModel.from_preset("tiny", seed=0)
     model.set_stats(TASK, "entropy", 9, 1, mean=-3.0, std=2.0, source="test")

@@ -93,7 +93,7 @@ class RewardScorer:
         self.stats = None
         if cfg.standardize:
             if not cfg.task:
-                raise UserError("standardised rewards need a task name (--task), or ask for raw scores (--raw)")
+                raise UserError("standardised rewards need a `task`; raw scores (no standardisation) need none")
             self.stats = model.get_stats(cfg.task, cfg.reward_type, cfg.skip_step, cfg.num_samples,
                                          likelihood_compat=cfg.likelihood_compat)
 
