@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusion_reward.scoring_options import ScoreConfig
+
 
 def run(preset: str, dtype: str, frames: int, camera_hz: float, skip_step: int, workdir: Path) -> dict:
     from diffusion_reward.models import RewardModel
@@ -75,7 +77,7 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--camera-hz", type=float, default=30.0)
-    parser.add_argument("--skip-step", type=int, default=9)
+    parser.add_argument("--skip-step", type=int, default=ScoreConfig.skip_step)
     args = parser.parse_args()
     import torch
 
