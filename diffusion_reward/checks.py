@@ -10,11 +10,19 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from dataclasses import field
 
 from .errors import UserError, named
 
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding (d3rlpy, MuJoCo layouts) takes no more
 MEMORY_CAP_FRACTION = 0.5  # one job may plan to use at most half of the memory of the device it runs on
+
+
+def config_field(default, help: str, **flag):
+    """A config dataclass field that is also a command-line flag (`cli/config_args.py`), written once: its default,
+    help and flag settings (`flag`: the name where it is not the field's, `metavar`, `choices`, `flag_help`). A
+    `dataclasses.MISSING` default makes a required flag."""
+    return field(default=default, metadata={"help": help, **flag})
 
 
 def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:

@@ -12,33 +12,28 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
-from .checks import check_int, check_seed
+from .checks import check_int, check_seed, config_field
 from .precision import DTYPES
 from .reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
 
 
-def _option(default, help: str, **flag):
-    """A ScoreConfig field; `flag` holds extra argparse settings (choices, the flag's name)."""
-    return field(default=default, metadata={"help": help, **flag})
-
-
 @dataclass
 class ScoreConfig:
-    reward_type: str = _option("auto", REWARD_TYPE_HELP, choices=REWARD_TYPE_CHOICES)
-    skip_step: int = _option(9, "reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
-    num_samples: int = _option(1, "sampling chains averaged per frame")
-    noise: bool = _option(True, "Gumbel sampling noise in the reverse chain (false: the argmax chain, the authors' "
+    reward_type: str = config_field("auto", REWARD_TYPE_HELP, choices=REWARD_TYPE_CHOICES)
+    skip_step: int = config_field(9, "reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
+    num_samples: int = config_field(1, "sampling chains averaged per frame")
+    noise: bool = config_field(True, "Gumbel sampling noise in the reverse chain (false: the argmax chain, the authors' "
                                 "noise: false; parity checks)", flag="--no-noise",
                           flag_help="argmax chain instead of Gumbel sampling (the authors' noise: false; parity checks)")
-    seed: int = _option(0, "seed of the per-frame sampling noise (the same seed gives the same rewards)")
+    seed: int = config_field(0, "seed of the per-frame sampling noise (the same seed gives the same rewards)")
     task: str | None = None
     standardize: bool = True  # needs the model's statistics for (task, type, skip, samples)
-    chunk_size: int = _option(64, "rows per network batch (bounds memory, does not change the rewards)")
-    dtype: str = _option("float32", "network precision (auto: bfloat16 where the hardware has native bf16; the "
+    chunk_size: int = config_field(64, "rows per network batch (bounds memory, does not change the rewards)")
+    dtype: str = config_field("float32", "network precision (auto: bfloat16 where the hardware has native bf16; the "
                                     "diffusion math stays float32)", choices=DTYPES)
-    likelihood_compat: bool = _option(False, "likelihood mode with the authors' context layout (scored frame "
+    likelihood_compat: bool = config_field(False, "likelihood mode with the authors' context layout (scored frame "
                                              "inside its own condition)")
-    resize: bool = _option(False, "center-crop frames to a square and resize them to the model's input size")
+    resize: bool = config_field(False, "center-crop frames to a square and resize them to the model's input size")
 
     def __post_init__(self):
         check_options(dataclasses.asdict(self))

@@ -6,6 +6,7 @@ default and `metadata` (`help`, and optionally `choices`, `metavar`, `flag`) are
     --bf16 / --no-bf16     bool | None fields (None: decided later)
     --data X --data Y      list[str] fields (repeat the flag)
     --joint-names A,B      tuple[str, ...] fields (comma-separated)
+    IN                     a field with `positional=True` in its metadata
 A field whose default is a config dataclass (`source: SourceOptions`) contributes that dataclass's flags.
 """
 from __future__ import annotations
@@ -21,19 +22,22 @@ def names(text: str) -> tuple[str, ...]:
 TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list[str]": list, "tuple[str, ...]": names}
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] | None = None) -> None:
+    """The flags of `cls`'s fields that have a `help` (of those named in `only`), on `parser` or an argument group."""
     for f in dataclasses.fields(cls):
         if _nested(f):
             add_config_arguments(parser, f.default_factory)
             continue
-        if "help" not in f.metadata:
+        if "help" not in f.metadata or (only is not None and f.name not in only):
             continue
         kind, optional = field_type(f)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else f.default
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         common = dict(dest=f.name, help=f.metadata.get("flag_help", f.metadata["help"]))
-        if kind is bool:
+        if f.metadata.get("positional"):
+            parser.add_argument(f.name, type=kind, metavar=f.metadata.get("metavar"), help=common["help"])
+        elif kind is bool:
             if optional:
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, **common)
             elif default:

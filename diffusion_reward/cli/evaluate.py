@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from .config_args import add_config_arguments, config_from_args
+
 
 EXAMPLES = """examples:
   diffusion-reward evaluate --policy runs/iql --episodes 20 --video iql.mp4        # success rate in simulation
@@ -15,22 +17,17 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..offline.evaluate import SimEvalConfig
+    from ..offline.ope import OPEConfig
+
     p.epilog = EXAMPLES
-    p.add_argument("--policy", required=True, metavar="POLICY", help="train-policy folder or export folder")
-    sim = p.add_argument_group("simulation (default)")
-    sim.add_argument("--task", help="task to run (default: the policy's training task)")
-    sim.add_argument("--episodes", type=int, default=10, help="simulated episodes (one reset seed each)")
-    sim.add_argument("--positions", choices=("seen", "unseen"), default="unseen",
-                     help="layouts (reset seeds) from the training data, or new ones (default: unseen)")
-    sim.add_argument("--max-steps", type=int, help="episode length (default: the task's)")
-    sim.add_argument("--video", metavar="OUT.mp4", help="write the episodes to an mp4")
+    add_config_arguments(p, SimEvalConfig, only=("policy",))
+    add_config_arguments(p.add_argument_group("simulation (default)"), SimEvalConfig,
+                         only=("task", "episodes", "positions", "max_steps", "video"))
     ope = p.add_argument_group("off-policy evaluation on held-out data (no robot, no simulator)")
-    ope.add_argument("--data", metavar="HELDOUT", help="held-out dataset (with the policy's reward label)")
     ope.add_argument("--ope", action="store_true", help="FQE estimate, initial-state value, action difference")
-    ope.add_argument("--mask", help="evaluate only the episodes of this filter key (e.g. valid)")
-    ope.add_argument("--checkpoint", help="weights inside POLICY to evaluate, e.g. checkpoints/step_5000.pt")
-    ope.add_argument("--fqe-steps", type=int, default=2_000, help="gradient steps of fitted Q evaluation")
-    p.add_argument("--seed", type=int, default=0, help="seed that draws the evaluation layouts (reset seeds) and seeds FQE")
+    add_config_arguments(ope, OPEConfig, only=("data", "mask", "checkpoint", "fqe_steps"))
+    add_config_arguments(p, SimEvalConfig, only=("seed",))
     p.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")
     p.add_argument("--force", action="store_true", help="replace an existing --json / --video (never an input)")
 
@@ -50,15 +47,11 @@ def run(args: argparse.Namespace) -> int:
         from ..offline.train_policy import quiet_d3rlpy_logs
 
         quiet_d3rlpy_logs()
-        result = off_policy_evaluate(OPEConfig(policy=args.policy, data=args.data, mask=args.mask,
-                                               checkpoint=args.checkpoint, fqe_steps=args.fqe_steps,
-                                               seed=args.seed))
+        result = off_policy_evaluate(config_from_args(OPEConfig, args))
     else:
         from ..offline.evaluate import SimEvalConfig, evaluate_in_sim
 
-        result = evaluate_in_sim(SimEvalConfig(policy=args.policy, task=args.task, episodes=args.episodes,
-                                               seed=args.seed, positions=args.positions, video=args.video,
-                                               max_steps=args.max_steps))
+        result = evaluate_in_sim(config_from_args(SimEvalConfig, args))
     print(result.summary())
     if args.json:
         _write_json(Path(args.json), result.to_dict())

@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 import os
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from diffusion_reward.checks import check_int, check_seed
+from diffusion_reward.checks import check_int, check_seed, config_field
 from diffusion_reward.errors import UserError
 
 from .policy_folder import load_exported
@@ -60,13 +60,16 @@ def evaluation_seeds(positions: str, episodes: int, seed: int, seen_seeds: list[
 
 @dataclass
 class SimEvalConfig:
-    policy: str  # a training folder (uses its export/) or an export folder
-    task: str | None = None  # default: the policy's training task
-    episodes: int = 10
-    seed: int = 0
-    positions: str = "unseen"
-    video: str | None = None
-    max_steps: int | None = None  # default: the task's episode length
+    """What `evaluate` does in simulation; its fields are the command's flags (`cli/config_args.py`)."""
+
+    policy: str = config_field(MISSING, "train-policy folder (uses its export/) or export folder", metavar="POLICY")
+    task: str | None = config_field(None, "task to run (default: the policy's training task)")
+    episodes: int = config_field(10, "simulated episodes (one reset seed each)")
+    seed: int = config_field(0, "seed that draws the evaluation layouts (reset seeds) and seeds off-policy FQE")
+    positions: str = config_field("unseen", "layouts (reset seeds) from the training data, or new ones",
+                                  choices=POSITIONS)
+    video: str | None = config_field(None, "write the episodes to an mp4", metavar="OUT.mp4")
+    max_steps: int | None = config_field(None, "episode length (default: the task's)")
     show_progress: bool = True
 
     def __post_init__(self):

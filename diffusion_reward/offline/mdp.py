@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from . import legacy_gym  # noqa: F401, I001  (before d3rlpy: swallows legacy gym's import notice)
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 from d3rlpy.constants import ActionSpace
 from d3rlpy.dataset import Episode, InfiniteBuffer, ReplayBuffer
 
-from diffusion_reward.checks import check_int, check_memory
+from diffusion_reward.checks import check_int, check_memory, config_field
 from diffusion_reward.errors import UserError
 from diffusion_reward.reward.combine import RewardMix
 
@@ -40,17 +40,34 @@ LABEL_TYPES = {"diffusion": ("entropy", "likelihood"), "entropy": ("entropy",), 
 
 @dataclass
 class MDPSpec:
-    obs: str = "image"  # state | image | both
-    frame_stack: int = 1
-    reward: str = "diffusion"  # diffusion | entropy | likelihood | sparse | <label name>
-    alpha: float = 0.95
-    beta: float = 1.0
+    """What an offline learner sees and is rewarded with; `train-policy` and `convert` carry these fields
+    (`mdp_field`), so each is defined, documented and checked here once."""
+
+    obs: str = config_field("image", "what the policy sees: camera frames, the state vector, or both",
+                            choices=OBS_MODES)
+    frame_stack: int = config_field(1, "frames stacked along channels for image observations (oldest first)",
+                                    metavar="K")
+    reward: str = config_field("diffusion", "reward label for Eq. 5: diffusion (the dataset's label of entropy or "
+                                            "likelihood type), entropy, likelihood, a label name, or sparse (beta * "
+                                            "success only) (default: diffusion)", metavar="LABEL")
+    alpha: float = config_field(0.95, "Eq. 5 weight of the RND term; the diffusion term gets (1 - alpha) and r_rnd = 0 "
+                                      "on a fixed dataset. 0 puts the diffusion term at full weight (pen-like tasks) "
+                                      "(default: 0.95)")
+    beta: float = config_field(1.0, "Eq. 5 weight of the sparse success reward (default: 1)")
 
     def __post_init__(self):
         if self.obs not in OBS_MODES:
             raise UserError(f"`obs` must be one of {', '.join(OBS_MODES)}, got {self.obs!r}.")
         check_int("frame_stack", self.frame_stack, 1)
         RewardMix(self.alpha, self.beta)  # validates
+
+
+def mdp_field(name: str, **override):
+    """A config field carrying MDPSpec's option `name`: its default, help and flag settings, each overridable
+    (`default=`, `help=`) where a command differs."""
+    f = next(f for f in fields(MDPSpec) if f.name == name)
+    default = override.pop("default", f.default)
+    return field(default=default, metadata={**f.metadata, **override})
 
 
 @dataclass

@@ -19,7 +19,8 @@ import numpy as np
 from d3rlpy.logging import NoopAdapterFactory
 from d3rlpy.models.encoders import VectorEncoderFactory
 
-from diffusion_reward.checks import check_float, check_int, check_seed
+from diffusion_reward.checks import check_float, check_int, check_seed, config_field
+from diffusion_reward.errors import UserError
 
 from .encoders import DrQPixelEncoderFactory
 from .mdp import MDPSpec, build_mdp
@@ -28,17 +29,22 @@ from .train_policy import load_policy
 
 @dataclass
 class OPEConfig:
+    """What `evaluate --ope` does; its fields are the command's flags (`cli/config_args.py`)."""
+
     policy: str
-    data: str
-    mask: str | None = None  # e.g. "valid"
-    checkpoint: str | None = None  # e.g. "checkpoints/step_1000.pt"; default: the final weights
-    fqe_steps: int = 2_000
+    data: str | None = config_field(None, "held-out dataset (with the policy's reward label)", metavar="HELDOUT")
+    mask: str | None = config_field(None, "evaluate only the episodes of this filter key (e.g. valid)")
+    checkpoint: str | None = config_field(None, "weights inside POLICY to evaluate, e.g. checkpoints/step_5000.pt "
+                                                "(default: the final weights)")
+    fqe_steps: int = config_field(2_000, "gradient steps of fitted Q evaluation")
     batch_size: int = 64
     gamma: float = 0.99
     seed: int = 0
     show_progress: bool = True
 
     def __post_init__(self):
+        if not self.data:
+            raise UserError("off-policy evaluation needs `data`: a held-out dataset")
         check_int("fqe_steps", self.fqe_steps, 1)
         check_int("batch_size", self.batch_size, 1)
         check_float("gamma", self.gamma, 0.0, 1.0)

@@ -15,7 +15,7 @@ import json
 import os
 import pickle
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,12 @@ from d3rlpy.preprocessing import (MinMaxActionScaler, PixelObservationScaler, St
 from d3rlpy.torch_utility import map_location
 
 from diffusion_reward import __version__
-from diffusion_reward.checks import check_device, check_int, check_memory, check_seed
+from diffusion_reward.checks import check_device, check_int, check_memory, check_seed, config_field
 from diffusion_reward.errors import UserError
 from diffusion_reward.outputs import check_writable, refuse_writing_into_inputs
 
 from .encoders import DrQPixelEncoderFactory
-from .mdp import MDPInfo, MDPSpec, build_mdp
+from .mdp import MDPInfo, MDPSpec, build_mdp, mdp_field
 from .policy_folder import POLICY_FORMAT, PolicySpec, read_json_object, read_policy_meta
 
 ALGOS = ("iql", "cql", "td3plusbc", "bc")
@@ -46,22 +46,25 @@ SAMPLE_BYTES_PER_OBS_VALUE, SAMPLE_BYTES_FIXED = 64, 16 << 10
 
 @dataclass
 class TrainPolicyConfig:
-    data: str
-    out: str
-    algo: str = "iql"
-    reward: str = "diffusion"  # diffusion | entropy | likelihood | sparse | <label name>
-    alpha: float = 0.95
-    beta: float = 1.0
-    obs: str = "image"  # state | image | both
-    frame_stack: int = 1
-    steps: int = 10_000
-    batch_size: int = 64
-    checkpoint_every: int = 1_000
-    seed: int = 0
-    device: str = "cpu"
-    mask: str | None = None  # train on one robomimic filter key (e.g. "train") instead of all episodes
+    """What `train-policy` does; its fields are the command's flags (`cli/config_args.py`)."""
+
+    data: str = config_field(MISSING, "dataset with reward labels (`relabel` output)", metavar="LABELLED")
+    out: str = config_field(MISSING, "new policy folder (never overwritten)", metavar="POLICY_DIR")
+    algo: str = config_field("iql", "d3rlpy algorithm", choices=ALGOS)
+    reward: str = mdp_field("reward")
+    alpha: float = mdp_field("alpha")
+    beta: float = mdp_field("beta")
+    obs: str = mdp_field("obs")
+    frame_stack: int = mdp_field("frame_stack")
+    steps: int = config_field(10_000, "gradient steps (default: 10000)", metavar="N")
+    batch_size: int = config_field(64, "transitions per gradient step")
+    checkpoint_every: int = config_field(1_000, "save checkpoints/step_N.pt and a metrics line every N steps "
+                                                "(default: 1000)", metavar="N")
+    seed: int = config_field(0, "seed of initialisation and batch sampling")
+    device: str = config_field("cpu", "torch device: cpu, cuda or cuda:N")
+    mask: str | None = config_field(None, "train only on the episodes of this filter key (e.g. train)")
     show_progress: bool = True
-    onnx: bool = False
+    onnx: bool = config_field(False, "also export export/policy.onnx")
 
     def __post_init__(self):
         if self.algo not in ALGOS:
@@ -74,7 +77,7 @@ class TrainPolicyConfig:
                             f"({self.checkpoint_every}).")
         check_seed("seed", self.seed)
         check_device("device", self.device)
-        self.mdp_spec  # validates --obs, --frame-stack, --alpha, --beta
+        self.mdp_spec  # validates obs, frame_stack, alpha, beta
 
     def check_batch_memory(self, info: MDPInfo) -> None:
         """UserError when one batch of `batch_size` samples of this data would not fit in memory."""

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checks import check_device, check_float, check_int, check_memory, check_seed
+from ..checks import check_device, check_float, check_int, check_memory, check_seed, config_field
 from ..errors import UserError
 from ..models.presets import VIDEO_MODELS
 
@@ -27,11 +27,6 @@ PRESET_DEFAULTS: dict[str, dict] = {
 }
 
 
-def _arg(default, help: str, **flag):
-    """A TrainConfig field and its `train-reward` flag (cli/config_args.py): default, help, extra flag settings."""
-    return field(default=default, metadata={"help": help, **flag})
-
-
 @dataclass
 class TrainConfig:
     """Everything that defines a run. Fields left at None take the preset's default (`resolved()`). The
@@ -41,46 +36,46 @@ class TrainConfig:
         "expert recording: HDF5 dataset, rosbag2, RealSense, LeRobot dataset or authors' PNG video folder; repeat "
         "for several tasks")})
     out: str = field(metadata={"metavar": "MODEL", "help": "model file to write (.safetensors)"})
-    preset: str = _arg("tiny", f"model preset: {', '.join(PRESET_DEFAULTS)}", choices=tuple(PRESET_DEFAULTS))
-    video_model: str = _arg("vqdiffusion", "vqdiffusion (Diffusion Reward) or videogpt (the VIPER baseline), on the "
+    preset: str = config_field("tiny", f"model preset: {', '.join(PRESET_DEFAULTS)}", choices=tuple(PRESET_DEFAULTS))
+    video_model: str = config_field("vqdiffusion", "vqdiffusion (Diffusion Reward) or videogpt (the VIPER baseline), on the "
                             "preset's codec", choices=VIDEO_MODELS)
-    codec_steps: int | None = _arg(None, "codec training steps (default: per preset)")
-    video_steps: int | None = _arg(None, "video-model training steps (default: per preset)")
-    codec_batch_size: int | None = _arg(None, "codec frames per step over all ranks (default: per preset)")
-    batch_size: int | None = _arg(None, "video-model windows per step over all ranks (default: per preset)")
-    codec_lr: float | None = _arg(None, "codec learning rate; Adam, betas (0.5, 0.9) as upstream (default: per "
+    codec_steps: int | None = config_field(None, "codec training steps (default: per preset)")
+    video_steps: int | None = config_field(None, "video-model training steps (default: per preset)")
+    codec_batch_size: int | None = config_field(None, "codec frames per step over all ranks (default: per preset)")
+    batch_size: int | None = config_field(None, "video-model windows per step over all ranks (default: per preset)")
+    codec_lr: float | None = config_field(None, "codec learning rate; Adam, betas (0.5, 0.9) as upstream (default: per "
                                   "preset)")
-    lr: float | None = _arg(None, "video-model peak learning rate; AdamW, betas (0.9, 0.96), linear warm-up "
+    lr: float | None = config_field(None, "video-model peak learning rate; AdamW, betas (0.9, 0.96), linear warm-up "
                             "(default: per preset)")
-    warmup_steps: int | None = _arg(None, "video-model learning-rate warm-up steps (default: per preset)")
-    weight_decay: float = _arg(4.5e-2, "video-model AdamW weight decay")
-    grad_clip: float = _arg(0.5, "gradient-norm clip of both networks")
-    ema_decay: float | None = _arg(None, "EMA of both networks; the saved model holds the EMA weights (default: per "
+    warmup_steps: int | None = config_field(None, "video-model learning-rate warm-up steps (default: per preset)")
+    weight_decay: float = config_field(4.5e-2, "video-model AdamW weight decay")
+    grad_clip: float = config_field(0.5, "gradient-norm clip of both networks")
+    ema_decay: float | None = config_field(None, "EMA of both networks; the saved model holds the EMA weights (default: per "
                                    "preset)")
-    disc_start: int | None = _arg(None, "codec step from which the PatchGAN loss is on (default: per preset)")
-    disc_factor: float = _arg(0.1, "PatchGAN loss weight")
-    codebook_restart_every: int = _arg(50, "codec steps between restarts of unused codes (0: never, as upstream)")
-    perceptual_weight: float = _arg(0.1, "perceptual (LPIPS) loss weight, used with --lpips-weights")
-    lpips_weights: str | None = _arg(None, "VGG16-LPIPS weights file; adds the perceptual loss (never downloaded)",
+    disc_start: int | None = config_field(None, "codec step from which the PatchGAN loss is on (default: per preset)")
+    disc_factor: float = config_field(0.1, "PatchGAN loss weight")
+    codebook_restart_every: int = config_field(50, "codec steps between restarts of unused codes (0: never, as upstream)")
+    perceptual_weight: float = config_field(0.1, "perceptual (LPIPS) loss weight, used with --lpips-weights")
+    lpips_weights: str | None = config_field(None, "VGG16-LPIPS weights file; adds the perceptual loss (never downloaded)",
                                      metavar="FILE")
-    codec_from: str | None = _arg(None, "reuse this model file's (frozen) codec and train only the video model",
+    codec_from: str | None = config_field(None, "reuse this model file's (frozen) codec and train only the video model",
                                   metavar="MODEL")
-    frame_skip: int | None = _arg(None, "video model: context stride and prediction horizon in frames (default: per "
+    frame_skip: int | None = config_field(None, "video model: context stride and prediction horizon in frames (default: per "
                                   "preset, 1 as the authors)")
-    seed: int = _arg(0, "seed of initialisation, data order and validation split")
-    val_fraction: float = _arg(0.1, "fraction of episodes (per task) held out for validation")
-    val_every: int | None = _arg(None, "steps between validations (default: per preset)")
-    checkpoint_every: int | None = _arg(None, "steps between checkpoints (default: per preset)")
-    checkpoint_dir: str | None = _arg(None, "checkpoints and log.jsonl (default: MODEL.ckpt/)")
-    keep_checkpoints: int = _arg(2, "checkpoints kept per phase")
-    resume: bool = _arg(False, "continue from the latest checkpoint in --checkpoint-dir")
-    all_episodes: bool = _arg(False, "also train on episodes recorded as failed (default: left out)")
-    resize: bool = _arg(False, "center-crop and resize frames of another size to the model's (as score/relabel "
+    seed: int = config_field(0, "seed of initialisation, data order and validation split")
+    val_fraction: float = config_field(0.1, "fraction of episodes (per task) held out for validation")
+    val_every: int | None = config_field(None, "steps between validations (default: per preset)")
+    checkpoint_every: int | None = config_field(None, "steps between checkpoints (default: per preset)")
+    checkpoint_dir: str | None = config_field(None, "checkpoints and log.jsonl (default: MODEL.ckpt/)")
+    keep_checkpoints: int = config_field(2, "checkpoints kept per phase")
+    resume: bool = config_field(False, "continue from the latest checkpoint in --checkpoint-dir")
+    all_episodes: bool = config_field(False, "also train on episodes recorded as failed (default: left out)")
+    resize: bool = config_field(False, "center-crop and resize frames of another size to the model's (as score/relabel "
                         "--resize)")
-    device: str = _arg("cpu", "cpu or cuda")
-    bf16: bool | None = _arg(None, "bf16 autocast for both networks (default: on where the hardware has native bf16, "
+    device: str = config_field("cpu", "cpu or cuda")
+    bf16: bool | None = config_field(None, "bf16 autocast for both networks (default: on where the hardware has native bf16, "
                              "else float32; precision.py)")
-    progress: bool = _arg(True, "progress bars", flag="--no-progress")
+    progress: bool = config_field(True, "progress bars", flag="--no-progress")
 
     def resolved(self) -> "TrainConfig":
         if self.preset not in PRESET_DEFAULTS:

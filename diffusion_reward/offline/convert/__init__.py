@@ -19,12 +19,13 @@ from __future__ import annotations
 import os
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
-from ...checks import check_float, check_seed
+from ...checks import check_float, check_seed, config_field
 from ...errors import UserError
 from ...outputs import check_output
+from ..mdp import mdp_field
 
 TARGETS = ("robomimic", "d3rlpy", "minari", "lerobot")
 VIDEO_CODEC_CHOICES = ("auto", "av1", "h264")
@@ -32,19 +33,30 @@ VIDEO_CODEC_CHOICES = ("auto", "av1", "h264")
 
 @dataclass
 class ConvertConfig:
-    input: str
-    to: str  # one of TARGETS
-    out: str
-    reward: str = "diffusion"  # diffusion | entropy | likelihood | sparse | <label name> (as train-policy)
-    alpha: float = 0.95  # Eq. 5: the diffusion term gets (1 - alpha); r_rnd = 0 offline
-    beta: float = 1.0  # Eq. 5: weight of the sparse success reward
-    valid_fraction: float = 0.1  # robomimic: share of episodes in mask/valid when the input has no train/valid
-    seed: int = 0  # robomimic: the train/valid shuffle
-    obs: str = "state"  # d3rlpy: state | image | both
-    frame_stack: int = 1  # d3rlpy: frames stacked along channels
-    fps: int | None = None  # lerobot: frames per second (default: from the timestamps)
-    video_codec: str = "auto"  # lerobot: auto (AV1, else H.264) | av1 | h264
-    force: bool = False
+    """What `convert` does; its fields are the command's flags (`cli/config_args.py`)."""
+
+    input: str = config_field(MISSING, "our dataset (relabel output) or a robomimic HDF5 file", metavar="IN",
+                              positional=True)
+    to: str = config_field(MISSING, "the tool whose file to write", choices=TARGETS)
+    out: str = config_field(MISSING, "file to write (minari: a dataset folder; Minari's id is diffusion_reward/<folder "
+                                     "name>; lerobot: a LeRobot v3.0 dataset folder); replaced only with --force",
+                            metavar="OUT")
+    reward: str = mdp_field("reward")
+    alpha: float = mdp_field("alpha")
+    beta: float = mdp_field("beta")
+    valid_fraction: float = config_field(0.1, "robomimic: share of episodes in mask/valid when the input has no "
+                                              "train/valid masks", metavar="F")
+    seed: int = config_field(0, "robomimic: seed of the train/valid shuffle")
+    obs: str = mdp_field("obs", default="state", help="d3rlpy: observations (state vector, image stack, or both as "
+                                                      "a tuple)")
+    frame_stack: int = mdp_field("frame_stack", help="d3rlpy: frames stacked for image observations")
+    fps: int | None = config_field(None, "lerobot: frames per second of the dataset (default: from the input's "
+                                         "timestamps, their median step); row i gets timestamp i / fps, LeRobot's "
+                                         "rule", metavar="N")
+    video_codec: str = config_field("auto", "lerobot: video codec of the camera MP4s; auto = AV1 (libsvtav1, "
+                                            "LeRobot's default, or libaom-av1), else H.264 where the ffmpeg binary has "
+                                            "no AV1 encoder", choices=VIDEO_CODEC_CHOICES)
+    force: bool = config_field(False, "replace an existing OUT (never the input)")
     progress: bool = True
 
     def __post_init__(self):
