@@ -4,39 +4,14 @@ from __future__ import annotations
 import argparse
 
 from ..outputs import check_output
-from ..reward_types import REWARD_TYPE_HELP
-from ..scoring_options import REPORT_OPTIONS, add_scoring_arguments, scoring_options
+from .config_args import add_config_arguments, config_from_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="reward model file (default: the shipped model of the task's domain)")
-    p.add_argument("--task", required=True, help="task to collect (or to check the dataset against)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for metrics.json, report.md and plots")
+    from ..report import ReportConfig
+
+    add_config_arguments(p, ReportConfig)
     p.add_argument("--force", action="store_true", help="write into an existing, non-empty --out folder")
-    p.add_argument("--episodes", type=int, default=5, help="episodes per epsilon in simulation (default 5)")
-    p.add_argument("--data", metavar="DATASET", help="read episodes (with an `epsilon` attribute) instead of collecting")
-    p.add_argument("--compare-model", metavar="MODEL", help="second model scored on the same episodes")
-    p.add_argument("--max-steps", type=int, help="agent steps per simulated episode (default: the task's)")
-    p.add_argument("--reward-type", type=lambda text: tuple(t.strip() for t in text.split(",")), default=("auto",),
-                   metavar="TYPE[,TYPE...]",
-                   help=f"{REWARD_TYPE_HELP}. Several, comma-separated (e.g. entropy,likelihood), score every model "
-                   "with each and add a side-by-side table: the paper's 2 x 2 with a VideoGPT --compare-model")
-    add_scoring_arguments(p, REPORT_OPTIONS)
-    p.add_argument("--seed", type=int, default=0,
-                   help="reset seed of the first simulated episode per epsilon (then seed + 1, ...) and of the "
-                        "per-frame sampling noise")
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
-    p.add_argument("--diversity", action="store_true",
-                   help="also decode sampled next frames and report their mutual SSIM / PSNR per epsilon (Table 2)")
-    p.add_argument("--diversity-samples", type=int, default=4, help="sampled next frames per context (default 4)")
-    p.add_argument("--lpips-weights", metavar="FILE", help="LPIPS weights: adds LPIPS to the diversity table")
-    p.add_argument("--video", action="store_true",
-                   help="also write an MP4 per epsilon of one reset seed, episode_eps<E>_seed<S>.mp4: the frames "
-                        "scaled up above the episode's reward curve, a cursor at the frame shown, the same-seed "
-                        "expert's curve in grey (H.264, 10 frames/s)")
-    p.add_argument("--video-seed", type=int, metavar="SEED",
-                   help="reset seed of the --video episodes (default: the first expert episode's)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,12 +19,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.out, {"--model": args.model, "--data": args.data, "--compare-model": args.compare_model,
                             "--lpips-weights": args.lpips_weights}, force=args.force)
-    cfg = ReportConfig(model=args.model, task=args.task, out=args.out, episodes=args.episodes, data=args.data,
-                       compare_model=args.compare_model, max_steps=args.max_steps, reward_types=args.reward_type,
-                       seed=args.seed, device=args.device, **scoring_options(args, REPORT_OPTIONS),
-                       diversity=args.diversity, diversity_samples=args.diversity_samples,
-                       lpips_weights=args.lpips_weights, video=args.video, video_seed=args.video_seed,
-                       progress=args.progress)
+    cfg = config_from_args(ReportConfig, args)
     m = build_report(cfg)
 
     def value(view: str, group: str) -> str:

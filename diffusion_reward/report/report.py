@@ -13,14 +13,15 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ..checks import check_int
+from ..checks import check_int, config_field
 from ..errors import UserError
+from ..reward_types import REWARD_TYPE_HELP
 from ..scoring_options import REPORT_OPTIONS, ScoreConfig, option_field, scoring_options
 from . import plots
 from .episodes import ScoredEpisode, collect, frozen_first_frame, read_dataset
@@ -29,24 +30,35 @@ from .quality import analyse, strip_replicates
 
 @dataclass
 class ReportConfig:
-    model: str | None                 # None: the shipped model of the task's domain (models/pretrained)
-    task: str
-    out: str
-    episodes: int = 5                 # per epsilon, when collected in simulation
-    data: str | None = None           # read episodes from this dataset instead (attribute `epsilon` per episode)
-    compare_model: str | None = None  # second model scored on the same episodes
-    max_steps: int | None = None      # episode length in simulation (default: the task's)
-    reward_types: tuple[str, ...] = ("auto",)  # each model is scored with each: entropy | likelihood | viper | auto
+    """What `report` does; its fields are the command's flags (`cli/config_args.py`)."""
+
+    task: str = config_field(MISSING, "task to collect (or to check the dataset against)")
+    out: str = config_field(MISSING, "folder for metrics.json, report.md and plots", metavar="DIR")
+    model: str | None = config_field(None, "reward model file (default: the shipped model of the task's domain)")
+    episodes: int = config_field(5, "episodes per epsilon in simulation")
+    data: str | None = config_field(None, "read episodes (with an `epsilon` attribute) instead of collecting",
+                                    metavar="DATASET")
+    compare_model: str | None = config_field(None, "second model scored on the same episodes", metavar="MODEL")
+    max_steps: int | None = config_field(None, "agent steps per simulated episode (default: the task's)")
+    reward_types: tuple[str, ...] = config_field(
+        ("auto",), f"{REWARD_TYPE_HELP}. Several, comma-separated (e.g. entropy,likelihood), score every model with "
+                   "each and add a side-by-side table: the paper's 2 x 2 with a VideoGPT --compare-model (default: "
+                   "auto)", flag="--reward-type", metavar="TYPE[,TYPE...]")
     skip_step: int = option_field("skip_step")  # the scoring options of REPORT_OPTIONS (scoring_options.py)
     num_samples: int = option_field("num_samples")
-    seed: int = 0                     # reset seeds of the simulated episodes (seed, seed + 1, ...) and sampling noise
-    device: str = "cpu"
-    diversity: bool = False           # the paper's Table 2: mutual SSIM / PSNR of sampled next frames per epsilon
-    diversity_samples: int = 4        # sampled next frames per context
-    lpips_weights: str | None = None  # adds LPIPS to the diversity table
-    video: bool = False               # an MP4 per epsilon of one seed: the episode over its reward curve
-    video_seed: int | None = None     # that seed (default: the first expert episode's)
-    progress: bool = True
+    seed: int = config_field(0, "reset seed of the first simulated episode per epsilon (then seed + 1, ...) and of "
+                                "the per-frame sampling noise")
+    device: str = config_field("cpu", "torch device: cpu, cuda or cuda:N")
+    diversity: bool = config_field(False, "also decode sampled next frames and report their mutual SSIM / PSNR per "
+                                          "epsilon (Table 2)")
+    diversity_samples: int = config_field(4, "sampled next frames per context")
+    lpips_weights: str | None = config_field(None, "LPIPS weights: adds LPIPS to the diversity table", metavar="FILE")
+    video: bool = config_field(False, "also write an MP4 per epsilon of one reset seed, episode_eps<E>_seed<S>.mp4: "
+                                      "the frames scaled up above the episode's reward curve, a cursor at the frame "
+                                      "shown, the same-seed expert's curve in grey (H.264, 10 frames/s)")
+    video_seed: int | None = config_field(None, "reset seed of the --video episodes (default: the first expert "
+                                                "episode's)", metavar="SEED")
+    progress: bool = config_field(True, "no progress bar", flag="--no-progress")
 
     def __post_init__(self):
         from ..reward_types import REWARD_TYPE_CHOICES
@@ -54,7 +66,7 @@ class ReportConfig:
         check_int("episodes", self.episodes, 1)
         bad = [t for t in self.reward_types if t not in REWARD_TYPE_CHOICES]
         if bad or not self.reward_types:
-            raise UserError(f"`reward_type` must be a comma-separated list of {', '.join(REWARD_TYPE_CHOICES)}; "
+            raise UserError(f"`reward_types` must be a comma-separated list of {', '.join(REWARD_TYPE_CHOICES)}; "
                             f"got {','.join(self.reward_types)!r}.")
         check_int("diversity_samples", self.diversity_samples, 2)
         if self.lpips_weights and not self.diversity:
