@@ -111,3 +111,22 @@ def test_train_reward_flags_are_generated_from_train_config():
     assert config_from_args(TrainConfig, args) == TrainConfig(
         data=["a", "b"], out="m", bf16=False, progress=False, resume=True, lr=0.1, codebook_restart_every=0,
         video_model="videogpt")
+
+
+def test_library_errors_name_config_fields_and_the_cli_names_its_flags(tmp_path, capsys):
+    """A config check speaks the library's names (`rate_hz`, `skip_step`); the same check reached from a command
+    line names that command's flag (`--rate`, `--skip-step`), generated from the same field."""
+    from diffusion_reward.data.sources import SourceOptions
+    from diffusion_reward.errors import UserError
+    from diffusion_reward.scoring_options import ScoreConfig
+
+    with pytest.raises(UserError, match=r"^`rate_hz` must be > 0.0, got -5.0$"):
+        SourceOptions(rate_hz=-5.0)
+    with pytest.raises(UserError, match=r"^`skip_step` must be >= 0, got -1$"):
+        ScoreConfig(skip_step=-1)
+    out = tmp_path / "o.hdf5"
+    for flags, line in [(["--rate", "-5"], "error: --rate must be > 0.0, got -5.0"),
+                        (["--skip-step", "-1"], "error: --skip-step must be >= 0, got -1")]:
+        assert main(["relabel", "--input", str(tmp_path / "in.hdf5"), "--out", str(out), *flags]) == 2
+        assert capsys.readouterr().err.strip() == line
+    assert not out.exists()
