@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from test_relabel_cli import TASK, write_source
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -18,7 +17,6 @@ def readme_snippet() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-@pytest.mark.slow  # trains a model (~15 s): in the tier CI also runs
 def test_readme_python_api_snippet_trains_scores_and_saves(tmp_path, monkeypatch):
     import diffusion_reward as dr
 

@@ -37,7 +37,6 @@ def test_shipped_model_loads_with_statistics_and_is_the_default(domain, task):
         resolve_model_path(None, "franka-wipe")
 
 
-@pytest.mark.slow  # 25-30 s a task: the shipped models' quality, in the tier CI also runs
 @pytest.mark.parametrize("task", ["assembly-v3", "door-close-v3"])
 def test_shipped_model_ranks_expert_above_random_and_frozen_on_fresh_seeds_paired(task):
     model = RewardModel.load(shipped_model_path(task))
