@@ -23,16 +23,16 @@ class ScoreConfig:
     skip_step: int = config_field(9, "reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
     num_samples: int = config_field(1, "sampling chains averaged per frame")
     noise: bool = config_field(True, "Gumbel sampling noise in the reverse chain (false: the argmax chain, the authors' "
-                                "noise: false; parity checks)", flag="--no-noise",
-                          flag_help="argmax chain instead of Gumbel sampling (the authors' noise: false; parity checks)")
+                                     "noise: false; parity checks)", flag="--no-noise",
+                               flag_help="argmax chain instead of Gumbel sampling (the authors' noise: false; parity checks)")
     seed: int = config_field(0, "seed of the per-frame sampling noise (the same seed gives the same rewards)")
     task: str | None = None
     standardize: bool = True  # needs the model's statistics for (task, type, skip, samples)
     chunk_size: int = config_field(64, "rows per network batch (bounds memory, does not change the rewards)")
     dtype: str = config_field("float32", "network precision (auto: bfloat16 where the hardware has native bf16; the "
-                                    "diffusion math stays float32)", choices=DTYPES)
+                                         "diffusion math stays float32)", choices=DTYPES)
     likelihood_compat: bool = config_field(False, "likelihood mode with the authors' context layout (scored frame "
-                                             "inside its own condition)")
+                                                  "inside its own condition)")
     resize: bool = config_field(False, "center-crop frames to a square and resize them to the model's input size")
 
     def __post_init__(self):

@@ -65,9 +65,11 @@ class SourceOptions:
     """How a recording is read: which topics, how its streams become steps (`data/sync.py`), which camera. Every
     field is a flag of `relabel` and `score` (`cli/config_args.py`); they apply to the kinds their help names."""
 
-    image_topic: str | None = config_field(None, "rosbag2 image topic (default: /camera/camera/color/image_raw, ...); for "
-                                            "HDF5 input, the obs key to score")
-    state_topic: str | None = config_field(None, "rosbag2 JointState topic (default: /franka/joint_states, /joint_states)")
+    image_topic: str | None = config_field(
+        None, "rosbag2 image topic (default: /camera/camera/color/image_raw, ...); for HDF5 input, the obs key to "
+              "score")
+    state_topic: str | None = config_field(
+        None, "rosbag2 JointState topic (default: /franka/joint_states, /joint_states)")
     gripper_topic: str | None = config_field(
         None, "rosbag2 gripper JointState topic, stored as obs/gripper = the finger positions, as the live recorder "
               "does (default: /franka_gripper/joint_states when the bag has it; none = no gripper)", metavar="TOPIC")
@@ -75,26 +77,27 @@ class SourceOptions:
         None, "rosbag2: the arm joints of obs/state and of JointTrajectory actions, in order (default: fr3_joint1..7 "
               "when the JointState has them, else its joints in the first message's order)", metavar="J1,J2,...")
     state_fields: tuple[str, ...] = config_field(
-        DEFAULT_STATE_FIELDS, "rosbag2: the JointState fields in obs/state (position, velocity, effort), each over all "
-                              "arm joints, in this order (default: position,velocity, the live recorder's state_fields; layout: "
-                              "diffusion_reward/data/FORMAT.md)", metavar="F1,F2")
-    action_topic: str | None = config_field(None, "rosbag2 command topic (default: /fr3_arm_controller/joint_trajectory; "
-                                             "JointTrajectory, Float64MultiArray or TwistStamped)")
-    episode_topic: str | None = config_field(None, "rosbag2 topic that splits episodes: std_msgs/Bool (true = start, false "
-                                              "= stop) or std_msgs/Empty (each message starts a new one); default: "
-                                              "/episode/start and /episode/stop when present")
-    rate_hz: float | None = config_field(None, "resample bag / RealSense streams onto a control-rate grid of this many Hz "
-                                          "(default: one step per camera image, as the live recorder records)",
-                                    flag="--rate", metavar="HZ")
-    tolerance_s: float | None = config_field(None, "max stamp distance for a match (default: 0.05 s, the live recorder's; "
-                                              "with --rate: half a control period); LeRobot input: max distance "
-                                              "between a row's timestamp and its video frame (default: 1e-4, "
-                                              "LeRobot's)", flag="--tolerance", metavar="S")
+        DEFAULT_STATE_FIELDS, "rosbag2: the JointState fields in obs/state (position, velocity, effort), each over "
+                              "all arm joints, in this order (default: position,velocity, the live recorder's "
+                              "state_fields; layout: diffusion_reward/data/FORMAT.md)", metavar="F1,F2")
+    action_topic: str | None = config_field(
+        None, "rosbag2 command topic (default: /fr3_arm_controller/joint_trajectory; JointTrajectory, "
+              "Float64MultiArray or TwistStamped)")
+    episode_topic: str | None = config_field(
+        None, "rosbag2 topic that splits episodes: std_msgs/Bool (true = start, false = stop) or std_msgs/Empty (each "
+              "message starts a new one); default: /episode/start and /episode/stop when present")
+    rate_hz: float | None = config_field(
+        None, "resample bag / RealSense streams onto a control-rate grid of this many Hz (default: one step per "
+              "camera image, as the live recorder records)", flag="--rate", metavar="HZ")
+    tolerance_s: float | None = config_field(
+        None, "max stamp distance for a match (default: 0.05 s, the live recorder's; with --rate: half a control "
+              "period); LeRobot input: max distance between a row's timestamp and its video frame (default: 1e-4, "
+              "LeRobot's)", flag="--tolerance", metavar="S")
     gap_s: float = config_field(DEFAULT_GAP_S, "a camera gap longer than this many seconds splits an episode",
-                           flag="--gap", metavar="S")
+                                flag="--gap", metavar="S")
     camera: str | None = config_field(None, "LeRobot input: the image or video feature to score, e.g. "
-                                       "observation.images.top (default: the first one in meta/info.json)",
-                                 metavar="KEY")
+                                            "observation.images.top (default: the first one in meta/info.json)",
+                                      metavar="KEY")
 
     def __post_init__(self):  # bad numbers fail before anything is read
         check_rate(self.rate_hz)
@@ -192,8 +195,9 @@ def load_episodes(paths: list[str], image_size: int, all_episodes: bool = False,
             raise UserError(f"{path} has no usable episodes (episodes recorded as failed are left out unless all "
                             "episodes are asked for).")
         episodes += eps
-        provenance.append({"path": str(path), "kind": eps[0].attrs["source_kind"], "sha256": digest.hexdigest(), "episodes": len(eps),
-                           "frames": int(sum(len(e.frames) for e in eps)), "tasks": sorted({e.task for e in eps})})
+        provenance.append({"path": str(path), "kind": eps[0].attrs["source_kind"], "sha256": digest.hexdigest(),
+                           "episodes": len(eps), "frames": int(sum(len(e.frames) for e in eps)),
+                           "tasks": sorted({e.task for e in eps})})
     return episodes, provenance
 
 
