@@ -25,6 +25,11 @@ def config_field(default, help: str, **flag):
     return field(default=default, metadata={"help": help, **flag})
 
 
+def flag_name(f) -> str:
+    """The command-line flag of a config field (`config_field`): its `flag`, else `--` + the name with dashes."""
+    return f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+
+
 def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
     """An integer (not a bool, not a float) in [low, high]."""
     name = named(name)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from ..checks import flag_name
+
 def names(text: str) -> tuple[str, ...]:
     """A comma-separated list of names (joints, JointState fields)."""
     return tuple(name.strip() for name in text.split(",") if name.strip())
@@ -33,7 +35,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, only: tuple
         kind, optional = field_type(f)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else f.default
-        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        flag = flag_name(f)
         common = dict(dest=f.name, help=f.metadata.get("flag_help", f.metadata["help"]))
         if f.metadata.get("positional"):
             parser.add_argument(f.name, type=kind, metavar=f.metadata.get("metavar"), help=common["help"])
