@@ -179,7 +179,8 @@ class RewardModel(nn.Module):
             raise UserError(
                 f"model has no statistics for task {task!r} ({reward_type}, skip {skip_step}, {num_samples} sample(s)"
                 f"{', likelihood-compat' if likelihood_compat else ''}; it has: {have}); compute them with "
-                f"`diffusion-reward stats --model {model} --data EXPERT_DATA --task {task}` (or `RewardModel.compute_stats`), or score raw, without standardisation")
+                f"`diffusion-reward stats --model {model} --data EXPERT_DATA --task {task}` (or "
+                "`RewardModel.compute_stats`), or score raw, without standardisation")
         return entry["mean"], entry["std"]
 
     # --------------------------------------------------------------------------------------------- weights I/O
