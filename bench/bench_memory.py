@@ -9,7 +9,7 @@ relabel` (HDF5 source -> new dataset) and the labeller node (synchronous, in-pro
 rgb8 Image per frame, generated on the fly). Model: the `tiny` preset with random weights and statistics
 set; scoring runs the real code path with the fastest settings (skip step 98: 2 network evaluations per
 row). The last column is the growth from the shortest to the longest episode; the same case varies by about
-+-5 % from run to run (the codec's 256-frame batch, ~300 MB of activations, dominates the peak).
++-5 % from run to run (the codec's batch of TOKENIZE_BATCH frames and its activations set the peak).
 """
 from __future__ import annotations
 
