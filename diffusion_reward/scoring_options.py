@@ -20,11 +20,13 @@ from .reward_types import REWARD_TYPE_CHOICES, REWARD_TYPE_HELP
 @dataclass
 class ScoreConfig:
     reward_type: str = config_field("auto", REWARD_TYPE_HELP, choices=REWARD_TYPE_CHOICES)
-    skip_step: int = config_field(9, "reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
+    skip_step: int = config_field(
+        9, "reverse-chain stride of the denoiser (9: t = 99, 89, ..., 0, 11 network evaluations)")
     num_samples: int = config_field(1, "sampling chains averaged per frame")
-    noise: bool = config_field(True, "Gumbel sampling noise in the reverse chain (false: the argmax chain, the authors' "
-                                     "noise: false; parity checks)", flag="--no-noise",
-                               flag_help="argmax chain instead of Gumbel sampling (the authors' noise: false; parity checks)")
+    noise: bool = config_field(
+        True, "Gumbel sampling noise in the reverse chain (false: the argmax chain, the authors' noise: false; parity "
+              "checks)", flag="--no-noise",
+        flag_help="argmax chain instead of Gumbel sampling (the authors' noise: false; parity checks)")
     seed: int = config_field(0, "seed of the per-frame sampling noise (the same seed gives the same rewards)")
     task: str | None = None
     standardize: bool = True  # needs the model's statistics for (task, type, skip, samples)

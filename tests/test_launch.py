@@ -64,8 +64,9 @@ def _launch_stand_ins() -> dict[str, types.ModuleType]:
 
 def declared_arguments(path: Path) -> dict[str, DeclareLaunchArgument]:
     """The arguments `path`'s generate_launch_description declares (literal or generated), by name."""
-    saved = {name: sys.modules.get(name) for name in _launch_stand_ins()}
-    sys.modules.update(_launch_stand_ins())
+    stand_ins = _launch_stand_ins()
+    saved = {name: sys.modules.get(name) for name in stand_ins}
+    sys.modules.update(stand_ins)
     try:
         actions = runpy.run_path(str(path))["generate_launch_description"]()
     finally:

@@ -68,22 +68,26 @@ class RelabelConfig:
     """What `relabel` does; its fields are the command's flags (scoring options: `scoring_options.py`; how the
     recording is read: `data.sources.SourceOptions`)."""
 
-    input: str = config_field(MISSING, "our/robomimic HDF5, rosbag2 directory, .mcap, .db3 (rosbag2 or RealSense), RealSense "
-                                       ".bag, a LeRobot dataset folder (meta/info.json; v2.0, v2.1, v3.0), or a folder of PNG "
-                                       "frames (<domain>/<task>/<split>/<episode>/<i>.png)", metavar="SRC")
-    out: str = config_field(MISSING, "new dataset to write (HDF5; never overwritten). For LeRobot input, a path ending in "
-                                     ".parquet writes a sidecar of per-frame rewards instead (episode_index, frame_index, "
-                                     "timestamp, reward, raw; provenance in its metadata) and leaves the dataset as it is",
-                            metavar="DST")
-    model: str | None = config_field(None, "reward model file (.safetensors; default: the shipped model of the task's domain "
-                                           "for MetaWorld / Adroit tasks)")
-    task: str | None = config_field(None, "statistics to standardise with (default: the source's task, else the model's only "
-                                          "task)")
+    input: str = config_field(
+        MISSING, "our/robomimic HDF5, rosbag2 directory, .mcap, .db3 (rosbag2 or RealSense), RealSense .bag, a LeRobot "
+                 "dataset folder (meta/info.json; v2.0, v2.1, v3.0), or a folder of PNG frames "
+                 "(<domain>/<task>/<split>/<episode>/<i>.png)", metavar="SRC")
+    out: str = config_field(
+        MISSING, "new dataset to write (HDF5; never overwritten). For LeRobot input, a path ending in .parquet writes "
+                 "a sidecar of per-frame rewards instead (episode_index, frame_index, timestamp, reward, raw; "
+                 "provenance in its metadata) and leaves the dataset as it is", metavar="DST")
+    model: str | None = config_field(
+        None, "reward model file (.safetensors; default: the shipped model of the task's domain for MetaWorld / Adroit "
+              "tasks)")
+    task: str | None = config_field(
+        None, "statistics to standardise with (default: the source's task, else the model's only task)")
     source: SourceOptions = field(default_factory=SourceOptions)
     resize: bool = config_field(False, "center-crop frames to a square and resize them to the model's input size")
-    resume: bool = config_field(False, "continue an interrupted run: skip episodes already labelled with the same settings")
-    force: bool = config_field(False, "replace an existing .parquet sidecar (never a file of the input; an HDF5 --out is "
-                                      "continued with --resume instead)")
+    resume: bool = config_field(
+        False, "continue an interrupted run: skip episodes already labelled with the same settings")
+    force: bool = config_field(
+        False, "replace an existing .parquet sidecar (never a file of the input; an HDF5 --out is continued with "
+               "--resume instead)")
     reward_type: str = option_field("reward_type")  # the scoring options (scoring_options.py)
     skip_step: int = option_field("skip_step")
     num_samples: int = option_field("num_samples")
@@ -91,7 +95,8 @@ class RelabelConfig:
     seed: int = option_field("seed")
     chunk_size: int = option_field("chunk_size")
     dtype: str = option_field("dtype")
-    label_name: str | None = config_field(None, "name of the label group reward_labels/<name> (default: the reward type)")
+    label_name: str | None = config_field(
+        None, "name of the label group reward_labels/<name> (default: the reward type)")
     device: str = config_field("cpu", "torch device: cpu, cuda or cuda:N")
     progress: bool = True
 

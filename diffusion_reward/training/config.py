@@ -37,8 +37,9 @@ class TrainConfig:
         "for several tasks")})
     out: str = field(metadata={"metavar": "MODEL", "help": "model file to write (.safetensors)"})
     preset: str = config_field("tiny", f"model preset: {', '.join(PRESET_DEFAULTS)}", choices=tuple(PRESET_DEFAULTS))
-    video_model: str = config_field("vqdiffusion", "vqdiffusion (Diffusion Reward) or videogpt (the VIPER baseline), on the "
-                                    "preset's codec", choices=VIDEO_MODELS)
+    video_model: str = config_field(
+        "vqdiffusion", "vqdiffusion (Diffusion Reward) or videogpt (the VIPER baseline), on the preset's codec",
+        choices=VIDEO_MODELS)
     codec_steps: int | None = config_field(None, "codec training steps (default: per preset)")
     video_steps: int | None = config_field(None, "video-model training steps (default: per preset)")
     codec_batch_size: int | None = config_field(None, "codec frames per step over all ranks (default: per preset)")
@@ -50,18 +51,19 @@ class TrainConfig:
     warmup_steps: int | None = config_field(None, "video-model learning-rate warm-up steps (default: per preset)")
     weight_decay: float = config_field(4.5e-2, "video-model AdamW weight decay")
     grad_clip: float = config_field(0.5, "gradient-norm clip of both networks")
-    ema_decay: float | None = config_field(None, "EMA of both networks; the saved model holds the EMA weights (default: per "
-                                           "preset)")
+    ema_decay: float | None = config_field(
+        None, "EMA of both networks; the saved model holds the EMA weights (default: per preset)")
     disc_start: int | None = config_field(None, "codec step from which the PatchGAN loss is on (default: per preset)")
     disc_factor: float = config_field(0.1, "PatchGAN loss weight")
-    codebook_restart_every: int = config_field(50, "codec steps between restarts of unused codes (0: never, as upstream)")
+    codebook_restart_every: int = config_field(
+        50, "codec steps between restarts of unused codes (0: never, as upstream)")
     perceptual_weight: float = config_field(0.1, "perceptual (LPIPS) loss weight, used with --lpips-weights")
-    lpips_weights: str | None = config_field(None, "VGG16-LPIPS weights file; adds the perceptual loss (never downloaded)",
-                                             metavar="FILE")
+    lpips_weights: str | None = config_field(
+        None, "VGG16-LPIPS weights file; adds the perceptual loss (never downloaded)", metavar="FILE")
     codec_from: str | None = config_field(None, "reuse this model file's (frozen) codec and train only the video model",
                                           metavar="MODEL")
-    frame_skip: int | None = config_field(None, "video model: context stride and prediction horizon in frames (default: per "
-                                          "preset, 1 as the authors)")
+    frame_skip: int | None = config_field(
+        None, "video model: context stride and prediction horizon in frames (default: per preset, 1 as the authors)")
     seed: int = config_field(0, "seed of initialisation, data order and validation split")
     val_fraction: float = config_field(0.1, "fraction of episodes (per task) held out for validation")
     val_every: int | None = config_field(None, "steps between validations (default: per preset)")
@@ -73,8 +75,9 @@ class TrainConfig:
     resize: bool = config_field(False, "center-crop and resize frames of another size to the model's (as score/relabel "
                                 "--resize)")
     device: str = config_field("cpu", "cpu or cuda")
-    bf16: bool | None = config_field(None, "bf16 autocast for both networks (default: on where the hardware has native bf16, "
-                                     "else float32; precision.py)")
+    bf16: bool | None = config_field(
+        None, "bf16 autocast for both networks (default: on where the hardware has native bf16, else float32; "
+              "precision.py)")
     progress: bool = config_field(True, "progress bars", flag="--no-progress")
 
     def resolved(self) -> "TrainConfig":
