@@ -1,67 +1,77 @@
-"""The paper's real-robot offline-RL study, in simulation: does the diffusion reward help an offline learner?
+"""The paper's real-robot offline-RL study (its Fig. 10), in simulation: does the diffusion reward help an
+offline learner, and more than VIPER's?
 
 Pipeline (every stage is the `diffusion-reward` subcommand a user would type, run as a subprocess; a stage
 whose output exists is skipped, so an interrupted study resumes where it stopped):
 
-1. reward model (unless --reward-model): collect expert videos -> train-reward -> stats (entropy, likelihood)
+1. reward models (unless --reward-model / --viper-model): expert videos of the task (50, ending 30 agent steps
+   after success: the reward-quality recipe of the shipped models) -> two video models on the same frozen codec
+   (the shipped MetaWorld model's, --codec-from): VQ-Diffusion (Diffusion Reward) and VideoGPT (VIPER), `base`
+   preset, frame skip 4 -> their standardisation statistics on the same videos
 2. a teleop-like dataset on button-press-topdown-v3 (`--mix`, default 10 expert + 10 with epsilon 0.5 +
    10 with epsilon 0.9 episodes; epsilon = probability of a uniformly random action per step, so the 0.9
    group mostly fails within the 100-step time limit). Like a teleoperator, collection stops an episode at
-   its first success (terminal); failures run to the time limit (timeout). Expert videos for the reward
-   model stop at success too (the paper's videos are short).
-3. label it two ways with relabel: entropy (Diffusion Reward) and likelihood (VIPER-style); the sparse
-   baseline uses the dataset's own success rewards
-4. train the same algorithm with the same budget for every reward and seed:
-   sparse:     r = beta * r_sparse
-   diffusion:  r = (1 - alpha) * r_ce_bar + beta * r_sparse      (RND off offline: r_rnd = 0)
-   likelihood: r = (1 - alpha) * r_lik_bar + beta * r_sparse
+   its first success (terminal); failures run to the time limit (timeout).
+3. label it three ways with relabel: Diffusion Reward's entropy (the paper's Eq. 3) and likelihood (what the
+   shipped models score), VIPER's likelihood; the sparse baseline uses the dataset's own success rewards
+4. train the same algorithm with the same budget for every reward and seed (Eq. 5; RND off offline: r_rnd = 0):
+   sparse:            r = beta * r_sparse
+   dr-entropy:        r = (1 - alpha) * r_ce_bar + beta * r_sparse
+   dr-likelihood:     r = (1 - alpha) * r_lik_bar + beta * r_sparse
+   viper:             r = (1 - alpha) * r_viper_bar + beta * r_sparse
 5. evaluate each policy in simulation on layouts seen in the data and on held-out ones.
 
 Seen vs unseen: MetaWorld draws the button position from the reset seed. The dataset's episodes use reset
 seeds from collect's --seed; "seen" evaluation replays those seeds, "unseen" draws seeds from
 [1e6, 2e6) that no training episode used (see diffusion_reward.offline.evaluate).
 
-    python bench/button_press_study.py --workdir runs/study            # full
-    nice -n 10 python bench/button_press_study.py --workdir runs/study_small --reduced
+    python bench/button_press_study.py --workdir runs/study --obs state --jobs 2     # README table
+    python bench/button_press_study.py --workdir runs/study                          # image obs (GPU-sized)
+    nice -n 10 python bench/button_press_study.py --workdir runs/study_small --reduced   # minutes: plumbing
 
-Prints a table: success rate (mean over training seeds +- standard error over seeds) per reward and split.
-
-Measured (CPU, shared 2-core machine, `--reduced`: tiny reward model trained 300+300 steps on 10 expert
-videos; 18-episode dataset, 12 successful; 10 evaluation episodes per split and seed):
-    iql, state, 2000 steps, alpha 0.95   seen / unseen: sparse .73+-.03 / .47+-.13, diffusion .73+-.03 / .47+-.13,
-                                         likelihood .73+-.03 / .47+-.13 (2000 IQL steps are ~BC: actions
-                                         differ by 0.015 between rewards, so the reward does not matter yet)
-    iql, state, 2000 steps, alpha 0      sparse .73+-.03 / .47+-.13, diffusion .57+-.09 / .37+-.03,
-                                         likelihood .67+-.09 / .53+-.07
-    td3plusbc, state, 5000 steps         sparse .50+-.25 / .40+-.15, diffusion .00+-.00 / .00+-.00,
-                                         likelihood .37+-.12 / .33+-.18
-With this barely trained reward model the dense terms do not help (TD3+BC exploits the diffusion term and
-fails); the paper's claim needs the full run (trained reward model, image observations, 20000 steps).
+Prints a table: success rate (mean over training seeds +- standard error over seeds, and a Wilson 95 %
+interval over the pooled evaluation episodes) per reward and split. Measured results: README, "Button-press
+study".
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from diffusion_reward.offline.evaluate import wilson_interval
+
 TASK = "button-press-topdown-v3"
-REWARDS = ("sparse", "diffusion", "likelihood")
+# reward -> (reward model, reward type it is labelled with); sparse uses the dataset's own success rewards
+REWARDS = {"sparse": None, "dr-entropy": ("diffusion", "entropy"), "dr-likelihood": ("diffusion", "likelihood"),
+           "viper": ("viper", "viper")}
+VIDEO_MODELS = {"diffusion": "vqdiffusion", "viper": "videogpt"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", type=Path, required=True)
-    p.add_argument("--reward-model", type=Path, help="trained reward model with stats for this task "
-                                                     "(default: train a tiny one in the workdir)")
+    p.add_argument("--reward-model", type=Path, help="trained Diffusion Reward model with entropy and likelihood "
+                                                     "statistics for this task (default: train one in the workdir)")
+    p.add_argument("--viper-model", type=Path, help="trained VideoGPT (VIPER) model with statistics for this task "
+                                                    "(default: train one in the workdir)")
+    p.add_argument("--rewards", default=",".join(REWARDS), help=f"which of {', '.join(REWARDS)} (default: all)")
     p.add_argument("--mix", help="epsilon:episodes groups of the dataset (default 0:10,0.5:10,0.9:10)")
-    p.add_argument("--expert-episodes", type=int, help="expert videos for the reward model (default 20)")
-    p.add_argument("--reward-preset", default="tiny")
-    p.add_argument("--reward-steps", type=int, help="codec and video-model steps (default: preset)")
+    p.add_argument("--expert-episodes", type=int, help="expert videos for the reward models (default 50)")
+    p.add_argument("--steps-after-success", type=int, default=30,
+                   help="expert videos end this many agent steps after success (default 30)")
+    p.add_argument("--reward-preset", help="default base")
+    p.add_argument("--reward-steps", type=int, help="video-model (and codec, without --codec-from) steps "
+                                                    "(default: preset)")
+    p.add_argument("--codec-from", type=Path, help="frozen codec of both reward models (default: the shipped "
+                                                   "MetaWorld model's; 'none' trains one)")
     p.add_argument("--algo", default="iql")
     p.add_argument("--obs", choices=("state", "image", "both"), help="policy observations (default image)")
     p.add_argument("--frame-stack", type=int, default=1)
@@ -71,29 +81,44 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3, help="training seeds per reward (>= 3 for a standard error)")
     p.add_argument("--eval-episodes", type=int, help="per policy and split (default 20)")
     p.add_argument("--max-steps", type=int, help="evaluation episode length (default: the task's)")
+    p.add_argument("--jobs", type=int, default=1, help="stages run side by side (reward models, policies), "
+                                                       "each one thread (default 1)")
     p.add_argument("--reduced", action="store_true",
-                   help="CPU-sized defaults: mix 0:6,0.5:6,0.9:6, 10 expert videos, 300 reward-model steps, state "
-                        "observations, 2000 steps, 10 evaluation episodes (explicit flags still win)")
+                   help="CPU-minutes plumbing check: mix 0:6,0.5:6,0.9:6, 10 expert videos, tiny reward models "
+                        "trained 300 steps with their own codec, state observations, 2000 steps, 10 evaluation "
+                        "episodes (explicit flags still win)")
     args = p.parse_args(argv)
-    defaults = (dict(mix="0:6,0.5:6,0.9:6", expert_episodes=10, reward_steps=300, obs="state", steps=2_000,
-                     eval_episodes=10) if args.reduced else
-                dict(mix="0:10,0.5:10,0.9:10", expert_episodes=20, obs="image", steps=20_000, eval_episodes=20))
+    if args.reduced:
+        defaults = {"mix": "0:6,0.5:6,0.9:6", "expert_episodes": 10, "reward_preset": "tiny", "reward_steps": 300,
+                    "codec_from": "none", "obs": "state", "steps": 2_000, "eval_episodes": 10}
+    else:
+        defaults = {"mix": "0:10,0.5:10,0.9:10", "expert_episodes": 50, "reward_preset": "base", "obs": "image",
+                    "steps": 20_000, "eval_episodes": 20}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    args.rewards = [r.strip() for r in args.rewards.split(",") if r.strip()]
+    unknown = set(args.rewards) - set(REWARDS)
+    if unknown:
+        p.error(f"unknown --rewards {', '.join(sorted(unknown))}; choose from {', '.join(REWARDS)}")
+    if args.codec_from is None:
+        from diffusion_reward.models.pretrained import PRETRAINED_DIR
+        args.codec_from = PRETRAINED_DIR / "metaworld.safetensors"
     return args
 
 
 def cli(*argv: str, log: Path) -> None:
-    """Run one `diffusion-reward` subcommand; its output goes to the stage's log file."""
+    """Run one `diffusion-reward` subcommand on one thread; its output goes to the stage's log file."""
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"$ diffusion-reward {' '.join(argv)}", flush=True)
     start = time.time()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(log, "a") as f:
-        code = subprocess.call([sys.executable, "-m", "diffusion_reward", *argv], stdout=f, stderr=subprocess.STDOUT)
+        code = subprocess.call([sys.executable, "-m", "diffusion_reward", *argv], stdout=f, stderr=subprocess.STDOUT,
+                               env=env)
     if code != 0:
-        sys.exit(f"stage failed (exit {code}); see {log}")
-    print(f"  done in {time.time() - start:.0f} s", flush=True)
+        raise SystemExit(f"stage failed (exit {code}); see {log}")
+    print(f"  done in {time.time() - start:.0f} s: {log.stem}", flush=True)
 
 
 def stage(w: Path, name: str, output: Path | None, *argv: str, resume_flag: str | None = None) -> None:
@@ -113,20 +138,42 @@ def stage(w: Path, name: str, output: Path | None, *argv: str, resume_flag: str 
     marker.touch()
 
 
-def reward_model(args, w: Path) -> Path:
-    if args.reward_model:
-        return args.reward_model
-    expert, model = w / "expert.hdf5", w / "reward_model.safetensors"
-    stage(w, "expert", expert, "collect", "--task", TASK, "--episodes", str(args.expert_episodes),
-          "--epsilon", "0", "--seed", "0", "--stop-on-success", "--out", str(expert))
-    steps = [] if args.reward_steps is None else ["--codec-steps", str(args.reward_steps),
-                                                  "--video-steps", str(args.reward_steps)]
-    stage(w, "train_reward", model, "train-reward", "--data", str(expert), "--preset", args.reward_preset,
-          "--seed", "0", "--out", str(model), *steps)
-    for kind in ("entropy", "likelihood"):
-        stage(w, f"stats_{kind}", None, "stats", "--model", str(model), "--data", str(expert), "--task", TASK,
-              "--reward-type", kind, "--in-place")
-    return model
+def side_by_side(jobs: int, units: list) -> list:
+    """Run independent stage groups (callables) `jobs` at a time; the first failure stops the study."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return [f.result() for f in [pool.submit(u) for u in units]]
+
+
+def reward_models(args, w: Path) -> dict[str, Path]:
+    """The Diffusion Reward and VIPER models the chosen rewards need, trained on the same videos and codec."""
+    needed = {REWARDS[r][0] for r in args.rewards if REWARDS[r]}
+    given = {"diffusion": args.reward_model, "viper": args.viper_model}
+    models = {kind: given[kind] or w / f"reward_{kind}.safetensors" for kind in needed}
+    expert = w / "expert.hdf5"
+    if any(not given[kind] for kind in needed):
+        stage(w, "expert", expert, "collect", "--task", TASK, "--episodes", str(args.expert_episodes),
+              "--epsilon", "0", "--seed", "0", "--steps-after-success", str(args.steps_after_success),
+              "--out", str(expert))
+    steps = [] if args.reward_steps is None else ["--video-steps", str(args.reward_steps)]
+    codec = [] if str(args.codec_from) == "none" else ["--codec-from", str(args.codec_from)]
+    if not codec and args.reward_steps is not None:
+        steps += ["--codec-steps", str(args.reward_steps)]
+
+    def train(kind: str):
+        def run():
+            if given[kind]:
+                return
+            stage(w, f"train_{kind}", models[kind], "train-reward", "--data", str(expert), "--preset",
+                  args.reward_preset, "--video-model", VIDEO_MODELS[kind], "--seed", "0", "--out", str(models[kind]),
+                  *codec, *steps)
+            for reward, spec in REWARDS.items():
+                if spec and spec[0] == kind and reward in args.rewards:
+                    stage(w, f"stats_{reward}", None, "stats", "--model", str(models[kind]), "--data", str(expert),
+                          "--task", TASK, "--reward-type", spec[1], "--in-place")
+        return run
+
+    side_by_side(args.jobs, [train(kind) for kind in sorted(needed)])
+    return models
 
 
 def dataset(args, w: Path) -> Path:
@@ -140,8 +187,19 @@ def dataset(args, w: Path) -> Path:
     return data
 
 
-def labelled_path(w: Path, kind: str) -> Path:
-    return w / f"labelled_{kind}.hdf5"
+def label(args, w: Path, models: dict[str, Path], data: Path) -> dict[str, Path]:
+    """One labelled copy of the dataset per dense reward; sparse reads any copy's success rewards."""
+    labelled = {}
+
+    def relabel(reward: str):
+        kind, reward_type = REWARDS[reward]
+        out = labelled[reward] = w / f"labelled_{reward}.hdf5"
+        return lambda: stage(w, f"relabel_{reward}", out, "relabel", "--model", str(models[kind]), "--input",
+                             str(data), "--out", str(out), "--task", TASK, "--reward-type", reward_type,
+                             resume_flag="--resume")
+
+    side_by_side(args.jobs, [relabel(r) for r in args.rewards if REWARDS[r]])
+    return labelled
 
 
 def run_name(args) -> str:
@@ -150,17 +208,18 @@ def run_name(args) -> str:
     return f"{args.algo}_{args.obs}_k{args.frame_stack}_{args.steps}steps_alpha{args.alpha:g}"
 
 
-def train_and_evaluate(args, w: Path, labelled: dict[str, Path]) -> dict:
+def train_and_evaluate(args, w: Path, labelled: dict[str, Path], data: Path) -> dict:
     results, run = {}, w / "runs" / run_name(args)
-    for reward in REWARDS:
-        for seed in range(args.seeds):
+
+    def unit(reward: str, seed: int):
+        def go():
             name = f"{reward}_seed{seed}"
             policy = run / "policies" / name
-            stage(w, f"{run.name}/train_{name}", policy, "train-policy", "--data", str(labelled[reward]),
-                  "--algo", args.algo, "--reward", reward, "--alpha", str(args.alpha), "--obs", args.obs,
-                  "--frame-stack", str(args.frame_stack), "--steps", str(args.steps),
-                  "--batch-size", str(args.batch_size), "--checkpoint-every", str(args.steps),
-                  "--seed", str(seed), "--out", str(policy))
+            stage(w, f"{run.name}/train_{name}", policy, "train-policy", "--data", str(labelled.get(reward, data)),
+                  "--algo", args.algo, "--reward", "sparse" if reward == "sparse" else "diffusion",
+                  "--alpha", str(args.alpha), "--obs", args.obs, "--frame-stack", str(args.frame_stack),
+                  "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+                  "--checkpoint-every", str(args.steps), "--seed", str(seed), "--out", str(policy))
             for split in ("seen", "unseen"):
                 out = run / "eval" / f"{name}_{split}.json"
                 extra = [] if args.max_steps is None else ["--max-steps", str(args.max_steps)]
@@ -168,20 +227,27 @@ def train_and_evaluate(args, w: Path, labelled: dict[str, Path]) -> dict:
                       "--episodes", str(args.eval_episodes), "--positions", split, "--seed", str(10_000 + seed),
                       "--json", str(out), *extra)
                 results[(reward, seed, split)] = json.loads(out.read_text())
+        return go
+
+    side_by_side(args.jobs, [unit(r, s) for s in range(args.seeds) for r in args.rewards])
     return results
 
 
 def table(results: dict, args) -> str:
-    lines = [f"button-press-topdown-v3, {args.algo} on {args.obs} obs, {args.steps} steps, alpha {args.alpha:g}, "
-             f"{args.seeds} seeds, {args.eval_episodes} episodes per split; mix {args.mix}",
-             f"{'reward':<12}{'seen':>20}{'unseen':>20}"]
-    for reward in REWARDS:
+    lines = [(f"button-press-topdown-v3, {args.algo} on {args.obs} obs, {args.steps} steps, alpha {args.alpha:g}, "
+             f"{args.seeds} seeds, {args.eval_episodes} episodes per split; mix {args.mix}"),
+             "success rate: mean over seeds +- standard error [Wilson 95 % interval over the pooled episodes]",
+             f"{'reward':<15}{'seen':>28}{'unseen':>28}"]
+    for reward in args.rewards:
         cells = []
         for split in ("seen", "unseen"):
-            rates = np.array([results[(reward, s, split)]["success_rate"] for s in range(args.seeds)])
+            runs = [results[(reward, s, split)] for s in range(args.seeds)]
+            rates = np.array([r["success_rate"] for r in runs])
             se = rates.std(ddof=1) / np.sqrt(len(rates)) if len(rates) > 1 else float("nan")
-            cells.append(f"{rates.mean():.2f} +- {se:.2f}")
-        lines.append(f"{reward:<12}{cells[0]:>20}{cells[1]:>20}")
+            pooled = [ok for r in runs for ok in r["episode_success"]]
+            lo, hi = wilson_interval(sum(pooled), len(pooled))
+            cells.append(f"{rates.mean():.2f} +- {se:.2f} [{lo:.2f}, {hi:.2f}]")
+        lines.append(f"{reward:<15}{cells[0]:>28}{cells[1]:>28}")
     return "\n".join(lines)
 
 
@@ -189,14 +255,10 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     w = args.workdir
     w.mkdir(parents=True, exist_ok=True)
-    model = reward_model(args, w)
+    models = reward_models(args, w)
     data = dataset(args, w)
-    labelled = {"sparse": labelled_path(w, "entropy"), "diffusion": labelled_path(w, "entropy"),
-                "likelihood": labelled_path(w, "likelihood")}
-    for kind in ("entropy", "likelihood"):
-        stage(w, f"relabel_{kind}", labelled_path(w, kind), "relabel", "--model", str(model), "--input", str(data),
-              "--out", str(labelled_path(w, kind)), "--task", TASK, "--reward-type", kind, resume_flag="--resume")
-    results = train_and_evaluate(args, w, labelled)
+    labelled = label(args, w, models, data)
+    results = train_and_evaluate(args, w, labelled, data)
     text = table(results, args)
     (w / "runs" / run_name(args) / "table.txt").write_text(text + "\n")
     print(text)
