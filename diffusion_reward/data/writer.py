@@ -339,6 +339,41 @@ class DatasetWriter:
                 self.discard_episode(episode)
             raise
 
+    def adopt_episode(self, episode_file: str | os.PathLike) -> str:
+        """Commit an episode file that another writer committed (a part of a sharded `relabel`), linked in rather
+        than copied: a hard link where the filesystem has them (the file is immutable, so the part keeps its
+        copy until it is deleted), else a copy, fsynced. Its session's `env_args` must fit this dataset's
+        (appending rule). Returns its name here (`demo_N`)."""
+        self._require_lock()
+        if self._open is not None and self._open.is_open:
+            raise UserError(f"episode {self._open.name} is still open; end or discard it first")
+        episode_file = Path(episode_file)
+        try:
+            with h5py.File(episode_file, "r") as f:
+                num_samples, success = int(f.attrs["num_samples"]), bool(f.attrs["success"])
+                check_env_args_compatible(self.env_args, decode_attr(f.attrs.get("env_args", "{}")), self.path)
+        except (OSError, KeyError) as exc:
+            raise UserError(f"cannot adopt {episode_file}: not a committed episode ({exc})") from None
+        number = max((demo_number(n) for n in self._episodes), default=-1) + 1
+        name = f"demo_{number}"
+        final, partial = self.episodes_path / f"{name}.h5", self.episodes_path / f"{name}{PARTIAL_SUFFIX}"
+        try:
+            try:
+                os.link(episode_file, final)
+            except OSError:  # no hard links here (or another filesystem): copy under the partial name
+                _require_free_space(self.episodes_path, episode_file.stat().st_size, f"episode {name}")
+                shutil.copyfile(episode_file, partial)
+                fsync_file(partial)
+                os.rename(partial, final)
+            fsync_dir(self.episodes_path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise UserError(f"cannot adopt {episode_file} as {final}: {_reason(exc)}; the episodes committed "
+                            "before it are intact") from None
+        self._episodes[name] = (num_samples, success)
+        self._write_index()
+        return name
+
     def begin_job(self, job: str, resume: str) -> None:
         """Mark the dataset incomplete until `end_job`: a multi-episode job that is killed, runs out of disk
         or stops on a bad source episode leaves the mark, which `info` shows, `Dataset.verify` fails on and

@@ -104,18 +104,36 @@ class RelabelConfig:
         ScoreConfig(**scoring_options(self))
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One of `count` relabelling processes (`relabel_shards`): it labels the source's episodes i (in the source's
+    order) with i % count == index, into its own part dataset `part_path(out, shard)`."""
+    index: int
+    count: int
+
+    def owns(self, i: int) -> bool:
+        return i % self.count == self.index
+
+
+def part_path(out: Path, shard: Shard) -> Path:
+    return out.with_name(f"{out.name}.parts") / f"rank-{shard.index}-of-{shard.count}.hdf5"
+
+
 @dataclass
 class RelabelSummary:
     out: Path
-    written: list[str] = field(default_factory=list)  # new episode names in `out`
+    written: list[str] = field(default_factory=list)  # new episode names in `out` (a shard: in its part)
     skipped: list[str] = field(default_factory=list)  # source episodes already labelled (resume)
     frames: int = 0
     seconds: float = 0.0
     camera: str | None = None  # LeRobot input: the image feature that was scored
+    source_order: list[str] = field(default_factory=list)  # every source episode's name, in the source's order
 
 
-def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSummary:
+def relabel(cfg: RelabelConfig, model: RewardModel | None = None, shard: Shard | None = None) -> RelabelSummary:
+    """Label `cfg.input` into `cfg.out`; with `shard`, only that shard's episodes, into its part of `out`."""
     src, dst = Path(cfg.input).resolve(), Path(cfg.out).resolve()
+    target = part_path(dst, shard) if shard else dst  # the dataset this process writes
     kind = detect_kind(src)
     sidecar = Path(cfg.out).suffix.lower() == SIDECAR_SUFFIX
     if sidecar:
@@ -126,9 +144,10 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
                             "it with `resume`, or choose another `out`)")
         refuse_writing_into_inputs(cfg.out, {"`input`": cfg.input, "`model`": cfg.model})
         check_writable(cfg.out)
-        if dst.exists() and not cfg.resume:
-            raise UserError(f"{cfg.out} already exists; pass `resume` to continue labelling it, or choose another "
-                            "`out`")
+        for existing in {dst, target}:
+            if existing.exists() and not cfg.resume:
+                raise UserError(f"{existing} already exists; pass `resume` to continue labelling it, or choose "
+                                "another `out`")
     camera, camera_note = _lerobot_camera(src, cfg) if kind == "lerobot" else (None, None)  # fails before the model
     source_task = None if cfg.task else _source_task(src, kind)
     if model is None:
@@ -155,25 +174,30 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
         print(camera_note, file=sys.stderr)
     if sidecar:
         return _write_sidecar(cfg, src, dst, scorer, label, provenance, camera)
-    done = _already_labelled(dst, label, provenance) if dst.exists() else {}  # source name -> output name
-    summary = RelabelSummary(out=dst)
+    done = {}  # source name -> output name, of the episodes `out` (or this shard's part) already holds
+    for existing in {dst, target}:
+        if existing.exists():
+            done.update(_already_labelled(existing, label, provenance))
+    summary = RelabelSummary(out=target)
     started = time.perf_counter()
     episodes = open_source(src, cfg.source)
     summary.camera = camera
-    resume_command = f"diffusion-reward relabel --input {cfg.input} --out {cfg.out} --resume (same options)"
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.closing(episodes))
         writer = bar = None
-        expected = _expected_frames(src, kind, set(done))  # None: the source cannot tell before it is read
+        expected = _expected_frames(src, kind, set(done), shard)  # None: the source cannot tell before it is read
 
         def open_output(env_args: dict | None):  # marked incomplete until the last episode is written
-            output = stack.enter_context(DatasetWriter(dst, env_args=env_args))
-            output.begin_job("relabel", resume_command)
-            return output, stack.enter_context(_progress(cfg.progress, expected))
+            output = stack.enter_context(DatasetWriter(target, env_args=env_args))
+            output.begin_job("relabel", resume_command(cfg, shard))
+            return output, stack.enter_context(_progress(cfg.progress, expected, shard))
 
-        if dst.exists():
+        if target.exists():
             writer, bar = open_output(None)
-        for ep in episodes:
+        for i, ep in enumerate(episodes):
+            summary.source_order.append(ep.name)
+            if shard and not shard.owns(i):
+                continue
             if ep.name in done:
                 summary.skipped.append(ep.name)
                 continue
@@ -194,8 +218,8 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None) -> RelabelSumm
             done[ep.name] = summary.written[-1]
             summary.frames += len(ep.frames)
         if writer is not None:
-            if kind == "hdf5":
-                _carry_masks(writer, src, done)
+            if kind == "hdf5" and not shard:  # a sharded run's merge carries them
+                carry_masks(writer, src, done)
             writer.end_job()
     summary.seconds = time.perf_counter() - started
     return summary
@@ -379,7 +403,13 @@ def _already_labelled(dst: Path, label: str, provenance: dict) -> dict[str, str]
     return done
 
 
-def _carry_masks(writer: DatasetWriter, src: Path, renamed: dict[str, str]) -> None:
+def resume_command(cfg: RelabelConfig, shard: Shard | None) -> str:
+    """What the incomplete mark of an interrupted output tells the user to run."""
+    launcher = f"torchrun --nproc_per_node {shard.count} -m diffusion_reward" if shard else "diffusion-reward"
+    return f"{launcher} relabel --input {cfg.input} --out {cfg.out} --resume (same options)"
+
+
+def carry_masks(writer: DatasetWriter, src: Path, renamed: dict[str, str]) -> None:
     """The HDF5 source's filter keys (robomimic's `mask/train`, `mask/valid`, ...) on the output, naming the
     output's episodes (`success` is the writer's own)."""
     with Dataset(src) as ds:
@@ -432,26 +462,31 @@ def _env_args(src: Path, kind: str, task: str, model: RewardModel, ep: Episode) 
     return env_args
 
 
-def _expected_frames(src: Path, kind: str, done: set[str]) -> int | None:
-    """Frames still to label, for the progress bar's total: an HDF5 source knows it before it is read; other
-    sources tell it episode by episode (None): rosbag2 and RealSense streams once synchronised to a control rate."""
+def _expected_frames(src: Path, kind: str, done: set[str], shard: Shard | None) -> int | None:
+    """Frames still to label (by this shard), for the progress bar's total: an HDF5 source knows it before it is
+    read; other sources tell it episode by episode (None): rosbag2 and RealSense streams once synchronised to a
+    control rate."""
+    def todo(i: int, name: str) -> bool:
+        return name not in done and (shard is None or shard.owns(i))
+
     if kind == "lerobot":  # from the episode metadata, when it lists lengths
         from ..data.sources.lerobot import episode_lengths
 
-        lengths = {name: n for name, n in episode_lengths(src).items() if name not in done}
-        return None if any(n is None for n in lengths.values()) else sum(lengths.values())
+        lengths = [n for i, (name, n) in enumerate(episode_lengths(src).items()) if todo(i, name)]
+        return None if any(n is None for n in lengths) else sum(lengths)
     if kind != "hdf5":
         return None
     frames = 0
     with Dataset(src) as ds:
-        for name in ds.episode_names:
-            if name not in done:
+        for i, name in enumerate(ds.episode_names):
+            if todo(i, name):
                 with ds.episode(name) as ep:
                     frames += ep.num_samples
     return frames
 
 
-def _progress(enabled: bool, total: int | None):
+def _progress(enabled: bool, total: int | None, shard: Shard | None = None):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="frame", desc="relabel", disable=not enabled, dynamic_ncols=True)
+    desc = f"relabel rank {shard.index}/{shard.count}" if shard else "relabel"
+    return tqdm(total=total, unit="frame", desc=desc, disable=not enabled, dynamic_ncols=True)

@@ -1,4 +1,5 @@
-"""Data-parallel training over torch.distributed (torchrun: multi-GPU, multi-node; gloo on CPU).
+"""Data-parallel training over torch.distributed (torchrun: multi-GPU, multi-node; gloo on CPU); the same
+process group shards `relabel` (offline/relabel_shards.py).
 
 Gradients are averaged by all-reducing one flattened buffer per model after each backward pass. That is
 what DDP's reducer does, without DDP's forward wrapper, which does not fit the codec's adaptive GAN
@@ -8,6 +9,7 @@ does. Every rank starts from the same seed, so the weights stay identical on all
 """
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -32,13 +34,15 @@ class DistInfo:
         return self.world_size > 1
 
 
-def setup(device: str) -> DistInfo:
-    """Join the process group torchrun describes in the environment (WORLD_SIZE > 1); else single process."""
+def setup(device: str, timeout: datetime.timedelta | None = None) -> DistInfo:
+    """Join the process group torchrun describes in the environment (WORLD_SIZE > 1); else single process.
+    `timeout`: how long a collective (a barrier) waits for the other ranks (default: torch's)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo(device=device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo",
+                                **({"timeout": timeout} if timeout else {}))
     rank = dist.get_rank()
     if device.startswith("cuda"):
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -102,3 +106,9 @@ def restore_rng_states(info: DistInfo, states: list[dict]) -> bool:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def teardown(info: DistInfo) -> None:
+    """Leave the process group (torch warns at exit about one that is still open)."""
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
