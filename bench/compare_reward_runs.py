@@ -11,6 +11,13 @@ task rows, and the worst AUROC against the two frozen-robot controls (task rows 
         --run "Diffusion Reward, entropy=runs/dre/scores/metaworld-entropy" \\
         --run "VIPER (VideoGPT likelihood)=runs/vg50/scores/metaworld-likelihood" \\
         --run "VIPER, entropy=runs/vg50/scores/metaworld-entropy"
+
+A second table is the analogue of the paper's Fig. 2: the return (mean reward per row over whole episodes, raw,
+before standardisation) of expert videos of the training tasks (in distribution), of expert videos of the unseen
+tasks (out of distribution), and of suboptimal videos (25 % random actions, epsilon 0.25) of both; each also on
+one scale shared by every reward, where 1 is the training tasks' expert return and 0 their epsilon-1 (random
+actions) return, so rewards in different units (nats per token, per frame, entropies) compare. A reward that
+generalises gives unseen experts a return near 1, and suboptimal videos less than experts.
 """
 from __future__ import annotations
 
@@ -71,7 +78,38 @@ def main() -> int:
         else:
             cells += ["not scored"] * 3
         print("| " + " | ".join(cells) + " |")
+    print()
+    fig2(args.run, seen, unseen)
     return 0
+
+
+def returns(results: list[dict], group: str) -> float:
+    """Mean over tasks of the mean raw reward per row of the group's whole episodes."""
+    return sum(r["whole"]["per_group"][group]["mean"] for r in results) / len(results)
+
+
+def fig2(runs: list[str], seen: list[str], unseen: list[str]) -> None:
+    """The analogue of the paper's Fig. 2 (see the module docstring)."""
+    header = ("| reward | seen expert | seen epsilon 0.25 | seen epsilon 1 | unseen expert | unseen epsilon 0.25 | "
+              "on the shared scale: seen epsilon 0.25 / unseen expert / unseen epsilon 0.25 |")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for run in runs:
+        label, _, folder = run.partition("=")
+        results = {r["name"]: r for r in (json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.json")))}
+        s, u = [results[t] for t in seen if t in results], [results[t] for t in unseen if t in results]
+        if not s or not u:
+            print(f"| {label} | needs seen and unseen tasks |" + " |" * 5)
+            continue
+        expert, random = returns(s, "0.0"), returns(s, "1.0")
+
+        def scaled(value: float) -> str:
+            return f"{(value - random) / (expert - random):.2f}"
+
+        cells = [label] + [f"{v:.1f}" for v in (expert, returns(s, "0.25"), random, returns(u, "0.0"),
+                                                 returns(u, "0.25"))]
+        cells.append(" / ".join(scaled(v) for v in (returns(s, "0.25"), returns(u, "0.0"), returns(u, "0.25"))))
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
