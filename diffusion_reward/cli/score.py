@@ -115,8 +115,9 @@ def _load_episodes(args, options) -> _Episodes:
             raise UserError(f"{args.frames} is not a .npy array (an .npz archive?)")
         if args.out.suffix != ".npy":
             raise UserError("one episode of frames is written as .npy; use an --out ending in .npy")
+        first = np.array(frames[0:1]) if frames.ndim else np.asarray(frames)  # checked; the rest read once
         return _Episodes(lambda: iter([(args.frames.stem, _codec_batches(frames))]),
-                         [next(_codec_batches(frames))], frames.shape[0] if frames.ndim else 0, None, single=True)
+                         [first], frames.shape[0] if frames.ndim else 0, None, single=True)
 
     from ..data.sources import open_source
 
