@@ -117,3 +117,10 @@ def test_a_merge_killed_midway_is_finished_by_resume(tmp_path, model_path, sourc
     merge_parts(cfg, resumed[0].source_order, shards[0])
     assert_same_dataset(out, one_process)
     assert not part_path(out, shards[0]).parent.exists()
+
+
+def test_a_sidecar_is_not_sharded(tmp_path, model_path, source):
+    cfg = RelabelConfig(input=str(source), out=str(tmp_path / "r.parquet"), model=str(model_path), progress=False)
+    with pytest.raises(UserError, match="sidecar is written by one process"):
+        relabel(cfg, shard=Shard(1, 2))
+    assert not any(tmp_path.iterdir())

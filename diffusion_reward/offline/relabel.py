@@ -136,6 +136,8 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None, shard: Shard |
     target = part_path(dst, shard) if shard else dst  # the dataset this process writes
     kind = detect_kind(src)
     sidecar = Path(cfg.out).suffix.lower() == SIDECAR_SUFFIX
+    if sidecar and shard:
+        raise UserError("a .parquet sidecar is written by one process; run relabel without torchrun for it")
     if sidecar:
         _check_sidecar_output(cfg, src, kind)
     else:
