@@ -25,7 +25,7 @@ Seen vs unseen: MetaWorld draws the button position from the reset seed. The dat
 seeds from collect's --seed; "seen" evaluation replays those seeds, "unseen" draws seeds from
 [1e6, 2e6) that no training episode used (see diffusion_reward.offline.evaluate).
 
-    python bench/button_press_study.py --workdir runs/study --obs state --jobs 2     # README table
+    python bench/button_press_study.py --workdir runs/bps --obs state --alpha 0 --jobs 2   # README table
     python bench/button_press_study.py --workdir runs/study                          # image obs (GPU-sized)
     nice -n 10 python bench/button_press_study.py --workdir runs/study_small --reduced   # minutes: plumbing
 
