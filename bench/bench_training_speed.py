@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,14 +28,8 @@ from diffusion_reward.models.model_file import frames_to_input
 from diffusion_reward.precision import bf16_is_fast
 from diffusion_reward.training.config import PRESET_DEFAULTS
 
-
-def matmul_gflops(dtype: torch.dtype, n: int = 512, reps: int = 20) -> float:
-    a = torch.randn(n, n).to(dtype)
-    a @ a
-    started = time.perf_counter()
-    for _ in range(reps):
-        a @ a
-    return 2 * n ** 3 * reps / (time.perf_counter() - started) / 1e9
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_reward_speed import matmul_gflops  # noqa: E402  (the same calibration as the scoring benchmark)
 
 
 def codec_step(model: RewardModel, batch: int, dtype: torch.dtype | None):

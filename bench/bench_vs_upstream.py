@@ -35,25 +35,15 @@ import numpy as np
 import yaml
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))  # bench_reward_speed, imported by the main process only
 MODEL_YAML = "diffusion_reward/configs/models/video_models/vqdiffusion/dataset/metaworld.yaml"
 REWARD_YAML = "diffusion_reward/configs/rl/reward/diffusion_reward.yaml"
 CODEC_PT = "/exp_local/codec_models/vqgan/paper/results/checkpoints/vqgan.pt"
 VIDEO_CKPT = "/exp_local/video_models/vqdiffusion/paper/checkpoint/best.pth"
 VIDEO_CFG = "/exp_local/video_models/vqdiffusion/paper/.hydra/config.yaml"
 STATS = "/statistics/diffusion_reward/entropy/paper.yaml"
+FRAMES = "frames.npy"
 TASK = "bench"
-
-
-def episode(n: int, seed: int = 0) -> np.ndarray:
-    """bench_reward_speed.py's moving square (not imported from there: that would import our package into a worker
-    that imports theirs under the same name)."""
-    rng = np.random.default_rng(seed)
-    frames = np.empty((n, 64, 64, 3), np.uint8)
-    frames[:] = rng.integers(40, 200, 3, dtype=np.uint8)
-    for i in range(n):
-        y, x = (4 + 2 * i) % 48, (8 + 3 * i) % 48
-        frames[i, y:y + 16, x:x + 16] = (230, 40, 30)
-    return frames
 
 
 def scratch_root(upstream: Path, root: Path) -> None:
@@ -152,18 +142,12 @@ def spawn(mode: str, args, root: Path, dtype: str, noise: bool, repeats: int) ->
 
 
 def calibration(threads: int) -> dict:
+    """The matmul rates of this moment (main process only: bench_reward_speed imports our package)."""
     import torch
+    from bench_reward_speed import matmul_gflops
 
     torch.set_num_threads(threads)
-    result = {}
-    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
-        a = torch.randn(512, 512).to(dtype)
-        a @ a
-        started = time.perf_counter()
-        for _ in range(20):
-            a @ a
-        result[name] = 2 * 512 ** 3 * 20 / (time.perf_counter() - started) / 1e9
-    return result
+    return {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
 
 
 def main() -> int:
@@ -189,13 +173,17 @@ def main() -> int:
             print("{}")
         else:
             run = worker_theirs if args.worker == "theirs" else worker_ours
-            print(json.dumps(run(args.root, episode(args.frames), args.dtype, not args.noise_off, args.repeats)))
+            frames = np.load(args.root / FRAMES)  # written by the main process (see `main`)
+            print(json.dumps(run(args.root, frames, args.dtype, not args.noise_off, args.repeats)))
         return 0
     if not args.upstream or not (args.upstream / "diffusion_reward" / "models" / "reward_models").is_dir():
         p.error("--upstream must be the authors' repository (it holds diffusion_reward/models/reward_models)")
+    from bench_reward_speed import episode  # the main process never imports their package, so ours may load here
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         scratch_root(args.upstream, root)
+        np.save(root / FRAMES, episode(args.frames))  # the workers' frames: bench_reward_speed's moving square
         spawn("make", args, root, "float32", True, 1)
         exact = {side: spawn(side, args, root, "float32", False, 1)["rewards"] for side in ("theirs", "ours")}
         seconds = {"theirs": [], "ours": []}
