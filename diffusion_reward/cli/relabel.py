@@ -30,15 +30,14 @@ def run(args: argparse.Namespace) -> int:
     from ..offline.relabel_shards import launched_by_torchrun, relabel_sharded
 
     cfg = config_from_args(RelabelConfig, args)
-    if not launched_by_torchrun():
-        s = relabel(cfg)
-        rate = s.frames / s.seconds if s.seconds else 0.0
+    sharded = launched_by_torchrun()
+    s = relabel_sharded(cfg) if sharded else relabel(cfg)
+    rate = s.frames / s.seconds if s.seconds else 0.0
+    if not sharded:
         print(f"relabelled {len(s.written)} episode(s), {s.frames} frames ({rate:.1f} frames/s) into {s.out}"
               + (f" (camera {s.camera})" if s.camera else "")
               + (f"; skipped {len(s.skipped)} already labelled" if s.skipped else ""))
         return 0
-    s = relabel_sharded(cfg)
-    rate = s.frames / s.seconds if s.seconds else 0.0
     rank = os.environ.get("RANK", "0")
     print(f"rank {rank}: labelled {s.frames} frames ({rate:.1f} frames/s)"
           + (f", skipped {len(s.skipped)} already labelled" if s.skipped else "")

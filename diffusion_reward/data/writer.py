@@ -265,8 +265,7 @@ class DatasetWriter:
         self._require_lock()
         if self._open is not None and self._open.is_open:
             raise UserError(f"episode {self._open.name} is still open; end or discard it first")
-        number = max((demo_number(n) for n in self._episodes), default=-1) + 1
-        name = f"demo_{number}"
+        name = self._next_name()
         image_size = self.env_args.get("image_size")
         self._open = EpisodeStream(name, self.episodes_path / f"{name}{PARTIAL_SUFFIX}",
                                    image_key=self.env_args.get("image_key", "image"),
@@ -354,8 +353,7 @@ class DatasetWriter:
                 check_env_args_compatible(self.env_args, decode_attr(f.attrs.get("env_args", "{}")), self.path)
         except (OSError, KeyError) as exc:
             raise UserError(f"cannot adopt {episode_file}: not a committed episode ({exc})") from None
-        number = max((demo_number(n) for n in self._episodes), default=-1) + 1
-        name = f"demo_{number}"
+        name = self._next_name()
         final, partial = self.episodes_path / f"{name}.h5", self.episodes_path / f"{name}{PARTIAL_SUFFIX}"
         try:
             try:
@@ -548,6 +546,10 @@ class DatasetWriter:
             masks = {"success": [n for n in names if self._episodes[n][1]], **self._masks}
             for key, members in masks.items():
                 mask.create_dataset(key, data=np.array(members, dtype="S"))
+
+    def _next_name(self) -> str:
+        """`demo_N` after the highest episode number the dataset holds."""
+        return f"demo_{max((demo_number(n) for n in self._episodes), default=-1) + 1}"
 
     def _require_lock(self) -> None:
         if self._lock_fd is None:

@@ -179,7 +179,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None, shard: Shard |
     done = {}  # source name -> output name, of the episodes `out` (or this shard's part) already holds
     for existing in {dst, target}:
         if existing.exists():
-            done.update(_already_labelled(existing, label, provenance))
+            done.update(labelled_sources(existing, provenance["source_path"], label, provenance))
     summary = RelabelSummary(out=target)
     started = time.perf_counter()
     episodes = open_source(src, cfg.source)
@@ -383,24 +383,26 @@ def _model_frames(scorer: RewardScorer, name: str, frames) -> np.ndarray:
         raise UserError(f"episode {name}: {exc}") from None
 
 
-def _already_labelled(dst: Path, label: str, provenance: dict) -> dict[str, str]:
-    """{source episode name: its name in `dst`} of the episodes from this source already in `dst`; UserError if
-    labelled differently."""
+def labelled_sources(dst: Path, source_path: str, label: str | None = None,
+                     provenance: dict | None = None) -> dict[str, str]:
+    """{source episode name: its name in `dst`} of the episodes from `source_path` that `dst` holds; with `label`
+    and `provenance` (resume), UserError if one of them was labelled differently."""
     done = {}
     with Dataset(dst) as ds:
         for ep in ds:
             with ep:
                 attrs = ep.attrs
-                if attrs.get("source_path") != provenance["source_path"]:
+                if attrs.get("source_path") != source_path:
                     continue
-                old = ep.reward_labels.get(label, {}).get("attrs", {})
-                if "stats_mean" in old:  # written before the one `stats` object (data.labels)
-                    old = LabelProvenance.from_attrs(old).attrs()
-                changed = [k for k in SAME_LABEL_KEYS if old.get(k) != provenance[k]]
-                if changed:
-                    raise UserError(f"{dst} episode {ep.name} was labelled {label!r} with different settings "
-                                    f"({', '.join(f'{k}: {old.get(k)!r} -> {provenance[k]!r}' for k in changed)}); "
-                                    "use another `out` (or `label_name`)")
+                if provenance is not None:
+                    old = ep.reward_labels.get(label, {}).get("attrs", {})
+                    if "stats_mean" in old:  # written before the one `stats` object (data.labels)
+                        old = LabelProvenance.from_attrs(old).attrs()
+                    changed = [k for k in SAME_LABEL_KEYS if old.get(k) != provenance[k]]
+                    if changed:
+                        raise UserError(f"{dst} episode {ep.name} was labelled {label!r} with different settings "
+                                        f"({', '.join(f'{k}: {old.get(k)!r} -> {provenance[k]!r}' for k in changed)}"
+                                        "); use another `out` (or `label_name`)")
                 done[attrs.get("source_episode")] = ep.name
     return done
 

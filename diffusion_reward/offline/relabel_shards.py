@@ -28,7 +28,8 @@ from ..data import Dataset, DatasetWriter
 from ..data.format import episodes_dir
 from ..data.sources import detect_kind
 from ..training.distributed import DistInfo, barrier, setup, teardown
-from .relabel import RelabelConfig, RelabelSummary, Shard, carry_masks, part_path, relabel, resume_command
+from .relabel import (RelabelConfig, RelabelSummary, Shard, carry_masks, labelled_sources, part_path, relabel,
+                      resume_command)
 
 # ranks wait at the barrier for the slowest one; a shard of a large recording may take hours
 BARRIER_TIMEOUT = datetime.timedelta(days=2)
@@ -75,7 +76,7 @@ def merge_parts(cfg: RelabelConfig, source_order: list[str], shard: Shard) -> li
     added = []
     with DatasetWriter(dst, env_args=env_args) as out:
         out.begin_job("relabel", resume_command(cfg, shard))
-        merged = _labelled_sources(dst, src)
+        merged = labelled_sources(dst, str(src))  # what an interrupted merge already added
         for _, episode_file, source in sorted(episodes):
             if source not in merged:
                 merged[source] = out.adopt_episode(episode_file)
@@ -88,15 +89,3 @@ def merge_parts(cfg: RelabelConfig, source_order: list[str], shard: Shard) -> li
     shutil.rmtree(folder, ignore_errors=True)
     return added
 
-
-def _labelled_sources(dst: Path, src: Path) -> dict[str, str]:
-    """{source episode name: its name in `dst`} of the episodes from `src` that `dst` holds."""
-    if not dst.exists():
-        return {}
-    found = {}
-    with Dataset(dst) as ds:
-        for name in ds.episode_names:
-            with ds.episode(name) as ep:
-                if ep.attrs.get("source_path") == str(src):
-                    found[ep.attrs["source_episode"]] = name
-    return found
