@@ -3,6 +3,7 @@
     pip install omegaconf einops # what the authors' reward module imports (hydra is stubbed: unused for scoring)
     git clone https://github.com/TEA-Lab/diffusion_reward /path/upstream     # their repository, as it is
     OMP_NUM_THREADS=2 python bench/bench_vs_upstream.py --upstream /path/upstream --threads 2 --dtype bfloat16
+    OMP_NUM_THREADS=2 python bench/bench_vs_upstream.py --upstream /path/upstream --threads 2 --training  # a step
 
 Nothing of their code is copied into this project: it is imported at run time from --upstream. A scratch copy of
 their package gets a paper-size model config (their `configs/models/video_models/vqdiffusion/dataset/
@@ -117,6 +118,51 @@ def worker_ours(root: Path, frames: np.ndarray, dtype: str, noise: bool, repeats
     return timed(lambda: scorer.score_episode(frames).raw, repeats)
 
 
+def worker_train_theirs(root: Path, dtype: str, batch: int, repeats: int) -> dict:
+    """Their training step as their solver takes it: `model(batch=..., return_loss=True)` tokenises the batch's
+    frames with the frozen codec (no grad) and returns the transformer's loss; backward, clip 0.5, AdamW."""
+    import torch
+
+    _, _, build_model, load_yaml_config = their_modules(root)
+    model = build_model(load_yaml_config(str(root / VIDEO_CFG[1:]))).train()
+    g = torch.Generator().manual_seed(0)
+    frames = {"image": torch.randint(0, 256, (batch, 3, 64, 64), generator=g).float(),  # their dataset's keys
+              "frame": torch.randint(0, 256, (batch, 2, 3, 64, 64), generator=g).float()}
+    params = [p for p in model.transformer.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.96), weight_decay=0.045)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+            loss = model(batch=frames, return_loss=True)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.float().backward()
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+        opt.step()
+    return timed_steps(step, repeats)
+
+
+def worker_train_ours(root: Path, dtype: str, batch: int, repeats: int) -> dict:
+    """Our trainer's step on the same weights: `training_loss` on token windows the frozen codec computed once."""
+    import torch
+
+    sys.path.insert(0, str(HERE.parents[1]))
+    from bench_training_speed import video_step
+    from diffusion_reward.upstream import import_upstream
+
+    model = import_upstream(root / VIDEO_CKPT[1:], root / VIDEO_CFG[1:], root / CODEC_PT[1:])
+    return timed_steps(video_step(model, batch, torch.bfloat16 if dtype == "bfloat16" else None), repeats)
+
+
+def timed_steps(step, repeats: int) -> dict:
+    step()  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - started)
+    return {"seconds": seconds}
+
+
 def timed(run, repeats: int) -> dict:
     import torch
 
@@ -133,8 +179,8 @@ def timed(run, repeats: int) -> dict:
 def spawn(mode: str, args, root: Path, dtype: str, noise: bool, repeats: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     cmd = [sys.executable, str(HERE), "--worker", mode, "--root", str(root), "--frames", str(args.frames),
-           "--dtype", dtype, "--repeats", str(repeats), "--threads", str(args.threads)] + (["--noise-off"] if not noise
-                                                                                          else [])
+           "--dtype", dtype, "--repeats", str(repeats), "--threads", str(args.threads),
+           "--train-batch", str(args.train_batch)] + (["--noise-off"] if not noise else [])
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=root)
     if out.returncode != 0:
         raise SystemExit(f"{mode} worker failed:\n{out.stderr[-3000:]}")
@@ -160,7 +206,11 @@ def main() -> int:
     p.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
     p.add_argument("--gflop-per-frame", type=float, default=29.6,
                    help="our FLOPs per frame at the paper preset (bench_reward_speed.py), for the floor")
-    p.add_argument("--worker", choices=("make", "theirs", "ours"), help=argparse.SUPPRESS)
+    p.add_argument("--training", action="store_true",
+                   help="time the video model's training step instead of scoring (their step tokenises frames)")
+    p.add_argument("--train-batch", type=int, default=4, help="training batch (their metaworld config: 4)")
+    p.add_argument("--worker", choices=("make", "theirs", "ours", "train_theirs", "train_ours"),
+                   help=argparse.SUPPRESS)
     p.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--noise-off", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -171,6 +221,9 @@ def main() -> int:
         if args.worker == "make":
             worker_make(args.root)
             print("{}")
+        elif args.worker.startswith("train_"):
+            run = worker_train_theirs if args.worker == "train_theirs" else worker_train_ours
+            print(json.dumps(run(args.root, args.dtype, args.train_batch, args.repeats)))
         else:
             run = worker_theirs if args.worker == "theirs" else worker_ours
             frames = np.load(args.root / FRAMES)  # written by the main process (see `main`)
@@ -185,6 +238,8 @@ def main() -> int:
         scratch_root(args.upstream, root)
         np.save(root / FRAMES, episode(args.frames))  # the workers' frames: bench_reward_speed's moving square
         spawn("make", args, root, "float32", True, 1)
+        if args.training:
+            return training_table(args, root)
         exact = {side: spawn(side, args, root, "float32", False, 1)["rewards"] for side in ("theirs", "ours")}
         seconds = {"theirs": [], "ours": []}
         calib = []
@@ -210,6 +265,27 @@ def main() -> int:
         print(f"| {label:<34} | {sec:>11.2f} | {fps:>8.2f} | {base / sec:>9.2f}x | {floor_fps / fps:>7.1f}x |")
     print(f"floor: {floor_fps:.1f} frames/s ({args.gflop_per_frame} GFLOP/frame at the {args.dtype} matmul rate); "
           f"accuracy, noise off, float32: max |ours - theirs| = {err:.2e} nats over {n} rows (spread {spread:.3g})")
+    return 0
+
+
+def training_table(args, root: Path) -> int:
+    seconds = {"train_theirs": [], "train_ours": []}
+    calib = []
+    for _ in range(args.rounds):
+        calib.append(calibration(args.threads))
+        for side in seconds:
+            seconds[side] += spawn(side, args, root, args.dtype, True, args.repeats)["seconds"]
+    rate = float(np.median([c[args.dtype] for c in calib]))
+    print(f"paper preset VQ-Diffusion training step, batch {args.train_batch}, {args.threads} thread(s), {args.dtype} "
+          f"(autocast both sides); {args.rounds} rounds x {args.repeats} steps in fresh processes; load average "
+          f"{os.getloadavg()[0]:.1f}; calibration 512x512 matmul {rate:.0f} GFLOP/s {args.dtype}")
+    print(f"| {'implementation':<50} | {'ms / step':>9} | {'samples/s':>9} | {'vs authors':>10} |")
+    print(f"|{'-' * 52}|{'-' * 11}|{'-' * 11}|{'-' * 12}|")
+    base = float(np.median(seconds["train_theirs"]))
+    for side, label in (("train_theirs", "authors' model(batch) (tokenises 3 frames/sample)"),
+                        ("train_ours", "diffusion_reward_ros training_loss (on tokens)")):
+        sec = float(np.median(seconds[side]))
+        print(f"| {label:<50} | {sec * 1e3:>9.0f} | {args.train_batch / sec:>9.1f} | {base / sec:>9.2f}x |")
     return 0
 
 

@@ -192,6 +192,29 @@ def test_drops_oldest_frames_under_load_and_reports(model_path):
     lab.close()
 
 
+def test_max_wait_drops_frames_that_waited_too_long(model_path, monkeypatch):
+    """Latency over throughput: a frame that waited longer than max_wait_s for the worker is dropped, counted as
+    skipped, and never scored. The labeller's clock is replaced, so what counts as a long wait is not timing."""
+    import itertools
+    import types
+
+    from diffusion_reward.nodes import reward_labeller
+
+    clock = {"now": lambda: 100.0}  # frozen: no frame waits
+    monkeypatch.setattr(reward_labeller, "time", types.SimpleNamespace(monotonic=lambda: clock["now"]()))
+    g = Graph(model_path, queue_size=8, max_wait_s=0.5)
+    g.publish(_frames(3, seed=5))
+    g.settle()
+    assert (g.labeller.processed, g.labeller.skipped, len(g.rewards)) == (3, 0, 3)
+    ticks = itertools.count(200)
+    clock["now"] = lambda: float(next(ticks))  # every read 1 s later: each frame has waited > 0.5 s when taken
+    g.publish(_frames(3, seed=6), start_ns=9_000_000_000)
+    g.settle()
+    lab = g.labeller
+    assert (lab.received, lab.processed, lab.skipped, len(g.rewards)) == (6, 3, 3, 3)
+    lab.close()
+
+
 def test_bad_encoding_logs_one_error_and_keeps_running(model_path):
     g = Graph(model_path, synchronous=True)
     bad = Image(height=4, width=4, encoding="yuv422", step=8, data=bytes(32))
@@ -215,6 +238,8 @@ def test_bad_encoding_logs_one_error_and_keeps_running(model_path):
     ({"num_samples": 0}, "parameter num_samples must be >= 1"),
     ({"crop": "10,10"}, "crop must be"),
     ({"queue_size": 0}, "queue_size must be >= 1"),
+    ({"max_wait_s": -0.1}, "max_wait_s must be >= 0"),
+    ({"num_threads": -1}, "num_threads must be >= 0"),
 ])
 def test_parameter_validation(model_path, params, match):
     with pytest.raises(UserError, match=match):

@@ -10,6 +10,10 @@ the image to publishing its reward.
 Live mode (default): the model runs in a worker thread behind a bounded queue of `queue_size` newest
 frames. When the model is slower than the camera the oldest waiting frames are dropped, counted and
 reported (warning + `/diagnostics`); each reward then conditions on the previous *processed* frame.
+The newest frame has then waited up to one camera period for the model when the worker takes it; with
+`max_wait_s` > 0 a frame that waited longer is dropped too and the worker scores the next one to arrive:
+camera-to-reward latency close to the scorer's own time, for fewer rewards per second (a choice of latency
+over throughput; off by default).
 `synchronous: true` processes every frame inside its callback instead, in order: use it for replays and
 for rewards that must equal offline relabelling exactly. While the model catches up, up to
 `replay_queue_size` frames wait in the subscription's queue (sized for bursts and stalls of a loaded
@@ -66,11 +70,15 @@ class RewardLabellerParams:
     noise: bool = option_field("noise")
     seed: int = option_field("seed")
     device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:1"})
+    num_threads: int = field(default=0, metadata={
+        "help": "torch CPU threads of this process (0: torch's default, one per core)"})
     dtype: str = option_field("dtype")
     crop: str = field(default="center", metadata={"help": "center | none | x,y,w,h (pixels) before resize"})
     image_topic: str = field(default="/camera/camera/color/image_raw",
                              metadata={"help": "colour image topic (…/compressed: CompressedImage)"})
     queue_size: int = field(default=1, metadata={"help": "newest frames waiting for the model; older are dropped"})
+    max_wait_s: float = field(default=0.0, metadata={
+        "help": "live: a frame that waited longer for the model is dropped and the next one scored (0 = off)"})
     synchronous: bool = field(default=False, metadata={"help": "score every frame in its callback (replays, no drops)"})
     replay_queue_size: int = field(default=300, metadata={
         "help": "synchronous: frames that may wait for the model (300 = 10 s at 30 Hz); more are lost, counted"})
@@ -84,9 +92,13 @@ class RewardLabellerParams:
             raise UserError(f"parameter reward_type must be one of {', '.join(REWARD_TYPE_CHOICES)}, "
                             f"got '{self.reward_type}'")
         check_options(scoring_options(self, LABELLER_OPTIONS), label=lambda name: f"parameter {name}")
+        if self.num_threads < 0:
+            raise UserError(f"parameter num_threads must be >= 0, got {self.num_threads}")
         for name in ("queue_size", "replay_queue_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"parameter {name} must be >= 1, got {getattr(self, name)}")
+        if not self.max_wait_s >= 0:
+            raise UserError(f"parameter max_wait_s must be >= 0, got {self.max_wait_s}")
         if self.late_after_s <= 0 or self.diagnostics_period_s <= 0:
             raise UserError("parameters late_after_s and diagnostics_period_s must be > 0")
         Crop.parse(self.crop)
@@ -172,6 +184,9 @@ class RewardLabellerNode:
                 if self._closed:
                     return
                 item = self._queue.popleft()
+                if self._stale(item):
+                    self.skipped += 1
+                    continue
                 self._busy = True
             try:
                 self._handle(item)
@@ -181,6 +196,11 @@ class RewardLabellerNode:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _stale(self, item) -> bool:
+        """A frame that waited longer than `max_wait_s` for the worker (live mode; episode ends never are)."""
+        return (item is not EPISODE_END and self.params.max_wait_s > 0
+                and time.monotonic() - item[1] > self.params.max_wait_s)
 
     def _process(self, msg: Image | CompressedImage, received_at: float) -> None:
         start = time.monotonic()
@@ -279,10 +299,14 @@ class RewardLabellerNode:
 
 def _load_scorer(p: RewardLabellerParams):
     """Model + scorer for the parameters, and the provenance the recorder stores with each reward label."""
+    import torch
+
     from ..models import RewardModel
     from ..models.pretrained import resolve_model_path
     from ..reward import RewardScorer
 
+    if p.num_threads:  # on a CPU shared with the camera driver and DDS, fewer threads than cores can score faster
+        torch.set_num_threads(p.num_threads)
     p.model_path = resolve_model_path(p.model_path, p.task)
     model = RewardModel.load(p.model_path, device=p.device)
     options = ScoreConfig(**scoring_options(p, LABELLER_OPTIONS), task=p.task)
