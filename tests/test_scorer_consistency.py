@@ -148,6 +148,23 @@ def upstream_q_posterior(video, log_x_start, log_x_t, t):
     return (video.q_pred(q, t - 1) + log_qt_one + q_log_sum_exp).clamp(-70, 0)
 
 
+def test_scoring_attention_is_trainings_attention():
+    """Scoring (no grad) runs the fused kernel, training the explicit softmax: the same function of the inputs."""
+    import torch
+
+    from diffusion_reward.models.video import Attention
+
+    torch.manual_seed(0)
+    x, src = torch.randn(3, 9, 32), torch.randn(3, 5, 16)
+    self_attn, cross_attn = Attention(n_embd=32, n_head=4, kv_dim=32), Attention(n_embd=32, n_head=4, kv_dim=16)
+    for attn, kv in ((self_attn, None), (cross_attn, cross_attn.kv(src))):
+        with torch.no_grad():
+            fused = attn(x, kv)
+        explicit = attn(x, kv)
+        assert explicit.requires_grad and not fused.requires_grad
+        torch.testing.assert_close(fused, explicit.detach(), rtol=1e-5, atol=1e-6)
+
+
 def test_posterior_from_tokens_is_upstreams_dense_posterior_bit_for_bit(model):
     import torch
 
