@@ -100,8 +100,8 @@ def end_to_end(domain: int, preset: str, dtype: str, seconds: float, warmup_s: f
     labeller = subprocess.Popen(
         [sys.executable, "-m", "diffusion_reward", "live", "labeller", "--network", "loopback",
          "--domain-id", str(domain), "--param", f"model_path:={model_path}", "--param", f"task:={TASK}",
-         "--param", "image_topic:=/bench/camera", "--param", f"dtype:={dtype}", "--param", f"max_wait_s:={max_wait_s}",
-         "--param", f"num_threads:={threads}"],
+         "--param", "image_topic:=/bench/camera", "--param", f"dtype:={dtype}",
+         "--param", f"max_wait_s:={max_wait_s}", "--param", f"num_threads:={threads}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     node = DdsTransport("bench_listener", domain_id=domain, config="loopback")
     arrivals = []  # (arrival wall time s, latency s)
@@ -125,9 +125,8 @@ def end_to_end(domain: int, preset: str, dtype: str, seconds: float, warmup_s: f
     p50, p99 = percentiles(steady)
     span = arrivals[-1][0] - t0
     wait = f", max_wait {max_wait_s * 1000:g} ms" if max_wait_s else ""
-    return {"case": f"e2e 640x480@{rate:g}Hz {preset} ({dtype}, {threads or 'all'} thr{wait})", "sent": sent,
-            "received": len(arrivals),
-            "p50_ms": p50, "p99_ms": p99, "rate_hz": (len(steady) - 1) / span if span > 0 else float("nan"),
+    return {"case": f"e2e 640x480@{rate:g}Hz {preset} ({dtype}, {threads or 'all'} thr{wait})",
+            "sent": sent, "received": len(arrivals), "p50_ms": p50, "p99_ms": p99, "rate_hz": (len(steady) - 1) / span if span > 0 else float("nan"),
             "stages": stages}
 
 

@@ -164,16 +164,13 @@ def timed_steps(step, repeats: int) -> dict:
 
 
 def timed(run, repeats: int) -> dict:
+    """`timed_steps` of a scoring call without gradients, plus the rewards of its last call."""
     import torch
 
+    rewards = []
     with torch.no_grad():
-        run()  # warm-up
-        seconds, rewards = [], None
-        for _ in range(repeats):
-            started = time.perf_counter()
-            rewards = run()
-            seconds.append(time.perf_counter() - started)
-    return {"seconds": seconds, "rewards": np.asarray(rewards, dtype=np.float64).reshape(-1).tolist()}
+        out = timed_steps(lambda: rewards.append(run()), repeats)
+    return {**out, "rewards": np.asarray(rewards[-1], dtype=np.float64).reshape(-1).tolist()}
 
 
 def spawn(mode: str, args, root: Path, dtype: str, noise: bool, repeats: int) -> dict:
@@ -241,12 +238,7 @@ def main() -> int:
         if args.training:
             return training_table(args, root)
         exact = {side: spawn(side, args, root, "float32", False, 1)["rewards"] for side in ("theirs", "ours")}
-        seconds = {"theirs": [], "ours": []}
-        calib = []
-        for _ in range(args.rounds):
-            calib.append(calibration(args.threads))
-            for side in ("theirs", "ours"):
-                seconds[side] += spawn(side, args, root, args.dtype, True, args.repeats)["seconds"]
+        seconds, calib = alternate(args, root, ("theirs", "ours"))
     theirs, ours = np.asarray(exact["theirs"]), np.asarray(exact["ours"])
     n = min(len(theirs), len(ours))
     err, spread = float(np.abs(theirs[:n] - ours[:n]).max()), float(np.ptp(theirs))
@@ -268,13 +260,19 @@ def main() -> int:
     return 0
 
 
-def training_table(args, root: Path) -> int:
-    seconds = {"train_theirs": [], "train_ours": []}
-    calib = []
+def alternate(args, root: Path, sides: tuple[str, str]) -> tuple[dict[str, list[float]], list[dict]]:
+    """--rounds rounds, each a matmul calibration and then every side's worker in a fresh process, in turn:
+    ({side: seconds of every timed call}, the calibrations)."""
+    seconds, calib = {side: [] for side in sides}, []
     for _ in range(args.rounds):
         calib.append(calibration(args.threads))
-        for side in seconds:
+        for side in sides:
             seconds[side] += spawn(side, args, root, args.dtype, True, args.repeats)["seconds"]
+    return seconds, calib
+
+
+def training_table(args, root: Path) -> int:
+    seconds, calib = alternate(args, root, ("train_theirs", "train_ours"))
     rate = float(np.median([c[args.dtype] for c in calib]))
     print(f"paper preset VQ-Diffusion training step, batch {args.train_batch}, {args.threads} thread(s), {args.dtype} "
           f"(autocast both sides); {args.rounds} rounds x {args.repeats} steps in fresh processes; load average "
