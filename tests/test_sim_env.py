@@ -130,3 +130,19 @@ def test_adroit_dapg_expert_solves_and_random_does_not(task):
                         break
                 assert solved is expect, (epsilon, seed)
                 assert terminated is expect  # steps_after_success=0 ends the episode on its success
+
+
+def test_pen_camera_shows_the_pen_turn():
+    """From the paper's `vil_camera` a turning pen changes ~1 % of the 64x64 pixels per 4-step transition (the
+    reward model's frame skip), too few to tell it from a frozen hand; `pen_close` frames hand and pen (~7 %)."""
+    with make_env("adroit-pen", seed=0) as env:
+        policy = make_policy("adroit-pen", env, epsilon=0.0, seed=0)
+        obs = env.reset(seed=1)
+        policy.reset(1)
+        frames = [obs["image"]]
+        for _ in range(12):  # the expert's first turn
+            obs, *_ = env.step(policy(obs))
+            frames.append(obs["image"])
+    frames = np.asarray(frames, dtype=np.int16)
+    changed = (np.abs(frames[4:] - frames[:-4]).max(axis=-1) > 25).mean()
+    assert env.spec.camera == "pen_close" and changed > 0.04, changed
