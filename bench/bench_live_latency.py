@@ -126,8 +126,8 @@ def end_to_end(domain: int, preset: str, dtype: str, seconds: float, warmup_s: f
     span = arrivals[-1][0] - t0
     wait = f", max_wait {max_wait_s * 1000:g} ms" if max_wait_s else ""
     return {"case": f"e2e 640x480@{rate:g}Hz {preset} ({dtype}, {threads or 'all'} thr{wait})",
-            "sent": sent, "received": len(arrivals), "p50_ms": p50, "p99_ms": p99, "rate_hz": (len(steady) - 1) / span if span > 0 else float("nan"),
-            "stages": stages}
+            "sent": sent, "received": len(arrivals), "p50_ms": p50, "p99_ms": p99,
+            "rate_hz": (len(steady) - 1) / span if span > 0 else float("nan"), "stages": stages}
 
 
 def main() -> None:

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from diffusion_reward.errors import UserError
+from diffusion_reward.report.episodes import collect
 from diffusion_reward.sim import list_tasks, make_env, make_policy
+from diffusion_reward.sim.tasks import task_spec
 
 PAPER_METAWORLD = ["button-press-v3", "button-press-topdown-v3", "door-open-v3", "drawer-open-v3", "reach-v3",
                    "coffee-push-v3", "dial-turn-v3", "door-close-v3", "lever-pull-v3", "peg-unplug-side-v3",
@@ -135,14 +137,7 @@ def test_adroit_dapg_expert_solves_and_random_does_not(task):
 def test_pen_camera_shows_the_pen_turn():
     """From the paper's `vil_camera` a turning pen changes ~1 % of the 64x64 pixels per 4-step transition (the
     reward model's frame skip), too few to tell it from a frozen hand; `pen_close` frames hand and pen (~7 %)."""
-    with make_env("adroit-pen", seed=0) as env:
-        policy = make_policy("adroit-pen", env, epsilon=0.0, seed=0)
-        obs = env.reset(seed=1)
-        policy.reset(1)
-        frames = [obs["image"]]
-        for _ in range(12):  # the expert's first turn
-            obs, *_ = env.step(policy(obs))
-            frames.append(obs["image"])
-    frames = np.asarray(frames, dtype=np.int16)
+    (expert,) = collect("adroit-pen", 1, seed=1, max_steps=12, epsilons=(0.0,), progress=False)  # its first turn
+    frames = expert.frames.astype(np.int16)
     changed = (np.abs(frames[4:] - frames[:-4]).max(axis=-1) > 25).mean()
-    assert env.spec.camera == "pen_close" and changed > 0.04, changed
+    assert task_spec("adroit-pen").camera == "pen_close" and changed > 0.04, changed
