@@ -112,8 +112,9 @@ def eval_episodes(task: str, episodes: int, seed: int, path: Path, max_steps: in
 
 
 def score_and_analyse(model_path: Path, task: str, episodes: list, reward_type: str, out: Path,
-                      dtype: str = "auto") -> dict:
-    """Raw rewards of every evaluation episode (AUROC and Spearman do not depend on the standardisation)."""
+                      dtype: str = "auto", num_samples: int = 1) -> dict:
+    """Raw rewards of every evaluation episode (AUROC and Spearman do not depend on the standardisation), their
+    analysis, and the rewards themselves (`episodes`: group, reset seed, first success, per-row raw reward)."""
     from diffusion_reward.models import RewardModel
     from diffusion_reward.report.quality import analyse, strip_replicates
     from diffusion_reward.reward import RewardScorer, ScoreConfig
@@ -122,13 +123,17 @@ def score_and_analyse(model_path: Path, task: str, episodes: list, reward_type: 
         return json.loads(out.read_text())
     scorer = RewardScorer(RewardModel.load(model_path),
                           ScoreConfig(reward_type=reward_type, seed=EVAL_SEED, standardize=False, dtype=dtype,
-                                      chunk_size=128))
+                                      chunk_size=128, num_samples=num_samples))
     for e in episodes:
         e.reward = scorer.score_episode(e.frames).raw
     q = analyse(episodes)
     result = {"name": task, "reward_type": reward_type, "model": str(model_path), "dtype": dtype,
+              "num_samples": num_samples,
               "replicates": {v: q[v]["auroc_expert_vs"]["1.0"]["replicates"] for v in ("task_rows", "whole")},
-              **strip_replicates(q)}
+              **strip_replicates(q),
+              "episodes": [{"group": str(e.epsilon) if e.kind == "epsilon" else e.kind, "seed": e.seed,
+                            "first_success": e.first_success, "reward": [round(float(r), 3) for r in e.reward]}
+                           for e in episodes]}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return result
@@ -298,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-adroit", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--codec-metaworld", type=Path, help="train only the video model, on this model file's codec")
     p.add_argument("--codec-adroit", type=Path, help="train only the video model, on this model file's codec")
+    p.add_argument("--num-samples", type=int, default=1,
+                   help="sampling chains averaged per frame when scoring (scores go to <domain>-<type>-n<N>/ if > 1)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dtype", default="auto", choices=("float32", "bfloat16", "auto"),
                    help="network precision for scoring (auto: bf16 where the hardware has it; the codec stays "
@@ -362,14 +369,15 @@ def main(argv: list[str] | None = None) -> int:
                 timed(f"train {domain}", lambda: train_reward_model(cfg))
         for reward_type in args.reward_types.split(","):
             results = {}
+            scores = work / "scores" / (f"{domain}-{reward_type}" +
+                                        (f"-n{args.num_samples}" if args.num_samples > 1 else ""))
             for task in [t for t in seen + unseen if not args.tasks or t in args.tasks.split(",")]:
-                if args.cached_only and not (work / "scores" / f"{domain}-{reward_type}" / f"{task}.json").exists():
+                if args.cached_only and not (scores / f"{task}.json").exists():
                     continue
                 episodes = timed(f"eval episodes {task}", lambda: eval_episodes(
                     task, args.eval_episodes, EVAL_SEED, work / "eval" / f"{task}.npz"))
                 results[task] = timed(f"score {domain} {reward_type} {task}", lambda: score_and_analyse(
-                    model, task, episodes, reward_type, work / "scores" / f"{domain}-{reward_type}" / f"{task}.json",
-                    args.dtype))
+                    model, task, episodes, reward_type, scores / f"{task}.json", args.dtype, args.num_samples))
             for split, tasks in (("seen", seen), ("unseen", unseen)):
                 done = [t for t in tasks if t in results]
                 if done:
