@@ -167,7 +167,8 @@ def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path,
     STATS_EPISODES expert episodes collected with the training seed (seen tasks: the training data; unseen tasks:
     expert episodes of those seeds collected here, never trained on); the first reward
     type becomes the model's own (`reward_type: auto`). Returns the bf16-vs-float32 reward accuracy of the weights
-    on one episode per task."""
+    on one episode per task. A model whose weights are bf16 already (a shipped file) keeps its weights, its
+    provenance and its other statistics: the types given get statistics and the first becomes its own."""
 
     from diffusion_reward.models import RewardModel
     from diffusion_reward.reward import ScoreConfig
@@ -175,12 +176,16 @@ def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path,
     from diffusion_reward.data.sources import load_episodes
 
     full = RewardModel.load(model_path)
+    already_bf16 = full.provenance.get("weights_dtype") == "bfloat16"
     tmp = out.with_name(out.name + ".bf16.tmp")
     full.save(tmp, weights_dtype="bfloat16")
     half = RewardModel.load(tmp)
-    half.stats = {}
-    half.provenance |= {"weights_dtype": "bfloat16", "shipped_from": str(model_path),
-                        "weights_hash_float32": full.weights_hash, "reward_type": reward_types[0]}
+    if already_bf16:
+        half.provenance["reward_type"] = reward_types[0]
+    else:
+        half.stats = {}
+        half.provenance |= {"weights_dtype": "bfloat16", "shipped_from": str(model_path),
+                            "weights_hash_float32": full.weights_hash, "reward_type": reward_types[0]}
     accuracy = []
     for task in tasks:
         data = work / "data" / f"{task}.h5"
@@ -192,12 +197,16 @@ def ship(model_path: Path, domain: str, tasks: list[str], work: Path, out: Path,
             stats = compute_stats(half, frames, task, ScoreConfig(reward_type=reward_type), progress=False)
             store_stats(half, stats, source=f"{data.name} sha256:{provenance[0]['sha256']} first {stats.episodes} "
                                             f"episodes frames:{stats.frames} seed:0")
+            print(f"ship {domain} {task} {reward_type}: stats mean {stats.mean:.2f} std {stats.std:.2f}", flush=True)
+            if already_bf16:
+                continue
             accuracy.append({"task": task, "reward_type": reward_type, "reward_std_nats": stats.std,
                              **bf16_accuracy(full, half, frames[0], reward_type)})
-            print(f"ship {domain} {task} {reward_type}: stats mean {stats.mean:.2f} std {stats.std:.2f}; bf16 vs "
-                  "float32 weights: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy[-1].items()
-                                                  if k not in ("task", "reward_type")), flush=True)
-    half.provenance["bf16_accuracy"] = accuracy
+            print(f"ship {domain} {task} {reward_type}: bf16 vs float32 weights: " +
+                  ", ".join(f"{k} {v:.3f}" for k, v in accuracy[-1].items() if k not in ("task", "reward_type")),
+                  flush=True)
+    if not already_bf16:
+        half.provenance["bf16_accuracy"] = accuracy
     half.save(out, weights_dtype="bfloat16")
     tmp.unlink()
     return {"out": str(out), "size_mb": out.stat().st_size / 2**20, "accuracy": accuracy}

@@ -60,7 +60,7 @@ def test_eval_schedule_matches_the_authors():
     assert len(eval_timesteps(100, 4)) == 21
 
 
-@pytest.mark.parametrize("reward_type", ["entropy", "likelihood"])
+@pytest.mark.parametrize("reward_type", ["entropy", "likelihood", "likelihood_ratio"])
 @pytest.mark.parametrize("noise", [True, False])
 def test_batch_chunked_and_streaming_give_the_same_numbers(model, episode, reward_type, noise):
     cfg = dict(reward_type=reward_type, noise=noise, seed=7, skip_step=19)
@@ -77,6 +77,24 @@ def test_batch_chunked_and_streaming_give_the_same_numbers(model, episode, rewar
         np.testing.assert_allclose(first[0], batch[0], atol=1e-4)
     else:
         assert first is None  # likelihood row 0 waits for frame 1
+
+
+@pytest.mark.parametrize("noise", [True, False])
+def test_likelihood_ratio_is_the_next_frame_against_the_current_one_on_one_chain(model, episode, noise):
+    cfg = dict(noise=noise, seed=5, skip_step=19)
+    ratio = raw(model, episode, reward_type="likelihood_ratio", **cfg)
+    likelihood = RewardScorer(model, ScoreConfig(reward_type="likelihood", standardize=False, **cfg))
+    tokens = model.tokenize(episode)
+    rows = np.arange(len(episode) - likelihood.lookahead)
+    cond, successor = likelihood.condition_rows(tokens, rows)
+    expected = likelihood.score_tokens(cond, successor, rows) - likelihood.score_tokens(cond, tokens[rows], rows)
+    np.testing.assert_allclose(ratio[rows], expected, atol=1e-4)
+    np.testing.assert_allclose(raw(model, episode, reward_type="likelihood", **cfg)[rows],
+                               likelihood.score_tokens(cond, successor, rows), atol=1e-4)  # the same chain
+    assert (ratio[rows[-1]:] == ratio[rows[-1]]).all()  # rows without a successor carry the last one
+    still = np.repeat(episode[:1], len(episode), 0)  # a robot that does not move scores exactly 0
+    assert (raw(model, still, reward_type="likelihood_ratio", **cfg) == 0).all()
+    assert (raw(model, still, reward_type="likelihood", **cfg) != 0).all()
 
 
 def test_noise_is_seeded_and_matters(model, episode):

@@ -115,6 +115,8 @@ def test_viper_is_the_likelihood_of_a_videogpt_model_and_skip_and_samples_do_not
         RewardModel.from_preset("tiny").resolve_reward_type("viper")
     with pytest.raises(UserError, match="need a VQ-Diffusion model"):
         viper.sample_next_tokens(torch.zeros(1, 128, dtype=torch.long), np.zeros(1), 1)
+    with pytest.raises(UserError, match="likelihood_ratio is for VQ-Diffusion models"):
+        RewardScorer(model, ScoreConfig(reward_type="likelihood_ratio", standardize=False))
 
 
 def test_paper_preset_has_exactly_the_full_size_upstream_keys_and_shapes():

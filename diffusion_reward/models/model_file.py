@@ -136,7 +136,7 @@ class RewardModel(nn.Module):
             if self.video_model != "videogpt":
                 raise UserError("reward type viper needs a VideoGPT model (train-reward --video-model videogpt or "
                                 f"import-upstream of a VideoGPT checkpoint); {self.path or 'this model'} is "
-                                "a VQ-Diffusion model (entropy or likelihood)")
+                                "a VQ-Diffusion model (entropy, likelihood or likelihood_ratio)")
             return "likelihood"
         if reward_type not in REWARD_TYPES:
             raise UserError(f"reward type must be one of {', '.join(REWARD_TYPE_CHOICES)}, got {reward_type!r}")

@@ -31,11 +31,12 @@ from d3rlpy.dataset import Episode, InfiniteBuffer, ReplayBuffer
 from diffusion_reward.checks import check_int, check_memory, config_field
 from diffusion_reward.errors import UserError
 from diffusion_reward.reward.combine import RewardMix
+from diffusion_reward.reward_types import REWARD_TYPES
 
 OBS_MODES = ("state", "image", "both")
 RESET_SEED_ATTRS = ("reset_seed", "episode_seed")  # episode attrs naming the sim layout (see offline.evaluate)
-# --reward shorthand -> the label reward types it accepts (diffusion: whichever of the two the dataset carries)
-LABEL_TYPES = {"diffusion": ("entropy", "likelihood"), "entropy": ("entropy",), "likelihood": ("likelihood",)}
+# --reward shorthand -> the label reward types it accepts (diffusion: whichever one the dataset carries)
+LABEL_TYPES = {"diffusion": REWARD_TYPES, **{t: (t,) for t in REWARD_TYPES}}
 
 
 @dataclass
@@ -47,9 +48,9 @@ class MDPSpec:
                             choices=OBS_MODES)
     frame_stack: int = config_field(1, "frames stacked along channels for image observations (oldest first)",
                                     metavar="K")
-    reward: str = config_field("diffusion", "reward label for Eq. 5: diffusion (the dataset's label of entropy or "
-                                            "likelihood type), entropy, likelihood, a label name, or sparse (beta * "
-                                            "success only) (default: diffusion)", metavar="LABEL")
+    reward: str = config_field("diffusion", "reward label for Eq. 5: diffusion (the dataset's label of entropy, "
+                                            "likelihood or likelihood_ratio type), one of those types, a label name, "
+                                            "or sparse (beta * success only) (default: diffusion)", metavar="LABEL")
     alpha: float = config_field(0.95, "Eq. 5 weight of the RND term; the diffusion term gets (1 - alpha) and r_rnd = 0 "
                                       "on a fixed dataset. 0 puts the diffusion term at full weight (pen-like tasks) "
                                       "(default: 0.95)")

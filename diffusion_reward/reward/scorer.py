@@ -9,6 +9,9 @@ a one-sample estimate of the negative conditional entropy of the next frame (nat
 Likelihood mode scores the observed next frame f[i+k] with the same chain: the n terms are -KL(q(.|x_t, observed) ||
 p) and, at t=0, log p(observed); their mean is the reward (as upstream). The last k rows have no successor frame, so
 they carry the value of the last row that has one (a 1-frame episode scores its own frame as successor).
+Likelihood-ratio mode scores two frames on that one chain (its path depends on the condition and the noise, not
+on the scored frame): the observed next frame f[i+k] and the current frame f[i] held still; the reward is the
+difference of their likelihoods, so a row whose frame does not change scores exactly 0.
 `likelihood_compat=True` reproduces the upstream code instead: rows i < 2k condition on (f_i, f_i, f_i), later rows
 on (f[i-2k], f[i-k], f[i]) and score f[i] itself (which is then part of its own condition).
 
@@ -35,6 +38,7 @@ from ..errors import UserError
 from ..models.model_file import TOKENIZE_BATCH, RewardModel
 from ..models.video import context_window, gather_context, index_to_log_onehot, multinomial_kl
 from ..precision import resolve_dtype
+from ..reward_types import SUCCESSOR_TYPES
 from ..scoring_options import ScoreConfig
 
 # noise hook: (row ids (B,), sample index) -> function(evaluation index) -> uniforms (B, K+1, L) in (0, 1)
@@ -72,6 +76,9 @@ class RewardScorer:
             if cfg.likelihood_compat:
                 raise UserError("likelihood_compat is for VQ-Diffusion models: a VideoGPT model's likelihood already "
                                 "has the authors' row layout")
+            if cfg.reward_type == "likelihood_ratio":
+                raise UserError("reward type likelihood_ratio is for VQ-Diffusion models; a VideoGPT model scores "
+                                "likelihood (viper) or entropy")
             self.cfg = cfg = dataclasses.replace(cfg, skip_step=0, num_samples=1)
             self.timesteps = []
             row_bytes = model.config.training_bytes_per_window()  # a forward pass holds less than a training step
@@ -129,7 +136,7 @@ class RewardScorer:
     @property
     def lookahead(self) -> int:
         """Frames after row i that its score needs: the successor frame i+k in VQ-Diffusion likelihood mode."""
-        return self.frame_skip if self.cfg.reward_type == "likelihood" and not self.upstream_rows else 0
+        return self.frame_skip if self.cfg.reward_type in SUCCESSOR_TYPES and not self.upstream_rows else 0
 
     @property
     def context_reach(self) -> int:
@@ -141,7 +148,8 @@ class RewardScorer:
         return num_frames - self.lookahead if num_frames > self.lookahead else num_frames
 
     def row_frames(self, rows: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Episode frame indices of the condition (B, F; -1 = [PAD]) and the target (B,) or None of scored `rows`."""
+        """Episode frame indices of the condition (B, F; -1 = [PAD]) and the target of scored `rows`: (B,), None
+        (entropy), or (B, 2) for likelihood_ratio (the next frame, then the current one held still)."""
         k, f = self.frame_skip, self.num_frames
         rows = np.asarray(rows)
         if self.upstream_rows:  # (f[i-2k], f[i-k], f[i]) scoring f[i]; early rows repeat f[i]
@@ -153,12 +161,13 @@ class RewardScorer:
         if self.cfg.reward_type == "entropy":
             return cond, None
         # next frame; an episode too short to have one scores the frame itself as its own successor
-        return cond, (rows + k if num_frames > k else rows)
+        successor = rows + k if num_frames > k else rows
+        return cond, (np.stack([successor, rows], 1) if self.cfg.reward_type == "likelihood_ratio" else successor)
 
     def condition_rows(self, tokens: torch.Tensor, rows: np.ndarray, first_frame: int = 0,
                        num_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Condition tokens (B, F*L) and target tokens (B, L) or None of `rows`; tokens[0] is frame `first_frame`
-        of an episode of `num_frames` frames (default: tokens is the whole episode)."""
+        """Condition tokens (B, F*L) and target tokens (B, L), (B, 2, L) or None of `rows` (`row_frames`);
+        tokens[0] is frame `first_frame` of an episode of `num_frames` frames (default: the whole episode)."""
         cond_idx, target_idx = self.row_frames(rows, num_frames or first_frame + len(tokens))
         cond = gather_context(tokens, np.where(cond_idx < 0, -1, cond_idx - first_frame), self.video.pad_id)
         return cond, (None if target_idx is None else tokens[target_idx - first_frame])
@@ -167,10 +176,11 @@ class RewardScorer:
     @torch.no_grad()
     def score_tokens(self, cond_tokens: torch.Tensor, target_tokens: torch.Tensor | None, row_ids: np.ndarray,
                      trace: dict | None = None) -> np.ndarray:
-        """Raw score (B,) of rows given their condition tokens (B, F*L) and, in likelihood mode, target (B, L).
+        """Raw score (B,) of rows given their condition tokens (B, F*L) and, in likelihood mode, target (B, L)
+        (likelihood_ratio: targets (B, 2, L), the next frame and the current one).
 
         `trace`, if a dict, receives the chain of the last sample: x_t (B, n, L), x0_hat (B, L), terms (B, n)
-        (columns 0..n-2 = -KL per step, n-1 = final log-likelihood).
+        (columns 0..n-2 = -KL per step, n-1 = final log-likelihood; likelihood_ratio: (B, 2, n), one per target).
         """
         device = self.model.device
         with self._autocast():
@@ -184,7 +194,12 @@ class RewardScorer:
             for sample in range(self.cfg.num_samples):
                 noise = self.noise_source(np.asarray(row_ids), sample) if self.cfg.noise else None
                 terms = self._chain_terms(cond, target_tokens, noise, trace)
-                total += terms.sum(1) if self.cfg.reward_type == "entropy" else terms.mean(1)
+                if self.cfg.reward_type == "entropy":
+                    total += terms.sum(1)
+                elif self.cfg.reward_type == "likelihood":
+                    total += terms.mean(1)
+                else:  # likelihood_ratio: next frame vs the current one held, on the same chain
+                    total += terms[:, 0].mean(1) - terms[:, 1].mean(1)
         return (total / self.cfg.num_samples).float().cpu().numpy()
 
     @torch.no_grad()
@@ -204,7 +219,8 @@ class RewardScorer:
         return torch.stack(out)
 
     def _chain_terms(self, cond, target_tokens, noise, trace) -> torch.Tensor:
-        """One sample of the chain (inside the caller's autocast region) -> terms (B, n)."""
+        """One sample of the chain (inside the caller's autocast region) -> terms (B, n) of its own sample
+        (target None) or of the target (B, L); targets (B, m, L) -> (B, m, n), all on the same chain."""
         video, b = self.video, cond.kv[0][0].shape[0]
         device = self.model.device
         x_t = torch.full((b, video.num_tokens), video.mask_id, dtype=torch.long, device=device)
@@ -217,14 +233,20 @@ class RewardScorer:
             steps.append((x_t, model_log_prob, tp))
             x_t = video.log_sample(model_log_prob, None if noise is None else noise(e).to(device))
         x0 = x_t if target_tokens is None else target_tokens.to(device)
+        terms = (self._target_terms(steps, x0) if x0.dim() == 2 else
+                 torch.stack([self._target_terms(steps, x0[:, j]) for j in range(x0.shape[1])], 1))
+        if trace is not None:
+            trace.update(x_t=torch.stack([s[0] for s in steps], 1).cpu(), x0_hat=x_t.cpu(), terms=terms.cpu())
+        return terms
+
+    def _target_terms(self, steps, x0: torch.Tensor) -> torch.Tensor:
+        """The chain's terms (B, n) for frame tokens x0 (B, L): -KL(q(.|x_t, x0) || p) per step, then log p(x0)."""
+        video = self.video
         log_x0 = index_to_log_onehot(x0, video.num_classes)
         terms = [-multinomial_kl(video.q_posterior(log_x0, x_t_, tp), model_log_prob).sum(1)
                  for x_t_, model_log_prob, tp in steps[:-1]]
         terms.append(steps[-1][1].gather(1, x0.unsqueeze(1)).squeeze(1).sum(1))
-        terms = torch.stack(terms, 1)  # (B, n)
-        if trace is not None:
-            trace.update(x_t=torch.stack([s[0] for s in steps], 1).cpu(), x0_hat=x_t.cpu(), terms=terms.cpu())
-        return terms
+        return torch.stack(terms, 1)
 
     def _seeded_noise(self, row_ids: np.ndarray, sample: int) -> Callable[[int], torch.Tensor]:
         shape = (self.video.num_classes, self.video.num_tokens)
