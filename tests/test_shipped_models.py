@@ -54,3 +54,31 @@ def test_shipped_model_ranks_expert_above_random_and_frozen_on_fresh_seeds_paire
     for seed in rows:
         assert means[(0.0, seed)] > means[(1.0, seed)], (seed, means)
         assert means[(0.0, seed)] > means[("frozen", seed)], (seed, means)
+
+
+def _recording(path, task, camera, free_camera):
+    from diffusion_reward.data.writer import DatasetWriter
+
+    with DatasetWriter(path, env_args={"task": task, "image_size": 64, "camera": camera,
+                                       "free_camera": free_camera}) as w:
+        ep = w.begin_episode()
+        for t in range(2):
+            ep.add_step(obs={"image": np.zeros((64, 64, 3), np.uint8)}, action=np.zeros(2, np.float32), reward=0.0,
+                        done=t == 1, timestamp=float(t))
+        w.end_episode(ep, success=False)
+    return path
+
+
+def test_a_recording_from_another_camera_is_refused_by_the_shipped_model(tmp_path, capsys):
+    from diffusion_reward.cli import main as cli
+    from diffusion_reward.sim.tasks import task_spec
+
+    pen = task_spec("adroit-pen")
+    old = _recording(tmp_path / "pen-vil.h5", "adroit-pen", "vil_camera", {})  # adroit-pen before pen_close
+    now = _recording(tmp_path / "pen-now.h5", "adroit-pen", pen.camera, dict(pen.free_camera))
+    with pytest.raises(UserError, match="from camera 'vil_camera'.*trained on adroit-pen rendered from 'pen_close'"):
+        resolve_model_path(None, "adroit-pen", old)
+    assert resolve_model_path(None, "adroit-pen", now) == str(shipped_model_path("adroit-pen"))
+    assert resolve_model_path("mine.safetensors", "adroit-pen", old) == "mine.safetensors"  # a model given: its call
+    assert cli(["score", "--data", str(old), "--out", str(tmp_path / "r.npz")]) == 2
+    assert "vil_camera" in capsys.readouterr().err and not (tmp_path / "r.npz").exists()

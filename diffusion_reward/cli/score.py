@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, {"--model": args.model, "--frames": args.frames, "--data": args.data}, force=args.force)
     config = ScoreConfig(**scoring_options(args, SCORE_OPTIONS), task=args.task, standardize=not args.raw)
     episodes = _load_episodes(args, config_from_args(SourceOptions, args))  # inputs fail before the model loads
-    model = RewardModel.load(resolve_model_path(args.model, args.task or episodes.task), device=args.device)
+    model = RewardModel.load(resolve_model_path(args.model, args.task or episodes.task, args.data), device=args.device)
     task = args.task or (episodes.task if not args.raw else None)
     scorer = RewardScorer(model, dataclasses.replace(config, task=task))
     for first_frames in episodes.first_frames:  # bad frames fail before any work or progress output

@@ -155,7 +155,7 @@ def relabel(cfg: RelabelConfig, model: RewardModel | None = None, shard: Shard |
     if model is None:
         from ..models.pretrained import resolve_model_path
 
-        cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task or source_task))
+        cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task or source_task, src))
         model = RewardModel.load(cfg.model, device=cfg.device)
     cfg = replace(cfg, reward_type=model.resolve_reward_type(cfg.reward_type))  # "auto": the model's own type
     task = cfg.task or source_task or _model_task(model, cfg)

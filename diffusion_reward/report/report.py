@@ -82,7 +82,7 @@ def build_report(cfg: ReportConfig) -> dict:
     from ..models.pretrained import resolve_model_path
     from .diversity import diversity
 
-    cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task))
+    cfg = replace(cfg, model=resolve_model_path(cfg.model, cfg.task, cfg.data))
     models = {"model": RewardModel.load(cfg.model, device=cfg.device)}
     if cfg.compare_model:
         models["compare_model"] = RewardModel.load(cfg.compare_model, device=cfg.device)
