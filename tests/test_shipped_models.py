@@ -4,7 +4,7 @@ the evaluated tasks, are what every command falls back to, and rank expert behav
 The ranking check is the fast-tier guard the reward-quality issue asks for: fresh reset seeds (disjoint from
 training and from the benchmark's evaluation seeds), the expert compared on the rows while the task is being done
 with the epsilon=1 episode of the same seed and with a frozen robot (its own reset frame repeated), in the shipped
-models' own reward type (likelihood). The full per-task picture, with confidence intervals, is the README's table
+models' own reward type (metaworld: likelihood; adroit: likelihood_ratio). The full per-task picture, with confidence intervals, is the README's table
 from bench/bench_reward_quality.py.
 """
 from __future__ import annotations
@@ -22,26 +22,30 @@ from diffusion_reward.reward import RewardScorer, ScoreConfig
 SEEDS = 20_000  # fresh: training uses episode_seed(0, i), the benchmark 10_000 + i
 
 
+OWN_TYPE = {"metaworld": "likelihood", "adroit": "likelihood_ratio"}  # MODEL_CARD.md: why each
+
+
 @pytest.mark.parametrize("domain,task", [("metaworld", "door-close-v3"), ("adroit", "adroit-door")])
 def test_shipped_model_loads_with_statistics_and_is_the_default(domain, task):
     path = shipped_model_path(task)
     assert path.name == f"{domain}.safetensors" and path.stat().st_size <= 25 * 2**20
     model = RewardModel.load(path)
     assert model.config.preset == "base" and model.provenance["weights_dtype"] == "bfloat16"
-    assert model.reward_type == "likelihood" and model.config.video.frame_skip == 4
-    mean, std = model.get_stats(task, "likelihood", 9, 1)
-    assert np.isfinite(mean) and std > 0
+    assert model.reward_type == OWN_TYPE[domain] and model.config.video.frame_skip == 4
+    for reward_type in ("likelihood", OWN_TYPE[domain]):
+        mean, std = model.get_stats(task, reward_type, 9, 1)
+        assert np.isfinite(mean) and std > 0
     assert resolve_model_path(None, task) == str(path)
     assert resolve_model_path("mine.safetensors", task) == "mine.safetensors"
     with pytest.raises(UserError, match="not a MetaWorld / Adroit task"):
         resolve_model_path(None, "franka-wipe")
 
 
-@pytest.mark.parametrize("task", ["assembly-v3", "door-close-v3"])
+@pytest.mark.parametrize("task", ["assembly-v3", "door-close-v3", "adroit-door"])
 def test_shipped_model_ranks_expert_above_random_and_frozen_on_fresh_seeds_paired(task):
     model = RewardModel.load(shipped_model_path(task))
     scorer = RewardScorer(model, ScoreConfig(task=task, seed=SEEDS))  # float32: the same numbers on every CPU
-    assert scorer.cfg.reward_type == "likelihood"
+    assert scorer.cfg.reward_type == model.reward_type
     episodes = collect(task, 3, seed=SEEDS, epsilons=(0.0, 1.0), max_steps=60, progress=False)
     rows = task_rows(episodes)
     means = {}
