@@ -4,8 +4,8 @@ the evaluated tasks, are what every command falls back to, and rank expert behav
 The ranking check is the fast-tier guard the reward-quality issue asks for: fresh reset seeds (disjoint from
 training and from the benchmark's evaluation seeds), the expert compared on the rows while the task is being done
 with the epsilon=1 episode of the same seed and with a frozen robot (its own reset frame repeated), in the shipped
-models' own reward type (metaworld: likelihood; adroit: likelihood_ratio). The full per-task picture, with confidence intervals, is the README's table
-from bench/bench_reward_quality.py.
+models' own reward types (metaworld: likelihood; adroit: likelihood_ratio). The full per-task picture, with
+confidence intervals, is the README's table from bench/bench_reward_quality.py.
 """
 from __future__ import annotations
 
