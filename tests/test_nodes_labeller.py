@@ -20,7 +20,7 @@ TOPIC = "/camera/camera/color/image_raw"
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     model = RewardModel.from_preset("tiny", seed=0)
-    for reward_type in ("entropy", "likelihood"):
+    for reward_type in ("entropy", "likelihood", "likelihood_ratio"):
         model.set_stats("button-press-v3", reward_type, SKIP, 1, mean=-400.0, std=20.0)
     return str(model.save(tmp_path_factory.mktemp("model") / "tiny.safetensors"))
 
@@ -122,8 +122,9 @@ def test_episode_start_resets_context(model_path):
     g.labeller.close()
 
 
-def test_likelihood_rows_lag_but_keep_their_image_stamps(model_path):
-    g = Graph(model_path, synchronous=True, reward_type="likelihood")
+@pytest.mark.parametrize("reward_type", ["likelihood", "likelihood_ratio"])
+def test_likelihood_rows_lag_but_keep_their_image_stamps(model_path, reward_type):
+    g = Graph(model_path, synchronous=True, reward_type=reward_type)
     frames = _frames(4, seed=2)
     stamps = g.publish(frames)
     g.settle()
@@ -131,8 +132,9 @@ def test_likelihood_rows_lag_but_keep_their_image_stamps(model_path):
     g.reset_pub.publish(Empty())  # ... or the episode's end, which carries the previous row
     g.bus.spin_until_idle()
     assert [r.header.stamp.to_ns() for r in g.rewards] == stamps
-    np.testing.assert_allclose([r.vector.y for r in g.rewards], _offline(model_path, frames, "likelihood").raw,
-                               rtol=1e-5)
+    # the ratio is a small difference of two large bounds: float32 batch-vs-row rounding shows up absolutely
+    np.testing.assert_allclose([r.vector.y for r in g.rewards], _offline(model_path, frames, reward_type).raw,
+                               rtol=1e-5, atol=1e-4)
     g.labeller.close()
 
 
