@@ -135,7 +135,8 @@ class RewardScorer:
     # ------------------------------------------------------------------------------------------------ row layout
     @property
     def lookahead(self) -> int:
-        """Frames after row i that its score needs: the successor frame i+k in VQ-Diffusion likelihood mode."""
+        """Frames after row i that its score needs: the successor frame i+k in VQ-Diffusion likelihood and
+        likelihood-ratio mode."""
         return self.frame_skip if self.cfg.reward_type in SUCCESSOR_TYPES and not self.upstream_rows else 0
 
     @property
