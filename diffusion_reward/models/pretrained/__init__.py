@@ -49,9 +49,10 @@ def check_recorded_camera(task: str, recording: Path) -> None:
     renders from now, which is what the shipped models were trained on (e.g. `adroit-pen` before its `pen_close`
     camera): the model would score a view it has never seen. Other sources record no camera and are not checked."""
     from ...data.reader import Dataset
+    from ...data.sources import detect_kind
     from ...sim.tasks import task_spec
 
-    if recording.suffix.lower() not in (".h5", ".hdf5") or not recording.is_file():
+    if detect_kind(recording) != "hdf5":
         return
     with Dataset(recording) as ds:
         env_args = ds.env_args
